@@ -1,0 +1,1 @@
+"""Stepwell metadata service."""

@@ -1,0 +1,1 @@
+"""Stepwell scheduler service."""
