@@ -1,7 +1,12 @@
 """The pipeline IR (KFP PipelineSpec 2.1.0): loading, checking and parameter handling."""
 
 from stepwell.ir.params import coerce_parameter, integral, parse_cli_value, resolve_parameters
-from stepwell.ir.spec import SCHEMA_VERSION, PipelineSpecDoc, check_pipeline_spec, load_pipeline_spec
+from stepwell.ir.spec import (
+    SCHEMA_VERSION,
+    PipelineSpecDoc,
+    check_pipeline_spec,
+    load_pipeline_spec,
+)
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -1,0 +1,125 @@
+"""Proto ⇄ client dataclasses. The only module of the client that knows protobuf messages."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from stepwell.client.types import ArtifactRef, Outputs, Run, TaskDetail
+from stepwell.v1 import common_pb2, run_pb2
+
+
+def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct as a plain dict, with whole-number doubles turned back into ints."""
+    from stepwell.ir import integral
+
+    return integral(json_format.MessageToDict(message)) if message.fields else {}
+
+
+def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(value)
+    return message
+
+
+def value_of(value: Any) -> struct_pb2.Value:
+    message = struct_pb2.Value()
+    json_format.ParseDict(value, message)
+    return message
+
+
+def _time(ts: timestamp_pb2.Timestamp) -> datetime | None:
+    if ts.seconds == 0 and ts.nanos == 0:
+        return None
+    return ts.ToDatetime(tzinfo=timezone.utc)
+
+
+def _state(value: int) -> str:
+    return str(common_pb2.RuntimeState.Name(value))
+
+
+def outputs_from_proto(message: common_pb2.Outputs) -> Outputs:
+    return Outputs(
+        parameters=struct_to_dict(message.parameters),
+        artifacts={
+            name: [
+                ArtifactRef(
+                    uri=a.uri,
+                    metadata=struct_to_dict(a.metadata),
+                    artifact_id=a.artifact_id,
+                    schema_title=a.schema_title,
+                    size_bytes=a.size_bytes,
+                    sha256=a.sha256,
+                )
+                for a in artifact_list.artifacts
+            ]
+            for name, artifact_list in sorted(message.artifacts.items())
+        },
+    )
+
+
+def task_from_proto(message: run_pb2.TaskDetail) -> TaskDetail:
+    return TaskDetail(
+        task_id=message.task_id,
+        display_name=message.display_name,
+        state=_state(message.state),
+        kind=message.kind,
+        parent_task_id=message.parent_task_id,
+        create_time=_time(message.create_time),
+        start_time=_time(message.start_time),
+        end_time=_time(message.end_time),
+        execution_id=message.execution_id,
+        outputs=outputs_from_proto(message.outputs),
+        error=message.error,
+        log_tail=message.log_tail,
+        log_uri=message.log_uri,
+    )
+
+
+def run_from_proto(message: run_pb2.Run) -> Run:
+    from stepwell.ir import integral
+
+    return Run(
+        run_id=message.run_id,
+        display_name=message.display_name,
+        state=_state(message.state),
+        pipeline_name=message.pipeline_name,
+        namespace=message.namespace,
+        description=message.description,
+        experiment_id=message.experiment_id,
+        parameters={
+            k: integral(json_format.MessageToDict(v)) for k, v in message.runtime_config.parameters.items()
+        },
+        pipeline_root=message.runtime_config.pipeline_root,
+        error=message.error,
+        created_at=_time(message.created_at),
+        scheduled_at=_time(message.scheduled_at),
+        finished_at=_time(message.finished_at),
+        outputs=outputs_from_proto(message.outputs),
+        tasks=[task_from_proto(t) for t in message.task_details],
+    )
+
+
+def run_request(
+    spec: dict[str, Any],
+    parameters: dict[str, Any],
+    display_name: str,
+    description: str,
+    namespace: str,
+    pipeline_root: str,
+    experiment_id: str,
+) -> run_pb2.CreateRunRequest:
+    run = run_pb2.Run(
+        display_name=display_name,
+        description=description,
+        namespace=namespace,
+        experiment_id=experiment_id,
+        pipeline_spec=dict_to_struct(spec),
+        runtime_config=run_pb2.RuntimeConfig(
+            parameters={k: value_of(v) for k, v in parameters.items()},
+            pipeline_root=pipeline_root,
+        ),
+    )
+    return run_pb2.CreateRunRequest(run=run)

@@ -1,0 +1,84 @@
+"""Starting Stepwell's service binaries as real OS processes for tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServiceProcess:
+    """A service binary running as a child process, and the port it reported."""
+
+    name: str
+    proc: subprocess.Popen[str]
+    port: int
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def start_service(name: str, args: list[str], env: dict[str, str], timeout: float = 60.0) -> ServiceProcess:
+    """Starts ``stepwell-<name>`` and waits for its ``listening on 127.0.0.1:PORT`` line."""
+    proc = subprocess.Popen(
+        [str(BIN / f"stepwell-{name}"), *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ)
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not selector.select(timeout=0.5):
+            if proc.poll() is not None:
+                break
+            continue
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        if match:
+            service = ServiceProcess(name, proc, int(match.group(1)), lines)
+            # Keep draining the pipe so a chatty service never blocks on a full one.
+            threading.Thread(target=_drain, args=(proc, lines), daemon=True).start()
+            return service
+    proc.kill()
+    raise RuntimeError(f"stepwell-{name} did not start; it printed:\n{''.join(lines)}")
+
+
+def _drain(proc: subprocess.Popen[str], lines: list[str]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
