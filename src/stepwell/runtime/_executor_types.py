@@ -236,7 +236,9 @@ def artifact_annotation(annotation: Any) -> tuple[str, type[Artifact]] | None:
             if isinstance(extra, _Direction) and isinstance(base, type):
                 if issubclass(base, Artifact):
                     return extra.direction, base
-                raise TypeError(f"{extra.direction.title()}[...] takes an artifact class, not {base!r}")
+                raise TypeError(
+                    f"{extra.direction.title()}[...] takes an artifact class, not {base!r}"
+                )
         return None
     if isinstance(annotation, type) and issubclass(annotation, Artifact):
         return "input", annotation
