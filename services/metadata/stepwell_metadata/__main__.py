@@ -1,0 +1,5 @@
+"""``python -m stepwell_metadata`` runs the service like ``stepwell-metadata``."""
+
+from stepwell_metadata.main import main
+
+main()

@@ -1,0 +1,7 @@
+"""Alembic environment of the metadata service (its version table: ``alembic_version_metadata``)."""
+
+from stepwell_metadata.models import Base
+
+from stepwell.server import run_migrations_env
+
+run_migrations_env(Base.metadata)

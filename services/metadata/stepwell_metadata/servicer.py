@@ -1,0 +1,274 @@
+"""The gRPC face of the metadata service: converts protobuf messages to domain objects and back.
+
+No logic lives here beyond conversion; :class:`~stepwell_metadata.service.MetadataService`
+validates and records. Every method is wrapped with :func:`~stepwell.server.rpc_errors`,
+so Stepwell errors become their gRPC status codes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import grpc
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from stepwell.errors import InvalidArgument
+from stepwell.server import rpc_errors
+from stepwell.v1 import metadata_pb2 as pb
+from stepwell.v1 import metadata_pb2_grpc
+from stepwell_metadata import domain
+from stepwell_metadata.service import MetadataService
+
+#: The full name of the gRPC service, for health checks and reflection.
+SERVICE_NAME = "stepwell.v1.Metadata"
+
+
+class MetadataServicer(metadata_pb2_grpc.MetadataServicer):
+    """Implements ``stepwell.v1.Metadata`` on top of a :class:`MetadataService`."""
+
+    def __init__(self, service: MetadataService) -> None:
+        self.service = service
+
+    @rpc_errors
+    def GetOrCreateContext(
+        self, request: pb.GetOrCreateContextRequest, context: grpc.ServicerContext
+    ) -> pb.Context:
+        created = self.service.get_or_create_context(
+            domain.NewContext(
+                type=request.type,
+                name=request.name,
+                parent_id=request.parent_id or None,
+                custom_properties=struct_to_dict(request.custom_properties),
+            )
+        )
+        return context_to_proto(created)
+
+    @rpc_errors
+    def GetContext(
+        self, request: pb.GetContextRequest, context: grpc.ServicerContext
+    ) -> pb.Context:
+        return context_to_proto(self.service.get_context(request.type, request.name))
+
+    @rpc_errors
+    def CreateExecution(
+        self, request: pb.CreateExecutionRequest, context: grpc.ServicerContext
+    ) -> pb.Execution:
+        ex = request.execution
+        created = self.service.create_execution(
+            domain.NewExecution(
+                type=ex.type,
+                name=ex.name,
+                state=state_from_proto(ex.state, "execution.state"),
+                context_ids=list(ex.context_ids),
+                inputs=struct_to_dict(ex.inputs),
+                outputs=struct_to_dict(ex.outputs),
+                custom_properties=struct_to_dict(ex.custom_properties),
+            )
+        )
+        return execution_to_proto(created)
+
+    @rpc_errors
+    def UpdateExecution(
+        self, request: pb.UpdateExecutionRequest, context: grpc.ServicerContext
+    ) -> pb.Execution:
+        updated = self.service.update_execution(
+            domain.ExecutionUpdate(
+                id=request.id,
+                state=state_from_proto(request.state, "state"),
+                outputs=struct_to_dict(request.outputs) if request.HasField("outputs") else None,
+                custom_properties=struct_to_dict(request.custom_properties),
+            )
+        )
+        return execution_to_proto(updated)
+
+    @rpc_errors
+    def GetExecutions(
+        self, request: pb.GetExecutionsRequest, context: grpc.ServicerContext
+    ) -> pb.GetExecutionsResponse:
+        found = self.service.get_executions(
+            context_id=request.context_id or None, ids=list(request.ids)
+        )
+        return pb.GetExecutionsResponse(executions=[execution_to_proto(e) for e in found])
+
+    @rpc_errors
+    def RecordArtifacts(
+        self, request: pb.RecordArtifactsRequest, context: grpc.ServicerContext
+    ) -> pb.RecordArtifactsResponse:
+        recorded = self.service.record_artifacts(
+            execution_id=request.execution_id,
+            event_type=event_type_from_proto(request.event_type, "event_type"),
+            bindings=[
+                domain.ArtifactBinding(
+                    artifact=new_artifact_from_proto(b.artifact), path=b.path, index=b.index
+                )
+                for b in request.artifacts
+            ],
+            context_ids=list(request.context_ids),
+        )
+        return pb.RecordArtifactsResponse(artifacts=[artifact_to_proto(a) for a in recorded])
+
+    @rpc_errors
+    def GetArtifacts(
+        self, request: pb.GetArtifactsRequest, context: grpc.ServicerContext
+    ) -> pb.GetArtifactsResponse:
+        found = self.service.get_artifacts(
+            context_id=request.context_id or None, ids=list(request.ids), uri=request.uri
+        )
+        return pb.GetArtifactsResponse(artifacts=[artifact_to_proto(a) for a in found])
+
+    @rpc_errors
+    def PutEvents(
+        self, request: pb.PutEventsRequest, context: grpc.ServicerContext
+    ) -> pb.PutEventsResponse:
+        self.service.put_events(
+            [
+                domain.Event(
+                    execution_id=e.execution_id,
+                    artifact_id=e.artifact_id,
+                    type=event_type_from_proto(e.type, f"events[{i}].type"),
+                    path=e.path,
+                    index=e.index,
+                )
+                for i, e in enumerate(request.events)
+            ]
+        )
+        return pb.PutEventsResponse()
+
+    @rpc_errors
+    def GetEvents(
+        self, request: pb.GetEventsRequest, context: grpc.ServicerContext
+    ) -> pb.GetEventsResponse:
+        found = self.service.get_events(
+            execution_ids=list(request.execution_ids), artifact_ids=list(request.artifact_ids)
+        )
+        return pb.GetEventsResponse(events=[event_to_proto(e) for e in found])
+
+    @rpc_errors
+    def GetArtifactLineage(
+        self, request: pb.GetArtifactLineageRequest, context: grpc.ServicerContext
+    ) -> pb.ArtifactLineage:
+        lineage = self.service.get_artifact_lineage(request.artifact_id)
+        reply = pb.ArtifactLineage(
+            artifact=artifact_to_proto(lineage.artifact),
+            consumers=[execution_to_proto(e) for e in lineage.consumers],
+            events=[event_to_proto(e) for e in lineage.events],
+        )
+        if lineage.producer is not None:
+            reply.producer.CopyFrom(execution_to_proto(lineage.producer))
+        return reply
+
+
+# -- protobuf to domain ------------------------------------------------------------------
+
+
+def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
+    """A ``Struct`` as a plain JSON-like dict (numbers come back as floats)."""
+    return json_format.MessageToDict(value)
+
+
+def state_from_proto(value: int, field: str) -> domain.ExecutionState | None:
+    """The domain state for a proto ``Execution.State``; ``None`` for STATE_UNSPECIFIED."""
+    if value == pb.Execution.STATE_UNSPECIFIED:
+        return None
+    try:
+        return domain.ExecutionState[pb.Execution.State.Name(value)]  # type: ignore[arg-type]
+    except (KeyError, ValueError):
+        raise InvalidArgument(f"{field}: unknown execution state {value}") from None
+
+
+def event_type_from_proto(value: int, field: str) -> domain.EventType:
+    """The domain event type for a proto ``Event.Type``; INPUT or OUTPUT are required."""
+    if value == pb.Event.INPUT:
+        return domain.EventType.INPUT
+    if value == pb.Event.OUTPUT:
+        return domain.EventType.OUTPUT
+    raise InvalidArgument(f"{field} must be INPUT or OUTPUT (got {value})")
+
+
+def new_artifact_from_proto(artifact: pb.Artifact) -> domain.NewArtifact:
+    """An artifact to record, from its proto (ids and times in it are the server's to set)."""
+    return domain.NewArtifact(
+        id=artifact.id,
+        type=artifact.type,
+        uri=artifact.uri,
+        name=artifact.name,
+        metadata=struct_to_dict(artifact.metadata),
+        size_bytes=artifact.size_bytes,
+        sha256=artifact.sha256,
+        context_ids=list(artifact.context_ids),
+    )
+
+
+# -- domain to protobuf ------------------------------------------------------------------
+
+
+def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    """A JSON-like dict as a ``Struct``."""
+    struct = struct_pb2.Struct()
+    struct.update(value)
+    return struct
+
+
+def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
+    """A datetime as a protobuf ``Timestamp``."""
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def context_to_proto(ctx: domain.Context) -> pb.Context:
+    """A context as its protobuf message."""
+    return pb.Context(
+        id=ctx.id,
+        type=ctx.type,
+        name=ctx.name,
+        parent_id=ctx.parent_id or 0,
+        custom_properties=dict_to_struct(ctx.custom_properties),
+        create_time=timestamp(ctx.create_time),
+    )
+
+
+def execution_to_proto(ex: domain.Execution) -> pb.Execution:
+    """An execution as its protobuf message."""
+    return pb.Execution(
+        id=ex.id,
+        type=ex.type,
+        name=ex.name,
+        state=pb.Execution.State.Value(ex.state.value),
+        context_ids=ex.context_ids,
+        inputs=dict_to_struct(ex.inputs),
+        outputs=dict_to_struct(ex.outputs),
+        custom_properties=dict_to_struct(ex.custom_properties),
+        create_time=timestamp(ex.create_time),
+        update_time=timestamp(ex.update_time),
+    )
+
+
+def artifact_to_proto(art: domain.Artifact) -> pb.Artifact:
+    """An artifact as its protobuf message."""
+    return pb.Artifact(
+        id=art.id,
+        type=art.type,
+        uri=art.uri,
+        name=art.name,
+        metadata=dict_to_struct(art.metadata),
+        size_bytes=art.size_bytes,
+        sha256=art.sha256,
+        context_ids=art.context_ids,
+        create_time=timestamp(art.create_time),
+    )
+
+
+def event_to_proto(ev: domain.Event) -> pb.Event:
+    """An event as its protobuf message."""
+    msg = pb.Event(
+        execution_id=ev.execution_id,
+        artifact_id=ev.artifact_id,
+        type=pb.Event.Type.Value(ev.type.value),
+        path=ev.path,
+        index=ev.index,
+    )
+    if ev.create_time is not None:
+        msg.create_time.CopyFrom(timestamp(ev.create_time))
+    return msg
