@@ -1,0 +1,78 @@
+"""The executor interface: how the engine starts, watches and stops task launchers."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class LaunchRequest:
+    """One task attempt to start: the launcher reads ``task_file`` and writes ``result_file``."""
+
+    key: str  # "<run_id>:<qualified task name>"
+    task_file: str
+    result_file: str
+    #: Where the launcher process's own stdout/stderr go (its crash messages).
+    launcher_log: str
+    cwd: str
+    env: dict[str, str] = field(default_factory=dict)
+    image: str = ""
+
+
+@dataclass
+class TaskHandle:
+    """A started task attempt."""
+
+    key: str
+    pid: int
+    result_file: str
+    launcher_log: str
+    exit_code: int | None = None
+
+
+#: Called with a handle's key when its process has ended.
+ExitCallback = Callable[[str], None]
+
+
+class Executor(ABC):
+    """Starts launchers somewhere (a local process, a pod) and reports when they end."""
+
+    def __init__(self) -> None:
+        self.on_exit: ExitCallback = lambda key: None
+
+    @abstractmethod
+    def submit(self, request: LaunchRequest) -> TaskHandle:
+        """Starts the launcher for ``request``; raises ``OSError`` when it cannot."""
+
+    @abstractmethod
+    def poll(self, handle: TaskHandle) -> int | None:
+        """The exit code when the attempt has ended, else None."""
+
+    @abstractmethod
+    def cancel(self, handle: TaskHandle) -> None:
+        """Stops the attempt (and everything it started)."""
+
+    @abstractmethod
+    def adopt(self, key: str, pid: int, result_file: str, launcher_log: str, marker: str) -> TaskHandle | None:
+        """Re-attaches to an attempt started before a scheduler restart, or None if it is gone.
+
+        ``marker`` is a string the process's command line must contain (the task file path),
+        so a recycled pid is not mistaken for the task.
+        """
+
+    def logs(self, handle: TaskHandle, max_bytes: int = 64 * 1024) -> str:
+        """The end of the launcher's own output (its errors, when it crashed)."""
+        try:
+            with open(handle.launcher_log, "rb") as f:
+                f.seek(0, 2)
+                size = f.tell()
+                f.seek(max(0, size - max_bytes))
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def shutdown(self) -> None:
+        """Releases resources; running attempts keep running (a restarted scheduler adopts them)."""
+        return None

@@ -1,0 +1,95 @@
+"""The scheduler's tables (prefix ``sched_``): runs and their tasks.
+
+All engine state lives here; the engine's in-memory view is only a cache. JSON columns
+hold IR fragments, resolved inputs and collected outputs in the IR's JSON form.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: Run and task states (names of ``stepwell.v1.RuntimeState``).
+PENDING = "PENDING"
+RUNNING = "RUNNING"
+SUCCEEDED = "SUCCEEDED"
+SKIPPED = "SKIPPED"
+FAILED = "FAILED"
+CANCELING = "CANCELING"
+CANCELED = "CANCELED"
+FINAL_STATES = frozenset({SUCCEEDED, SKIPPED, FAILED, CANCELED})
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON}
+
+
+class RunRow(Base):
+    """A run the scheduler drives."""
+
+    __tablename__ = "sched_runs"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pipeline_name: Mapped[str] = mapped_column(String(256))
+    namespace: Mapped[str] = mapped_column(String(128), default="")
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    pipeline_root: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default=PENDING)
+    error: Mapped[str] = mapped_column(Text, default="")
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    pipeline_context_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    run_context_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (Index("ix_sched_runs_state", "state"),)
+
+
+class TaskRow(Base):
+    """One task of a run: a container task or a (nested) DAG task."""
+
+    __tablename__ = "sched_tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("sched_runs.run_id", ondelete="CASCADE"))
+    qualified_name: Mapped[str] = mapped_column(String(512))
+    name: Mapped[str] = mapped_column(String(256))
+    display_name: Mapped[str] = mapped_column(String(256), default="")
+    parent: Mapped[str] = mapped_column(String(512), default="")
+    kind: Mapped[str] = mapped_column(String(16))  # "container" | "dag" | "importer"
+    component: Mapped[str] = mapped_column(String(256))
+    state: Mapped[str] = mapped_column(String(16), default=PENDING)
+    #: {"parameters": {...}, "artifacts": {name: [{uri, artifact_id, schema_title, metadata}]}}
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: {"parameters": {...}, "artifacts": {name: [{uri, artifact_id, schema_title, metadata, size, sha256}]}}
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    execution_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    task_dir: Mapped[str] = mapped_column(Text, default="")
+    ready_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    error: Mapped[str] = mapped_column(Text, default="")
+    log_tail: Mapped[str] = mapped_column(Text, default="")
+    log_uri: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (
+        UniqueConstraint("run_id", "qualified_name", name="uq_sched_tasks_run_task"),
+        Index("ix_sched_tasks_state", "state"),
+        Index("ix_sched_tasks_run_id", "run_id"),
+    )

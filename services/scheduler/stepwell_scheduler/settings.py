@@ -1,0 +1,45 @@
+"""Settings of the scheduler, read from ``STEPWELL_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from stepwell.server import ServiceSettings
+
+
+def _default_parallelism() -> int:
+    return max(4, (os.cpu_count() or 1) * 2)
+
+
+class SchedulerSettings(ServiceSettings):
+    """What the scheduler reads at start-up.
+
+    Beyond :class:`~stepwell.server.ServiceSettings` (``STEPWELL_HOME``,
+    ``STEPWELL_DATABASE_URL``, ``STEPWELL_ARTIFACT_ROOT``, ``STEPWELL_S3_*``,
+    ``STEPWELL_API_ADDRESS``, ``STEPWELL_METADATA_ADDRESS``, ...):
+
+    * ``STEPWELL_SCHEDULER_DATABASE_URL`` — this service's database, overriding
+      ``STEPWELL_DATABASE_URL`` (default: ``sqlite:///$STEPWELL_HOME/scheduler.db``);
+    * ``STEPWELL_SCHEDULER_HOST`` / ``STEPWELL_SCHEDULER_PORT`` — where the gRPC server
+      listens (default ``127.0.0.1:8889``);
+    * ``STEPWELL_MAX_PARALLEL_TASKS`` — task processes running at once, over all runs;
+    * ``STEPWELL_WORK_DIR`` — task files, scratch folders and logs (default
+      ``$STEPWELL_HOME/scheduler``);
+    * ``STEPWELL_REPORT_RETRY_SECONDS`` — delay before re-sending a failed status report.
+    """
+
+    scheduler_database_url: str = ""
+    scheduler_host: str = "127.0.0.1"
+    scheduler_port: int = 8889
+    max_parallel_tasks: int = _default_parallelism()
+    work_dir: Path | None = None
+    report_retry_seconds: float = 2.0
+
+    def scheduler_db_url(self) -> str:
+        """The database this service uses."""
+        return self.scheduler_database_url or self.database_url_for("scheduler")
+
+    def resolved_work_dir(self) -> Path:
+        """Where task files, scratch folders and local logs go."""
+        return (self.work_dir or self.home / "scheduler").expanduser()
