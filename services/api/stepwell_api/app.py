@@ -1,0 +1,102 @@
+"""The API service assembled: database, run service, gRPC and HTTP servers, handover loop.
+
+Mount it in-process (the embedded stack does this)::
+
+    settings = ApiSettings(database_url="sqlite:///...", scheduler_address="")
+    app = ApiApp(settings)
+    grpc_server = app.start(port=0, http_port=0)   # upgrades the database first
+    settings.scheduler_address = "127.0.0.1:<scheduler port>"   # may be set afterwards
+    ... grpc_server.address, app.http_port ...
+    app.stop()
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from stepwell.server import Database, RunningServer, start_server, upgrade
+from stepwell_api.handover import HandoverLoop
+from stepwell_api.http import HttpServer, build_http_app
+from stepwell_api.scheduler_client import GrpcScheduler
+from stepwell_api.service import RunService
+from stepwell_api.servicer import run_service_binding
+from stepwell_api.settings import ApiSettings
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version_api"
+
+
+class ApiApp:
+    """The API service: owns its database, servers and background loop."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url_for("api"))
+        # Lazy: the address is read on the first call, so it may be set after start().
+        self.scheduler = GrpcScheduler(lambda: self.settings.scheduler_address, settings.scheduler_timeout)
+        self.service = RunService(self.db, self.scheduler, default_namespace=settings.namespace)
+        self.handover = HandoverLoop(
+            self.service, interval=settings.handover_interval, max_backoff=settings.handover_max_backoff
+        )
+        self.http = HttpServer(build_http_app(settings), host=settings.host)
+        self.grpc: RunningServer | None = None
+
+    @property
+    def http_port(self) -> int:
+        """The bound HTTP port (0 before :meth:`start`)."""
+        return self.http.port
+
+    @property
+    def port(self) -> int:
+        """The bound gRPC port (0 before :meth:`start`)."""
+        return self.grpc.port if self.grpc is not None else 0
+
+    def migrate(self) -> None:
+        """Brings the API service's tables up to date."""
+        upgrade(self.db.engine, MIGRATIONS_DIR, VERSION_TABLE)
+
+    def start(self, port: int | None = None, http_port: int | None = None) -> RunningServer:
+        """Upgrades the database, starts the gRPC and HTTP servers and the handover loop.
+
+        ``port`` / ``http_port`` default to the settings; 0 picks free ports (read them
+        back from the result's ``port`` and :attr:`http_port`).
+        """
+        self.migrate()
+        grpc_port = self.settings.port if port is None else port
+        self.grpc = start_server([run_service_binding(self.service)], port=grpc_port, host=self.settings.host)
+        try:
+            self.http.requested_port = self.settings.http_port if http_port is None else http_port
+            self.http.start()
+        except BaseException:
+            self.grpc.stop(grace=None)
+            self.grpc = None
+            raise
+        self.handover.start()
+        return self.grpc
+
+    def stop(self, grace: float = 1.0) -> None:
+        """Stops accepting calls, finishes those in flight, and releases everything."""
+        if self.grpc is not None:
+            self.grpc.stop(grace)
+            self.grpc = None
+        self.handover.stop()
+        self.http.stop()
+        self.scheduler.close()
+        self.db.dispose()
+
+
+def create(overrides: dict[str, Any] | None = None) -> ApiApp:
+    """The ``stepwell.services`` entry point the embedded stack calls.
+
+    ``overrides`` are settings fields (``home``, ``database_url``, ``scheduler_address``
+    ...) taking precedence over the environment. Unless they name ``http_port``, the
+    HTTP server takes a free port when :meth:`ApiApp.start` is given none, so several
+    embedded stacks never fight over 8888.
+    """
+    values = dict(overrides or {})
+    values.setdefault("http_port", 0)
+    return ApiApp(ApiSettings(**values))

@@ -1,0 +1,210 @@
+"""Conversions between ``stepwell.v1`` protobuf messages and the API's domain objects.
+
+Only the servicer (and later the REST layer) uses these: protobuf stays at the edge.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from stepwell.errors import InvalidArgument
+from stepwell.v1 import common_pb2, run_pb2
+from stepwell_api.domain import (
+    ArtifactRef,
+    NewRun,
+    Outputs,
+    Run,
+    RunState,
+    StatusReport,
+    TaskDetail,
+)
+
+
+def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
+    """A ``Struct`` as a plain dict (numbers come back as floats)."""
+    return dict(json_format.MessageToDict(message))
+
+
+def dict_to_struct(data: dict[str, Any]) -> struct_pb2.Struct:
+    """A plain JSON dict as a ``Struct``."""
+    message = struct_pb2.Struct()
+    json_format.ParseDict(data, message)
+    return message
+
+
+def value_to_python(value: struct_pb2.Value) -> Any:
+    """A ``Value`` as a plain JSON value; an unset value is None."""
+    if value.WhichOneof("kind") is None:
+        return None
+    return json_format.MessageToDict(value)
+
+
+def python_to_value(data: Any) -> struct_pb2.Value:
+    """A plain JSON value as a ``Value``."""
+    message = struct_pb2.Value()
+    json_format.ParseDict(data, message)
+    return message
+
+
+def timestamp_to_datetime(message: Any, field: str) -> datetime | None:
+    """``message.<field>`` as an aware UTC datetime, or None when unset."""
+    if not message.HasField(field):
+        return None
+    stamp: timestamp_pb2.Timestamp = getattr(message, field)
+    return stamp.ToDatetime(tzinfo=timezone.utc)
+
+
+def _set_timestamp(message: Any, field: str, value: datetime | None) -> None:
+    if value is not None:
+        getattr(message, field).FromDatetime(value)
+
+
+def state_from_proto(value: int) -> RunState:
+    """The domain state for a ``RuntimeState`` number."""
+    try:
+        return RunState(common_pb2.RuntimeState.Name(value))
+    except ValueError:
+        raise InvalidArgument(f"unknown run state {value}") from None
+
+
+def state_to_proto(state: RunState) -> int:
+    """The ``RuntimeState`` number of a domain state."""
+    return int(common_pb2.RuntimeState.Value(state.value))
+
+
+def outputs_from_proto(message: common_pb2.Outputs) -> Outputs:
+    """Domain outputs from an ``Outputs`` message."""
+    return Outputs(
+        parameters=struct_to_dict(message.parameters),
+        artifacts={
+            name: [
+                ArtifactRef(
+                    uri=a.uri,
+                    metadata=struct_to_dict(a.metadata),
+                    artifact_id=a.artifact_id,
+                    schema_title=a.schema_title,
+                    size_bytes=a.size_bytes,
+                    sha256=a.sha256,
+                )
+                for a in refs.artifacts
+            ]
+            for name, refs in message.artifacts.items()
+        },
+    )
+
+
+def outputs_to_proto(outputs: Outputs, message: common_pb2.Outputs) -> None:
+    """Fills ``message`` from domain outputs."""
+    if outputs.parameters:
+        message.parameters.CopyFrom(dict_to_struct(outputs.parameters))
+    for name, refs in outputs.artifacts.items():
+        target = message.artifacts[name]
+        for ref in refs:
+            target.artifacts.append(
+                common_pb2.ArtifactRef(
+                    uri=ref.uri,
+                    metadata=dict_to_struct(ref.metadata) if ref.metadata else None,
+                    artifact_id=ref.artifact_id,
+                    schema_title=ref.schema_title,
+                    size_bytes=ref.size_bytes,
+                    sha256=ref.sha256,
+                )
+            )
+
+
+def task_from_proto(message: run_pb2.TaskDetail) -> TaskDetail:
+    """A domain task detail from a ``TaskDetail`` message."""
+    if not message.task_id:
+        raise InvalidArgument("task_details[].task_id is required")
+    return TaskDetail(
+        task_id=message.task_id,
+        display_name=message.display_name,
+        state=state_from_proto(message.state),
+        create_time=timestamp_to_datetime(message, "create_time"),
+        start_time=timestamp_to_datetime(message, "start_time"),
+        end_time=timestamp_to_datetime(message, "end_time"),
+        execution_id=message.execution_id,
+        outputs=outputs_from_proto(message.outputs),
+        error=message.error,
+        log_tail=message.log_tail,
+        log_uri=message.log_uri,
+        parent_task_id=message.parent_task_id,
+        kind=message.kind,
+    )
+
+
+def task_to_proto(task: TaskDetail) -> run_pb2.TaskDetail:
+    """A ``TaskDetail`` message from a domain task detail."""
+    message = run_pb2.TaskDetail(
+        task_id=task.task_id,
+        display_name=task.display_name,
+        state=state_to_proto(task.state),
+        execution_id=task.execution_id,
+        error=task.error,
+        log_tail=task.log_tail,
+        log_uri=task.log_uri,
+        parent_task_id=task.parent_task_id,
+        kind=task.kind,
+    )
+    _set_timestamp(message, "create_time", task.create_time)
+    _set_timestamp(message, "start_time", task.start_time)
+    _set_timestamp(message, "end_time", task.end_time)
+    outputs_to_proto(task.outputs, message.outputs)
+    return message
+
+
+def new_run_from_proto(message: run_pb2.Run) -> NewRun:
+    """What CreateRun asks for; server-set fields (id, state, times) are ignored."""
+    if not message.HasField("pipeline_spec") or not message.pipeline_spec.fields:
+        raise InvalidArgument("run.pipeline_spec is required")
+    return NewRun(
+        pipeline_spec=struct_to_dict(message.pipeline_spec),
+        display_name=message.display_name,
+        description=message.description,
+        namespace=message.namespace,
+        experiment_id=message.experiment_id,
+        parameters={
+            name: value_to_python(value) for name, value in message.runtime_config.parameters.items()
+        },
+        pipeline_root=message.runtime_config.pipeline_root,
+    )
+
+
+def run_to_proto(run: Run) -> run_pb2.Run:
+    """A ``Run`` message from a domain run."""
+    message = run_pb2.Run(
+        run_id=run.run_id,
+        display_name=run.display_name,
+        description=run.description,
+        namespace=run.namespace,
+        experiment_id=run.experiment_id,
+        pipeline_spec=dict_to_struct(run.pipeline_spec),
+        runtime_config=run_pb2.RuntimeConfig(
+            parameters={name: python_to_value(value) for name, value in run.parameters.items()},
+            pipeline_root=run.pipeline_root,
+        ),
+        state=state_to_proto(run.state),
+        error=run.error,
+        pipeline_name=run.pipeline_name,
+    )
+    _set_timestamp(message, "created_at", run.created_at)
+    _set_timestamp(message, "scheduled_at", run.scheduled_at)
+    _set_timestamp(message, "finished_at", run.finished_at)
+    outputs_to_proto(run.outputs, message.outputs)
+    message.task_details.extend(task_to_proto(t) for t in run.task_details)
+    return message
+
+
+def report_from_proto(message: run_pb2.ReportRunStatusRequest) -> StatusReport:
+    """A domain status report from a ``ReportRunStatusRequest``."""
+    return StatusReport(
+        run_id=message.run_id,
+        state=state_from_proto(message.state),
+        error=message.error,
+        task_details=[task_from_proto(t) for t in message.task_details],
+        outputs=outputs_from_proto(message.outputs),
+        update_time=timestamp_to_datetime(message, "update_time"),
+    )
