@@ -17,10 +17,10 @@ import grpc
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from stepwell_metadata.app import MetadataApp
-from stepwell_metadata.settings import MetadataSettings
 
 from stepwell.v1 import metadata_pb2_grpc
+from stepwell_metadata.app import MetadataApp
+from stepwell_metadata.settings import MetadataSettings
 
 ADMIN_URL = os.environ.get(
     "STEPWELL_TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"

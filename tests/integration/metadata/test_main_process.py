@@ -12,12 +12,12 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from stepwell_metadata.app import build, create
-from stepwell_metadata.settings import MetadataSettings
 
 from stepwell.server import start_server
 from stepwell.v1 import metadata_pb2 as pb
 from stepwell.v1 import metadata_pb2_grpc
+from stepwell_metadata.app import build, create
+from stepwell_metadata.settings import MetadataSettings
 from tests.processes import start_service
 
 

@@ -11,6 +11,9 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 from sqlalchemy import Engine, create_engine, func, select
+
+from stepwell.v1 import metadata_pb2 as pb
+from stepwell.v1 import metadata_pb2_grpc
 from stepwell_metadata.models import (
     ArtifactRow,
     AssociationRow,
@@ -19,9 +22,6 @@ from stepwell_metadata.models import (
     EventRow,
     ExecutionRow,
 )
-
-from stepwell.v1 import metadata_pb2 as pb
-from stepwell.v1 import metadata_pb2_grpc
 
 Stub: TypeAlias = metadata_pb2_grpc.MetadataStub
 

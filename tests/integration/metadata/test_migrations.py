@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect, text
+
 from stepwell_metadata.app import MIGRATIONS_DIR, VERSION_TABLE, MetadataApp
 from stepwell_metadata.domain import NewContext
 from stepwell_metadata.models import Base

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
+
 from stepwell_metadata.app import MetadataApp
 from stepwell_metadata.domain import (
     ArtifactBinding,

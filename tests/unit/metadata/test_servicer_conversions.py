@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+
+from stepwell.errors import InvalidArgument
+from stepwell.v1 import metadata_pb2 as pb
 from stepwell_metadata import domain
 from stepwell_metadata.servicer import (
     artifact_to_proto,
@@ -14,9 +17,6 @@ from stepwell_metadata.servicer import (
     state_from_proto,
     struct_to_dict,
 )
-
-from stepwell.errors import InvalidArgument
-from stepwell.v1 import metadata_pb2 as pb
 
 NOW = datetime(2025, 5, 1, 12, 0, 0, 123000, tzinfo=timezone.utc)
 
