@@ -235,7 +235,7 @@ def execution_to_proto(ex: domain.Execution) -> pb.Execution:
         id=ex.id,
         type=ex.type,
         name=ex.name,
-        state=pb.Execution.State.Value(ex.state.value),
+        state=ex.state.value,
         context_ids=ex.context_ids,
         inputs=dict_to_struct(ex.inputs),
         outputs=dict_to_struct(ex.outputs),
@@ -265,7 +265,7 @@ def event_to_proto(ev: domain.Event) -> pb.Event:
     msg = pb.Event(
         execution_id=ev.execution_id,
         artifact_id=ev.artifact_id,
-        type=pb.Event.Type.Value(ev.type.value),
+        type=ev.type.value,
         path=ev.path,
         index=ev.index,
     )

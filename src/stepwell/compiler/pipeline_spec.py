@@ -2,8 +2,9 @@
 
 The dict uses protobuf JSON names (lowerCamelCase), as a ``json_format.MessageToDict``
 of the IR message would: numbers in ``Value`` fields are doubles (an integer default is
-written ``1.0``), empty messages and unset fields are omitted. Every task gets its own
-``comp-<name>``/``exec-<name>`` pair, de-duplicated with ``-2``, ``-3``, ... like KFP.
+written ``1.0``), empty messages and unset fields are omitted. Components are named
+``comp-<task or group name>`` and executors ``exec-<component name>``, de-duplicated
+with ``-2``, ``-3``, ... in the order KFP visits them, so names match KFP's.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from stepwell.dsl.channels import PipelineArtifactChannel, PipelineChannel
-from stepwell.dsl.components import PythonComponent
-from stepwell.dsl.graph import unique_name
+from stepwell.compiler.dag_builder import DagBuilder
+from stepwell.dsl.base_component import BaseComponent
 from stepwell.dsl.interface import NO_DEFAULT, ComponentInterface, IOSpec
 from stepwell.dsl.pipelines import Pipeline
-from stepwell.dsl.tasks import PipelineTask, sanitize_name
 
 SCHEMA_VERSION = "2.1.0"
 
@@ -55,6 +54,8 @@ def interface_definitions(interface: ComponentInterface) -> dict[str, Any]:
         entry: dict[str, Any]
         if spec.artifact_class is not None:
             entry = {"artifactType": _artifact_type(spec)}
+            if spec.is_list:
+                entry["isArtifactList"] = True
             kind = "artifacts"
         else:
             entry = {"parameterType": spec.parameter_type}
@@ -70,6 +71,8 @@ def interface_definitions(interface: ComponentInterface) -> dict[str, Any]:
     for spec in interface.outputs.values():
         if spec.artifact_class is not None:
             entry, kind = {"artifactType": _artifact_type(spec)}, "artifacts"
+            if spec.is_list:
+                entry["isArtifactList"] = True
         else:
             entry, kind = {"parameterType": spec.parameter_type}, "parameters"
         if spec.description:
@@ -82,95 +85,10 @@ def interface_definitions(interface: ComponentInterface) -> dict[str, Any]:
     return result
 
 
-def _task_inputs(task: PipelineTask) -> dict[str, Any]:
-    parameters: dict[str, Any] = {}
-    artifacts: dict[str, Any] = {}
-    for name, value in task.arguments.items():
-        if isinstance(value, PipelineArtifactChannel):
-            if value.task_name is None:
-                artifacts[name] = {"componentInputArtifact": value.name}
-            else:
-                artifacts[name] = {
-                    "taskOutputArtifact": {
-                        "producerTask": value.task_name,
-                        "outputArtifactKey": value.name,
-                    }
-                }
-        elif isinstance(value, PipelineChannel):
-            if value.task_name is None:
-                parameters[name] = {"componentInputParameter": value.name}
-            else:
-                parameters[name] = {
-                    "taskOutputParameter": {
-                        "producerTask": value.task_name,
-                        "outputParameterKey": value.name,
-                    }
-                }
-        else:
-            parameters[name] = {"runtimeValue": {"constant": to_value(value)}}
-    inputs: dict[str, Any] = {}
-    if parameters:
-        inputs["parameters"] = parameters
-    if artifacts:
-        inputs["artifacts"] = artifacts
-    return inputs
-
-
-def task_spec(task: PipelineTask, component_name: str) -> dict[str, Any]:
-    """The ``PipelineTaskSpec`` of one task."""
-    spec: dict[str, Any] = {
-        "taskInfo": {"name": task.display_name or task.name},
-        "componentRef": {"name": component_name},
-    }
-    inputs = _task_inputs(task)
-    if inputs:
-        spec["inputs"] = inputs
-    if task.dependencies:
-        spec["dependentTasks"] = task.dependencies
-    caching: dict[str, Any] = {"enableCache": True} if task.enable_caching else {}
-    if task.cache_key:
-        caching["cacheKey"] = task.cache_key
-    spec["cachingOptions"] = caching
-    return spec
-
-
-def _container(task: PipelineTask) -> dict[str, Any]:
-    container = task.component.container_spec()
-    if task.env:
-        container["env"] = [{"name": k, "value": v} for k, v in task.env.items()]
-    return {"container": container}
-
-
-def dag_outputs(outputs: Mapping[str, PipelineChannel]) -> dict[str, Any]:
-    """``dag.outputs`` re-exporting task outputs as the pipeline's outputs."""
-    parameters: dict[str, Any] = {}
-    artifacts: dict[str, Any] = {}
-    for key, channel in outputs.items():
-        if isinstance(channel, PipelineArtifactChannel):
-            artifacts[key] = {
-                "artifactSelectors": [
-                    {"producerSubtask": channel.task_name, "outputArtifactKey": channel.name}
-                ]
-            }
-        else:
-            parameters[key] = {
-                "valueFromParameter": {
-                    "producerSubtask": channel.task_name,
-                    "outputParameterKey": channel.name,
-                }
-            }
-    result: dict[str, Any] = {}
-    if artifacts:
-        result["artifacts"] = artifacts
-    if parameters:
-        result["parameters"] = parameters
-    return result
-
-
 def _as_pipeline(obj: Any) -> Pipeline:
     if isinstance(obj, Pipeline):
         return obj
-    if isinstance(obj, PythonComponent):
+    if isinstance(obj, BaseComponent):
         return Pipeline.from_component(obj)
     raise TypeError(
         f"expected a @dsl.pipeline or @dsl.component object, got {type(obj).__name__}: {obj!r}"
@@ -189,36 +107,25 @@ def _apply_parameters(root: dict[str, Any], parameters: Mapping[str, Any]) -> No
             raise ValueError(f"pipeline parameter {name!r} does not match any pipeline input")
 
 
+def compile_pipeline(pipeline: Pipeline) -> dict[str, Any]:
+    """``components``, ``deploymentSpec`` and ``root`` of a traced pipeline."""
+    if not pipeline.tasks:
+        raise ValueError(f"pipeline {pipeline.name!r} has no tasks; call a component in it")
+    builder = DagBuilder(pipeline, compile_pipeline, interface_definitions, to_value)
+    return builder.build()
+
+
 def compile_to_dict(
     pipeline_func: Any, pipeline_parameters: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Compile a ``@dsl.pipeline`` (or a single ``@dsl.component``) to the IR dict.
+    """Compile a ``@dsl.pipeline`` (or a single component) to the IR dict.
 
     ``pipeline_parameters`` override the defaults of the pipeline's input parameters.
     The result is JSON-able and parses as ``pipeline_spec_pb2.PipelineSpec``.
     """
     pipeline = _as_pipeline(pipeline_func)
-    if not pipeline.tasks:
-        raise ValueError(f"pipeline {pipeline.name!r} has no tasks; call a component in it")
-    components: dict[str, Any] = {}
-    executors: dict[str, Any] = {}
-    tasks: dict[str, Any] = {}
-    taken: set[str] = set()
-    for task in pipeline.tasks.values():
-        base = sanitize_name(task.component.name) or "component"
-        comp_name = "comp-" + unique_name(base, taken)
-        exec_label = "exec-" + comp_name[len("comp-") :]
-        components[comp_name] = {
-            "executorLabel": exec_label,
-            **interface_definitions(task.component.interface),
-        }
-        executors[exec_label] = _container(task)
-        tasks[task.name] = task_spec(task, comp_name)
-
-    root: dict[str, Any] = {"dag": {"tasks": tasks}}
-    if pipeline.outputs:
-        root["dag"]["outputs"] = dag_outputs(pipeline.outputs)
-    root.update(interface_definitions(pipeline.interface))
+    body = compile_pipeline(pipeline)
+    root = body["root"]
     if pipeline_parameters:
         _apply_parameters(root, pipeline_parameters)
 
@@ -230,8 +137,8 @@ def compile_to_dict(
             info["displayName"] = pipeline.display_name
 
     spec: dict[str, Any] = {
-        "components": components,
-        "deploymentSpec": {"executors": executors},
+        "components": body["components"],
+        "deploymentSpec": {"executors": body["executors"]},
         "pipelineInfo": info,
         "root": root,
         "schemaVersion": SCHEMA_VERSION,

@@ -17,9 +17,8 @@ import textwrap
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from stepwell.dsl.graph import current_graph
+from stepwell.dsl.base_component import BaseComponent
 from stepwell.dsl.interface import ComponentInterface, function_interface
-from stepwell.dsl.tasks import PipelineTask, sanitize_name
 
 DEFAULT_BASE_IMAGE = "python:3.11"
 EXECUTOR_MODULE = "stepwell.runtime.executor"
@@ -44,7 +43,7 @@ def component_source(func: Callable[..., Any]) -> str:
     raise TypeError(f"cannot find the definition of {func.__name__} in its source")
 
 
-class PythonComponent:
+class PythonComponent(BaseComponent):
     """A component made from a Python function; call it in a pipeline to create a task."""
 
     def __init__(
@@ -53,6 +52,9 @@ class PythonComponent:
         *,
         base_image: str | None = None,
         packages_to_install: list[str] | None = None,
+        pip_index_urls: list[str] | None = None,
+        target_image: str | None = None,
+        install_kfp_package: bool = True,
     ) -> None:
         if not inspect.isfunction(func):
             raise TypeError(f"@dsl.component decorates a function, not {func!r}")
@@ -62,21 +64,21 @@ class PythonComponent:
         self.description = self.interface.description
         self.base_image = base_image or DEFAULT_BASE_IMAGE
         self.packages_to_install = list(packages_to_install or [])
+        self.pip_index_urls = list(pip_index_urls or [])
+        self.target_image = target_image
+        self.install_kfp_package = install_kfp_package
         self.source = component_source(func)
         functools.update_wrapper(self, func)
-
-    @property
-    def pipeline_spec_name(self) -> str:
-        """The pipeline name used when this component is compiled on its own."""
-        return sanitize_name(self.name)
 
     def container_spec(self) -> dict[str, Any]:
         """The IR ``container`` executor spec that runs this component."""
         command = ["python3", "-m", EXECUTOR_MODULE, "--component_source", self.source]
         if self.packages_to_install:
             command += ["--packages_to_install", json.dumps(self.packages_to_install)]
+            if self.pip_index_urls:
+                command += ["--pip_index_urls", json.dumps(self.pip_index_urls)]
         return {
-            "image": self.base_image,
+            "image": self.target_image or self.base_image,
             "command": command,
             "args": [
                 "--executor_input",
@@ -85,25 +87,6 @@ class PythonComponent:
                 self.python_func.__name__,
             ],
         }
-
-    def __call__(self, *args: Any, **kwargs: Any) -> PipelineTask:
-        if args:
-            raise TypeError(
-                f"component {self.name!r} takes keyword arguments only; got {len(args)} "
-                f"positional argument(s). Call it as {self.name}("
-                + ", ".join(f"{n}=..." for n in self.interface.inputs)
-                + ")"
-            )
-        graph = current_graph()
-        if graph is None:
-            raise RuntimeError(
-                f"component {self.name!r} was called outside a pipeline; call components "
-                "inside a @dsl.pipeline function"
-            )
-        return graph.add_task(self, kwargs)
-
-    def __repr__(self) -> str:
-        return f"<stepwell component {self.name}>"
 
 
 @overload
@@ -115,6 +98,10 @@ def component(
     *,
     base_image: str | None = None,
     packages_to_install: list[str] | None = None,
+    pip_index_urls: list[str] | None = None,
+    target_image: str | None = None,
+    install_kfp_package: bool = True,
+    **kwargs: Any,
 ) -> Callable[[Callable[..., Any]], PythonComponent]: ...
 
 
@@ -123,6 +110,10 @@ def component(
     *,
     base_image: str | None = None,
     packages_to_install: list[str] | None = None,
+    pip_index_urls: list[str] | None = None,
+    target_image: str | None = None,
+    install_kfp_package: bool = True,
+    **kwargs: Any,
 ) -> PythonComponent | Callable[[Callable[..., Any]], PythonComponent]:
     """Make a lightweight Python component from a function.
 
@@ -130,10 +121,26 @@ def component(
     (``@dsl.component(base_image="python:3.12", packages_to_install=["pandas"])``).
     Parameters are typed ``str``, ``int``, ``float``, ``bool``, ``list`` or ``dict``;
     artifacts are ``Input[T]``/``Output[T]``; a returned value is the output ``Output``.
+    ``packages_to_install`` are pip-installed in the task when missing, from
+    ``pip_index_urls`` if given. ``target_image`` replaces the base image (the source is
+    still shipped in the command, so no image build is needed). ``install_kfp_package``
+    is accepted for compatibility: the image must provide ``stepwell.runtime``.
+    Other KFP options (``output_component_file``, ``kfp_package_path``, ``use_venv``)
+    are accepted and ignored.
     """
+    ignored = set(kwargs) - {"output_component_file", "kfp_package_path", "use_venv"}
+    if ignored:
+        raise TypeError(f"@dsl.component got unexpected option(s): {', '.join(sorted(ignored))}")
 
     def decorate(f: Callable[..., Any]) -> PythonComponent:
-        return PythonComponent(f, base_image=base_image, packages_to_install=packages_to_install)
+        return PythonComponent(
+            f,
+            base_image=base_image,
+            packages_to_install=packages_to_install,
+            pip_index_urls=pip_index_urls,
+            target_image=target_image,
+            install_kfp_package=install_kfp_package,
+        )
 
     if func is not None:
         return decorate(func)
@@ -141,5 +148,11 @@ def component(
 
 
 def is_component(obj: Any) -> bool:
-    """True if ``obj`` was made with ``@dsl.component``."""
-    return isinstance(obj, PythonComponent)
+    """True if ``obj`` is a component (``@dsl.component``, a container or loaded component)."""
+    return isinstance(obj, BaseComponent) and not isinstance(obj, _pipeline_class())
+
+
+def _pipeline_class() -> type:
+    from stepwell.dsl.pipelines import Pipeline
+
+    return Pipeline

@@ -14,7 +14,14 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from stepwell.runtime._executor_types import Artifact, artifact_annotation
+from stepwell.runtime._executor_types import (
+    Artifact,
+    InputPath,
+    OutputPath,
+    PipelineTaskFinalStatus,
+    artifact_annotation,
+    is_artifact_list,
+)
 
 NO_DEFAULT: Any = inspect.Parameter.empty
 """Marks an input without a default value."""
@@ -35,6 +42,7 @@ PYTHON_TYPE_NAMES: dict[str, str] = {
     "BOOLEAN": "bool",
     "LIST": "list",
     "STRUCT": "dict",
+    "TASK_FINAL_STATUS": "PipelineTaskFinalStatus",
 }
 
 
@@ -52,6 +60,8 @@ class IOSpec:
     default: Any = NO_DEFAULT
     optional: bool = False
     description: str | None = None
+    is_list: bool = False
+    item_type: str | None = None
 
     @property
     def is_artifact(self) -> bool:
@@ -86,6 +96,8 @@ def parameter_type_of(annotation: Any) -> str | None:
         return parameter_type_of(typing.get_args(annotation)[0])
     if origin in (list, dict):
         return _PARAMETER_TYPES[origin]
+    if annotation is PipelineTaskFinalStatus:
+        return "TASK_FINAL_STATUS"
     return _PARAMETER_TYPES.get(annotation)
 
 
@@ -199,9 +211,13 @@ def function_interface(func: Any, name: str, description: str | None = None) -> 
             raise TypeError(f"{func.__name__}: input {param.name!r} has no type annotation")
         annotation = hints[param.name]
         spec = IOSpec(name=param.name, default=param.default, description=arg_docs.get(param.name))
+        if isinstance(annotation, InputPath | OutputPath):
+            _add_path_io(func, annotation, spec, interface, return_docs)
+            continue
         artifact = artifact_annotation(_strip_optional(annotation))
         if artifact is not None:
             direction, spec.artifact_class = artifact
+            spec.is_list = is_artifact_list(_strip_optional(annotation))
             if direction == "output":
                 spec.default = NO_DEFAULT
                 spec.description = return_docs.get(param.name)  # as KFP: only Returns:
@@ -215,12 +231,41 @@ def function_interface(func: Any, name: str, description: str | None = None) -> 
                     f"{func.__name__}: input {param.name!r} has unsupported type {annotation!r}; "
                     "use str, int, float, bool, list, dict or Input[...]/Output[...] artifacts"
                 )
-            spec.optional = param.default is not NO_DEFAULT or _is_optional(annotation)
+            spec.optional = (
+                param.default is not NO_DEFAULT
+                or _is_optional(annotation)
+                or spec.parameter_type == "TASK_FINAL_STATUS"
+            )
             if param.default is None:
                 spec.default = NO_DEFAULT  # optional, with no defaultValue in the IR
         interface.inputs[param.name] = spec
     _add_return_outputs(func, hints.get("return"), interface, return_docs)
     return interface
+
+
+def _add_path_io(
+    func: Any,
+    annotation: InputPath | OutputPath,
+    spec: IOSpec,
+    interface: ComponentInterface,
+    return_docs: dict[str, str],
+) -> None:
+    """``InputPath(T)``/``OutputPath(T)``: an artifact, or (for outputs) a parameter file."""
+    spec.artifact_class = annotation.artifact_class
+    if spec.artifact_class is None:
+        spec.parameter_type = parameter_type_of(annotation.type)
+        if isinstance(annotation, InputPath) or spec.parameter_type is None:
+            raise TypeError(
+                f"{func.__name__}: {annotation!r} for {spec.name!r} is not supported; use "
+                "InputPath('Dataset') (or another artifact type) or OutputPath(str/int/...)"
+            )
+    if isinstance(annotation, OutputPath):
+        spec.default = NO_DEFAULT
+        spec.description = return_docs.get(spec.name)
+        interface.outputs[spec.name] = spec
+    else:
+        spec.optional = spec.default is not NO_DEFAULT
+        interface.inputs[spec.name] = spec
 
 
 def _add_return_outputs(
@@ -241,6 +286,7 @@ def _add_return_outputs(
         artifact = artifact_annotation(output_type)
         if artifact is not None:
             spec.artifact_class = artifact[1]
+            spec.is_list = is_artifact_list(output_type)
         else:
             spec.parameter_type = parameter_type_of(output_type)
             if spec.parameter_type is None:

@@ -12,24 +12,29 @@ import inspect
 from collections.abc import Callable
 from typing import Any, overload
 
+from stepwell.dsl.base_component import BaseComponent
 from stepwell.dsl.channels import PipelineArtifactChannel, PipelineChannel, PipelineParameterChannel
-from stepwell.dsl.components import PythonComponent
 from stepwell.dsl.graph import PipelineGraph, current_graph
 from stepwell.dsl.interface import ComponentInterface, IOSpec, function_interface
 from stepwell.dsl.tasks import PipelineTask, sanitize_name
 
 
-def _input_channels(interface: ComponentInterface) -> dict[str, PipelineChannel]:
+def _input_channels(
+    interface: ComponentInterface, graph: PipelineGraph
+) -> dict[str, PipelineChannel]:
     channels: dict[str, PipelineChannel] = {}
     for spec in interface.inputs.values():
         if spec.artifact_class is not None:
-            channels[spec.name] = PipelineArtifactChannel(spec.name, spec.artifact_class)
+            channels[spec.name] = PipelineArtifactChannel(
+                spec.name, spec.artifact_class, is_list=spec.is_list
+            )
         else:
             channels[spec.name] = PipelineParameterChannel(spec.name, spec.parameter_type or "")
+        graph.register(channels[spec.name])
     return channels
 
 
-class Pipeline:
+class Pipeline(BaseComponent):
     """A traced pipeline: its interface, tasks and outputs.
 
     ``pipeline_spec_name`` is the IR pipeline name and ``python_func`` the decorated
@@ -48,12 +53,12 @@ class Pipeline:
         description: str | None = None,
         display_name: str | None = None,
         pipeline_root: str | None = None,
-        component: PythonComponent | None = None,
+        component: BaseComponent | None = None,
     ) -> None:
         self.name = name
-        self.pipeline_spec_name = name
         self.interface = interface
         self.tasks: dict[str, PipelineTask] = graph.tasks
+        self.graph = graph
         self.outputs = outputs
         self.python_func = python_func
         self.description = description
@@ -62,6 +67,11 @@ class Pipeline:
         self.component = component
         if python_func is not None:
             functools.update_wrapper(self, python_func)
+
+    @property
+    def pipeline_spec_name(self) -> str:
+        """The IR pipeline name (``pipelineInfo.name``)."""
+        return self.name
 
     @classmethod
     def from_function(
@@ -91,7 +101,7 @@ class Pipeline:
             )
         graph = PipelineGraph(pipeline_name)
         with graph:
-            result = func(**_input_channels(interface))
+            result = func(**_input_channels(interface, graph))
         outputs = _bind_outputs(pipeline_name, interface, result)
         return cls(
             name=pipeline_name,
@@ -105,7 +115,7 @@ class Pipeline:
         )
 
     @classmethod
-    def from_component(cls, component: PythonComponent) -> Pipeline:
+    def from_component(cls, component: BaseComponent) -> Pipeline:
         """A one-task pipeline that runs ``component``, as compiling a component does."""
         name = component.pipeline_spec_name
         interface = ComponentInterface(
@@ -116,22 +126,25 @@ class Pipeline:
         )
         graph = PipelineGraph(name)
         with graph:
-            task = component(**_input_channels(interface))
+            channels = _input_channels(interface, graph)
+            passed = {
+                k: v
+                for k, v in channels.items()
+                if interface.inputs[k].parameter_type != "TASK_FINAL_STATUS"
+            }
+            task = component(**passed)
         return cls(
             name=name,
             interface=interface,
             graph=graph,
             outputs=task.outputs,
-            python_func=component.python_func,
+            python_func=getattr(component, "python_func", None),
             component=component,
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if current_graph() is not None:
-            raise NotImplementedError(
-                f"pipeline {self.name!r} was called inside another pipeline; nested pipelines "
-                "are not supported yet"
-            )
+            return super().__call__(*args, **kwargs)  # a pipeline used as a component
         raise RuntimeError(
             f"pipeline {self.name!r} cannot be called directly; compile it with "
             "stepwell.compiler.Compiler().compile(...) or run it with `stepwell run`"
@@ -163,11 +176,14 @@ def _bind_outputs(
             raise TypeError(f"{where}: output {key!r} must be a task output, not {channel!r}")
         if channel.task_name is None:
             raise TypeError(f"{where}: output {key!r} must be a task output, not a pipeline input")
+        if channel.task is not None and channel.task.exit_handler is not None:
+            raise TypeError(f"{where}: output {key!r} cannot come from an exit task")
         spec = interface.outputs.get(key)
         if spec is None:
             spec = IOSpec(name=key)
             if isinstance(channel, PipelineArtifactChannel):
                 spec.artifact_class = channel.artifact_class
+                spec.is_list = channel.is_list
             elif isinstance(channel, PipelineParameterChannel):
                 spec.parameter_type = channel.parameter_type
             interface.outputs[key] = spec

@@ -22,10 +22,13 @@ __all__ = [
     "ClassificationMetrics",
     "Dataset",
     "Input",
+    "InputPath",
     "Markdown",
     "Metrics",
     "Model",
     "Output",
+    "OutputPath",
+    "PipelineTaskFinalStatus",
     "SlicedClassificationMetrics",
 ]
 
@@ -225,13 +228,26 @@ Output = Annotated[T, OUTPUT_MARKER]
 """``Output[Model]``: an artifact the component writes."""
 
 
+def _list_item(annotation: Any) -> Any:
+    """``X`` for ``List[X]``/``list[X]``; else ``None``."""
+    if typing.get_origin(annotation) is list:
+        args = typing.get_args(annotation)
+        if len(args) == 1:
+            return args[0]
+    return None
+
+
 def artifact_annotation(annotation: Any) -> tuple[str, type[Artifact]] | None:
     """``("input"|"output", cls)`` for ``Input[cls]``/``Output[cls]``; else ``None``.
 
-    A bare artifact class counts as an input, as in KFP.
+    A bare artifact class counts as an input, as in KFP; ``Input[List[cls]]`` gives
+    ``("input", cls)`` too (see :func:`is_artifact_list`).
     """
     if typing.get_origin(annotation) is Annotated:
         base, *extras = typing.get_args(annotation)
+        item = _list_item(base)
+        if item is not None:
+            base = item
         for extra in extras:
             if isinstance(extra, _Direction) and isinstance(base, type):
                 if issubclass(base, Artifact):
@@ -240,6 +256,111 @@ def artifact_annotation(annotation: Any) -> tuple[str, type[Artifact]] | None:
                     f"{extra.direction.title()}[...] takes an artifact class, not {base!r}"
                 )
         return None
+    item = _list_item(annotation)
+    if isinstance(item, type) and issubclass(item, Artifact):
+        return "input", item
     if isinstance(annotation, type) and issubclass(annotation, Artifact):
         return "input", annotation
     return None
+
+
+def is_artifact_list(annotation: Any) -> bool:
+    """True for ``Input[List[Dataset]]`` (and ``List[Dataset]``): a list of artifacts."""
+    if typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    item = _list_item(annotation)
+    return isinstance(item, type) and issubclass(item, Artifact)
+
+
+def _artifact_class_for(type_name: Any) -> type[Artifact] | None:
+    if isinstance(type_name, type) and issubclass(type_name, Artifact):
+        return type_name
+    if isinstance(type_name, str):
+        for cls in ARTIFACT_CLASSES:
+            if type_name in (cls.__name__, cls.schema_title):
+                return cls
+    return None
+
+
+class _PathAnnotation:
+    """``InputPath(T)``/``OutputPath(T)``: the function gets a local file path.
+
+    ``T`` is a parameter type (``str``, ``int``, ...) or an artifact type (a class, or
+    a name such as ``"Dataset"``); names that are not artifact classes mean a plain
+    ``system.Artifact``.
+    """
+
+    direction = ""
+
+    def __init__(self, type: Any = None) -> None:
+        self.type = type
+
+    @property
+    def artifact_class(self) -> type[Artifact] | None:
+        """The artifact class for an artifact path, or None for a parameter path."""
+        if self.type in (str, int, float, bool, list, dict):
+            return None
+        origin = typing.get_origin(self.type)
+        if origin in (list, dict):
+            return None
+        return _artifact_class_for(self.type) or Artifact
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.type == getattr(other, "type", None)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, repr(self.type)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.type!r})"
+
+
+class InputPath(_PathAnnotation):
+    """``InputPath("Dataset")``: the local path of an input artifact."""
+
+    direction = "input"
+
+
+class OutputPath(_PathAnnotation):
+    """``OutputPath(int)``/``OutputPath("Model")``: where to write an output."""
+
+    direction = "output"
+
+
+class PipelineTaskFinalStatus:
+    """The final status of an exit handler's tasks, given to its exit task.
+
+    Declare a parameter ``status: PipelineTaskFinalStatus`` in an exit task; the
+    engine fills it in, so the pipeline does not pass it.
+    """
+
+    def __init__(
+        self,
+        state: str = "",
+        pipeline_job_resource_name: str = "",
+        pipeline_task_name: str = "",
+        error_code: int | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        self.state = state
+        self.pipeline_job_resource_name = pipeline_job_resource_name
+        self.pipeline_task_name = pipeline_task_name
+        self.error_code = error_code
+        self.error_message = error_message
+
+    @classmethod
+    def from_value(cls, value: dict[str, Any]) -> PipelineTaskFinalStatus:
+        """Read the struct the engine sends (camelCase or snake_case keys)."""
+        error = value.get("error") or {}
+        return cls(
+            state=value.get("state", ""),
+            pipeline_job_resource_name=value.get(
+                "pipelineJobResourceName", value.get("pipeline_job_resource_name", "")
+            ),
+            pipeline_task_name=value.get("pipelineTaskName", value.get("pipeline_task_name", "")),
+            error_code=error.get("code"),
+            error_message=error.get("message"),
+        )
+
+    def __repr__(self) -> str:
+        return f"PipelineTaskFinalStatus(state={self.state!r}, task={self.pipeline_task_name!r})"

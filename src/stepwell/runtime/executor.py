@@ -32,12 +32,16 @@ from stepwell.runtime._executor_types import (
     ClassificationMetrics,
     Dataset,
     Input,
+    InputPath,
     Markdown,
     Metrics,
     Model,
     Output,
+    OutputPath,
+    PipelineTaskFinalStatus,
     SlicedClassificationMetrics,
     artifact_annotation,
+    is_artifact_list,
 )
 
 __all__ = [
@@ -46,10 +50,13 @@ __all__ = [
     "ClassificationMetrics",
     "Dataset",
     "Input",
+    "InputPath",
     "Markdown",
     "Metrics",
     "Model",
     "Output",
+    "OutputPath",
+    "PipelineTaskFinalStatus",
     "SlicedClassificationMetrics",
     "dsl",
 ]
@@ -68,15 +75,25 @@ class _DslNamespace:
     Markdown = Markdown
     Input = Input
     Output = Output
+    InputPath = InputPath
+    OutputPath = OutputPath
+    PipelineTaskFinalStatus = PipelineTaskFinalStatus
 
 
 dsl = _DslNamespace()
 
 USAGE = (
     "usage: python -m stepwell.runtime.executor --component_source SRC "
-    "--executor_input JSON --function_to_execute FN [--packages_to_install JSON_LIST]"
+    "--executor_input JSON --function_to_execute FN [--packages_to_install JSON_LIST "
+    "[--pip_index_urls JSON_LIST]]"
 )
-_FLAGS = ("component_source", "executor_input", "function_to_execute", "packages_to_install")
+_FLAGS = (
+    "component_source",
+    "executor_input",
+    "function_to_execute",
+    "packages_to_install",
+    "pip_index_urls",
+)
 _COMPONENT_MODULE = "stepwell_component"
 
 
@@ -167,6 +184,14 @@ def build_arguments(
     produced: dict[str, Artifact] = {}
     for name in names:
         annotation = hints.get(name)
+        if isinstance(annotation, InputPath | OutputPath):
+            kwargs[name] = _path_argument(name, annotation, inputs, outputs, produced)
+            continue
+        if annotation is PipelineTaskFinalStatus:
+            value = parameter_values.get(name)
+            if value is not None:
+                kwargs[name] = PipelineTaskFinalStatus.from_value(value)
+            continue
         artifact = artifact_annotation(annotation)
         if artifact is None:
             value = parameter_values.get(name)
@@ -176,6 +201,9 @@ def build_arguments(
         direction, cls = artifact
         source = input_artifacts if direction == "input" else output_artifacts
         entries = (source.get(name) or {}).get("artifacts") or []
+        if is_artifact_list(annotation) and direction == "input":
+            kwargs[name] = [_make_artifact(cls, entry) for entry in entries]
+            continue
         if not entries:
             if direction == "output":
                 raise ExecutorError(f"the executor input provides no output artifact {name!r}")
@@ -186,6 +214,32 @@ def build_arguments(
             produced[name] = obj
         kwargs[name] = obj
     return kwargs, produced
+
+
+def _path_argument(
+    name: str,
+    annotation: InputPath | OutputPath,
+    inputs: dict[str, Any],
+    outputs: dict[str, Any],
+    produced: dict[str, Artifact],
+) -> str:
+    """The local path given for an ``InputPath``/``OutputPath`` parameter."""
+    if isinstance(annotation, OutputPath) and annotation.artifact_class is None:
+        path = ((outputs.get("parameters") or {}).get(name) or {}).get("outputFile")
+        if not path:
+            raise ExecutorError(f"the executor input provides no output parameter file {name!r}")
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        return str(path)
+    cls = annotation.artifact_class or Artifact
+    source = inputs if isinstance(annotation, InputPath) else outputs
+    entries = ((source.get("artifacts") or {}).get(name) or {}).get("artifacts") or []
+    if not entries:
+        raise ExecutorError(f"the executor input provides no artifact {name!r}")
+    artifact = _make_artifact(cls, entries[0])
+    if isinstance(annotation, OutputPath):
+        os.makedirs(os.path.dirname(artifact.path) or ".", exist_ok=True)
+        produced[name] = artifact
+    return artifact.path
 
 
 _JSON_TYPES: dict[Any, tuple[type, ...]] = {
@@ -214,7 +268,8 @@ def check_return_type(function_name: str, value: Any, annotation: Any) -> None:
     if not ok:
         raise ExecutorError(
             f"function {function_name} returned a value of type {type(value).__name__}; "
-            f"it declares {_type_name(origin)}"
+            f"it declares {_type_name(origin)}. Return a {_type_name(origin)} (for example "
+            f"{_type_name(origin)}(value)) or change the return annotation"
         )
 
 
@@ -254,8 +309,13 @@ def collect_outputs(
     return output
 
 
-def install_packages(packages: list[str]) -> None:
-    """``pip install`` the requirements that are not installed already."""
+def install_packages(packages: list[str], index_urls: list[str] | None = None) -> list[str]:
+    """``pip install`` the requirements that are not installed already; returns those.
+
+    The first of ``index_urls`` is pip's index and the others extra indexes, each also
+    trusted (as KFP's prelude does). A requirement counts as installed when a
+    distribution of that name exists (its version is not checked).
+    """
     import importlib.metadata
     import re
     import subprocess
@@ -268,6 +328,11 @@ def install_packages(packages: list[str]) -> None:
         except importlib.metadata.PackageNotFoundError:
             missing.append(requirement)
     if missing:
+        index_options: list[str] = []
+        for i, url in enumerate(index_urls or []):
+            index_options += ["--index-url" if i == 0 else "--extra-index-url", url]
+            host = re.sub(r"^[a-z]+://([^/:]+).*$", r"\1", url)
+            index_options += ["--trusted-host", host]
         subprocess.run(
             [
                 sys.executable,
@@ -276,10 +341,13 @@ def install_packages(packages: list[str]) -> None:
                 "install",
                 "--quiet",
                 "--no-warn-script-location",
+                "--disable-pip-version-check",
+                *index_options,
                 *missing,
             ],
             check=True,
         )
+    return missing
 
 
 def execute(source: str, function_name: str, executor_input: dict[str, Any]) -> dict[str, Any]:
@@ -314,7 +382,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.get("packages_to_install"):
-            install_packages(json.loads(args["packages_to_install"]))
+            install_packages(
+                json.loads(args["packages_to_install"]),
+                json.loads(args.get("pip_index_urls") or "[]"),
+            )
         execute(args["component_source"], args["function_to_execute"], executor_input)
     except ExecutorError as exc:
         print(f"error: {exc}", file=sys.stderr)
