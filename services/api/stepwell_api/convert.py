@@ -70,9 +70,9 @@ def state_from_proto(value: int) -> RunState:
         raise InvalidArgument(f"unknown run state {value}") from None
 
 
-def state_to_proto(state: RunState) -> common_pb2.RuntimeState.ValueType:
-    """The ``RuntimeState`` number of a domain state."""
-    return common_pb2.RuntimeState.Value(state.value)
+def state_to_proto(state: RunState) -> str:
+    """The ``RuntimeState`` name of a domain state (message constructors take enum names)."""
+    return state.value
 
 
 def outputs_from_proto(message: common_pb2.Outputs) -> Outputs:
