@@ -68,7 +68,7 @@ def start_service(name: str, args: list[str], env: dict[str, str], timeout: floa
         if not line:
             break
         lines.append(line)
-        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        match = re.search(rf"stepwell-{name} listening on 127\.0\.0\.1:(\d+)", line)
         if match:
             service = ServiceProcess(name, proc, int(match.group(1)), lines)
             # Keep draining the pipe so a chatty service never blocks on a full one.
