@@ -27,7 +27,7 @@ class ServiceProcess:
     """A service binary running as a child process, and the port it reported."""
 
     name: str
-    proc: subprocess.Popen[str]
+    proc: subprocess.Popen[bytes]
     port: int
     log: list[str] = field(default_factory=list)
 
@@ -46,39 +46,52 @@ class ServiceProcess:
 
 
 def start_service(name: str, args: list[str], env: dict[str, str], timeout: float = 60.0) -> ServiceProcess:
-    """Starts ``stepwell-<name>`` and waits for its ``listening on 127.0.0.1:PORT`` line."""
+    """Starts ``stepwell-<name>`` and waits for its ``stepwell-<name> listening on 127.0.0.1:PORT`` line."""
     proc = subprocess.Popen(
         [str(BIN / f"stepwell-{name}"), *args],
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
     )
     assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    # Raw reads, not readline: a buffered reader can hold the line we wait for while
+    # select() reports nothing more to read.
     selector = selectors.DefaultSelector()
-    selector.register(proc.stdout, selectors.EVENT_READ)
+    selector.register(fd, selectors.EVENT_READ)
     lines: list[str] = []
+    pending = b""
+    pattern = re.compile(rf"stepwell-{name} listening on 127\.0\.0\.1:(\d+)")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not selector.select(timeout=0.5):
             if proc.poll() is not None:
                 break
             continue
-        line = proc.stdout.readline()
-        if not line:
+        chunk = os.read(fd, 65536)
+        if not chunk:
             break
-        lines.append(line)
-        match = re.search(rf"stepwell-{name} listening on 127\.0\.0\.1:(\d+)", line)
-        if match:
-            service = ServiceProcess(name, proc, int(match.group(1)), lines)
-            # Keep draining the pipe so a chatty service never blocks on a full one.
-            threading.Thread(target=_drain, args=(proc, lines), daemon=True).start()
-            return service
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for raw in complete:
+            line = raw.decode(errors="replace") + "\n"
+            lines.append(line)
+            match = pattern.search(line)
+            if match:
+                service = ServiceProcess(name, proc, int(match.group(1)), lines)
+                # Keep draining the pipe so a chatty service never blocks on a full one.
+                threading.Thread(target=_drain, args=(fd, lines), daemon=True).start()
+                return service
     proc.kill()
-    raise RuntimeError(f"stepwell-{name} did not start; it printed:\n{''.join(lines)}")
+    raise RuntimeError(f"stepwell-{name} did not start; it printed:\n{''.join(lines)}{pending.decode(errors='replace')}")
 
 
-def _drain(proc: subprocess.Popen[str], lines: list[str]) -> None:
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line)
+def _drain(fd: int, lines: list[str]) -> None:
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            return
+        if not chunk:
+            return
+        lines.append(chunk.decode(errors="replace"))

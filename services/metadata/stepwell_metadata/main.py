@@ -6,20 +6,14 @@ free port) and stops cleanly on SIGTERM or SIGINT.
 
 from __future__ import annotations
 
-import logging
-import signal
 import sys
-import threading
-from types import FrameType
 
 import click
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
+from stepwell.server.process import serve
 from stepwell_metadata.app import MetadataApp
 from stepwell_metadata.settings import MetadataSettings
-
-log = logging.getLogger("stepwell_metadata")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,39 +42,13 @@ def cli(
         settings = MetadataSettings()
     except ValidationError as err:
         raise click.ClickException(f"bad STEPWELL_* setting: {err}") from err
-    logging.basicConfig(
-        level=(log_level or settings.log_level).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-    stopping = threading.Event()
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s; stopping", signal.Signals(signum).name)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-
     app = MetadataApp(settings, database_url=database_url or "")
-    try:
+
+    def start() -> str:
         server = app.start(port=port, host=host)
-    except SQLAlchemyError as err:
-        app.stop()
-        url = app.database.engine.url.render_as_string(hide_password=True)
-        raise click.ClickException(f"cannot prepare the database at {url}: {err}") from err
-    except OSError as err:
-        app.stop()
-        raise click.ClickException(str(err)) from err
-    click.echo(f"stepwell-metadata listening on {host or settings.metadata_host}:{server.port}")
-    sys.stdout.flush()
-    try:
-        while not stopping.wait(0.5):
-            pass
-    finally:
-        app.stop(grace=5.0)
-        log.info("stopped")
+        return f"{host or settings.metadata_host}:{server.port}"
+
+    sys.exit(serve("metadata", app, start, log_level or settings.log_level))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,25 +1,20 @@
 """``stepwell-scheduler``: runs the scheduler as its own process.
 
 Prints ``stepwell-scheduler listening on HOST:PORT`` once it serves (``--port 0`` picks a
-free port) and stops cleanly on SIGTERM or SIGINT.
+free port) and stops cleanly on SIGTERM or SIGINT; running task processes are left alone
+so a restarted scheduler adopts them.
 """
 
 from __future__ import annotations
 
-import logging
-import signal
 import sys
-import threading
-from types import FrameType
 
 import click
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
+from stepwell.server.process import serve
 from stepwell_scheduler.app import SchedulerApp
 from stepwell_scheduler.settings import SchedulerSettings
-
-log = logging.getLogger("stepwell_scheduler")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,39 +43,13 @@ def cli(
         settings = SchedulerSettings()
     except ValidationError as err:
         raise click.ClickException(f"bad STEPWELL_* setting: {err}") from err
-    logging.basicConfig(
-        level=(log_level or settings.log_level).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-    stopping = threading.Event()
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s; stopping", signal.Signals(signum).name)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-
     app = SchedulerApp(settings, database_url=database_url or "")
-    try:
+
+    def start() -> str:
         server = app.start(port=port, host=host)
-    except SQLAlchemyError as err:
-        app.stop()
-        url = app.database.engine.url.render_as_string(hide_password=True)
-        raise click.ClickException(f"cannot prepare the database at {url}: {err}") from err
-    except OSError as err:
-        app.stop()
-        raise click.ClickException(str(err)) from err
-    click.echo(f"stepwell-scheduler listening on {host or settings.scheduler_host}:{server.port}")
-    sys.stdout.flush()
-    try:
-        while not stopping.wait(0.5):
-            pass
-    finally:
-        app.stop(grace=5.0)
-        log.info("stopped")
+        return f"{host or settings.scheduler_host}:{server.port}"
+
+    sys.exit(serve("scheduler", app, start, log_level or settings.log_level))
 
 
 def main(argv: list[str] | None = None) -> None:
