@@ -1,4 +1,5 @@
-"""The API service assembled: database, run service, gRPC and HTTP servers, handover loop.
+"""The API service assembled: database, services, gRPC and HTTP servers, handover and
+trigger loops.
 
 Mount it in-process (the embedded stack does this)::
 
@@ -17,12 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from stepwell.server import Database, RunningServer, start_server, upgrade
+from stepwell.v1 import experiment_pb2, pipeline_pb2, recurring_run_pb2, run_pb2
+from stepwell_api.experiment_servicer import experiment_service_binding
+from stepwell_api.experiments import ExperimentService
 from stepwell_api.handover import HandoverLoop
 from stepwell_api.http import HttpServer, build_http_app
+from stepwell_api.pipeline_servicer import pipeline_service_binding
+from stepwell_api.pipelines import PipelineService
+from stepwell_api.recurring import RecurringRunService
+from stepwell_api.recurring_servicer import recurring_run_service_binding
 from stepwell_api.scheduler_client import GrpcScheduler
 from stepwell_api.service import RunService
 from stepwell_api.servicer import run_service_binding
 from stepwell_api.settings import ApiSettings
+from stepwell_api.trigger import TriggerLoop
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +47,35 @@ class ApiApp:
         self.db = Database(settings.database_url_for("api"))
         # Lazy: the address is read on the first call, so it may be set after start().
         self.scheduler = GrpcScheduler(lambda: self.settings.scheduler_address, settings.scheduler_timeout)
-        self.service = RunService(self.db, self.scheduler, default_namespace=settings.namespace)
+        self.pipelines = PipelineService(self.db, settings.namespace, max_upload_bytes=settings.max_upload_bytes)
+        self.experiments = ExperimentService(self.db, settings.namespace)
+        self.service = RunService(
+            self.db,
+            self.scheduler,
+            default_namespace=settings.namespace,
+            pipelines=self.pipelines,
+            experiments=self.experiments,
+        )
+        self.recurring = RecurringRunService(self.db, self.service)
         self.handover = HandoverLoop(
             self.service, interval=settings.handover_interval, max_backoff=settings.handover_max_backoff
         )
-        self.http = HttpServer(build_http_app(settings), host=settings.host)
+        self.trigger = TriggerLoop(self.recurring, interval=settings.trigger_interval, on_fired=self.handover.wake)
+        # One servicer per service, shared by the gRPC server and the REST gateway.
+        self.bindings = [
+            run_service_binding(self.service),
+            pipeline_service_binding(self.pipelines),
+            experiment_service_binding(self.experiments, self.service),
+            recurring_run_service_binding(self.recurring),
+        ]
+        descriptors = [
+            run_pb2.DESCRIPTOR.services_by_name["RunService"],
+            pipeline_pb2.DESCRIPTOR.services_by_name["PipelineService"],
+            experiment_pb2.DESCRIPTOR.services_by_name["ExperimentService"],
+            recurring_run_pb2.DESCRIPTOR.services_by_name["RecurringRunService"],
+        ]
+        services = [(d, b.servicer) for d, b in zip(descriptors, self.bindings, strict=True)]
+        self.http = HttpServer(build_http_app(settings, services), host=settings.host)
         self.grpc: RunningServer | None = None
 
     @property
@@ -67,7 +100,7 @@ class ApiApp:
         """
         self.migrate()
         grpc_port = self.settings.port if port is None else port
-        self.grpc = start_server([run_service_binding(self.service)], port=grpc_port, host=self.settings.host)
+        self.grpc = start_server(self.bindings, port=grpc_port, host=self.settings.host)
         try:
             self.http.requested_port = self.settings.http_port if http_port is None else http_port
             self.http.start()
@@ -76,6 +109,7 @@ class ApiApp:
             self.grpc = None
             raise
         self.handover.start()
+        self.trigger.start()
         return self.grpc
 
     def stop(self, grace: float = 1.0) -> None:
@@ -83,6 +117,7 @@ class ApiApp:
         if self.grpc is not None:
             self.grpc.stop(grace)
             self.grpc = None
+        self.trigger.stop()
         self.handover.stop()
         self.http.stop()
         self.scheduler.close()

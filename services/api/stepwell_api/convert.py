@@ -5,10 +5,12 @@ Only the servicer (and later the REST layer) uses these: protobuf stays at the e
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.rpc import status_pb2
 
 from stepwell.errors import InvalidArgument
 from stepwell.v1 import common_pb2, run_pb2
@@ -156,45 +158,108 @@ def task_to_proto(task: TaskDetail) -> run_pb2.TaskDetail:
     return message
 
 
-def new_run_from_proto(message: run_pb2.Run) -> NewRun:
-    """What CreateRun asks for; server-set fields (id, state, times) are ignored."""
-    if not message.HasField("pipeline_spec") or not message.pipeline_spec.fields:
-        raise InvalidArgument("run.pipeline_spec is required")
+def error_status(message: str, code: int = 2) -> status_pb2.Status | None:
+    """KFP's ``error`` field (google.rpc.Status) for an error text; None when empty."""
+    return status_pb2.Status(code=code, message=message) if message else None
+
+
+def new_run_from_proto(message: run_pb2.Run, experiment_id: str = "") -> NewRun:
+    """What CreateRun asks for; server-set fields (id, state, times) are ignored.
+
+    The spec is ``pipeline_spec`` (the IR, or ``{pipeline_spec, platform_spec}``) or a
+    ``pipeline_version_reference`` (or KFP's deprecated ``pipeline_version_id``).
+    """
+    has_spec = message.HasField("pipeline_spec") and bool(message.pipeline_spec.fields)
+    reference = message.pipeline_version_reference
+    version_id = reference.pipeline_version_id or message.pipeline_version_id
+    has_reference = bool(reference.pipeline_id or version_id)
+    if has_spec and has_reference:
+        raise InvalidArgument("run.pipeline_spec and run.pipeline_version_reference are exclusive; give one")
+    if not has_spec and not has_reference:
+        raise InvalidArgument("run.pipeline_spec (or run.pipeline_version_reference) is required")
     return NewRun(
-        pipeline_spec=struct_to_dict(message.pipeline_spec),
+        pipeline_spec=struct_to_dict(message.pipeline_spec) if has_spec else {},
         display_name=message.display_name,
         description=message.description,
         namespace=message.namespace,
-        experiment_id=message.experiment_id,
+        experiment_id=message.experiment_id or experiment_id,
         parameters={
             name: value_to_python(value) for name, value in message.runtime_config.parameters.items()
         },
         pipeline_root=message.runtime_config.pipeline_root,
+        pipeline_id=reference.pipeline_id,
+        pipeline_version_id=version_id,
+        service_account=message.service_account,
     )
 
 
+def kfp_task_details(run: Run) -> list[run_pb2.PipelineTaskDetail]:
+    """KFP's ``run_details.task_details`` for the run's tasks."""
+    children: dict[str, list[str]] = {}
+    for task in run.task_details:
+        if task.parent_task_id:
+            children.setdefault(task.parent_task_id, []).append(task.task_id)
+    details = []
+    for task in run.task_details:
+        detail = run_pb2.PipelineTaskDetail(
+            run_id=run.run_id,
+            task_id=task.task_id,
+            display_name=task.display_name or task.task_id,
+            state=state_to_proto(task.state),
+            execution_id=task.execution_id,
+            error=error_status(task.error),
+            parent_task_id=task.parent_task_id,
+            child_tasks=[run_pb2.ChildTask(task_id=c) for c in children.get(task.task_id, [])],
+        )
+        _set_timestamp(detail, "create_time", task.create_time)
+        _set_timestamp(detail, "start_time", task.start_time)
+        _set_timestamp(detail, "end_time", task.end_time)
+        for name, refs in task.outputs.artifacts.items():
+            ids = [ref.artifact_id for ref in refs if ref.artifact_id]
+            if ids:
+                detail.outputs[name].artifact_ids.extend(ids)
+        details.append(detail)
+    return details
+
+
+@functools.lru_cache(maxsize=128)
+def _spec_bytes(spec_json: str) -> bytes:
+    message = struct_pb2.Struct()
+    json_format.Parse(spec_json, message)
+    return bytes(message.SerializeToString())
+
+
 def run_to_proto(run: Run) -> run_pb2.Run:
-    """A ``Run`` message from a domain run."""
+    """A ``Run`` message from a domain run (KFP's fields and Stepwell's)."""
     message = run_pb2.Run(
         run_id=run.run_id,
         display_name=run.display_name,
         description=run.description,
         namespace=run.namespace,
         experiment_id=run.experiment_id,
-        pipeline_spec=dict_to_struct(run.pipeline_spec),
+        pipeline_spec=None if run.pipeline_spec_json else dict_to_struct(run.pipeline_spec),
         runtime_config=run_pb2.RuntimeConfig(
             parameters={name: python_to_value(value) for name, value in run.parameters.items()},
             pipeline_root=run.pipeline_root,
         ),
         state=state_to_proto(run.state),
-        error=run.error,
+        error=error_status(run.error),
         pipeline_name=run.pipeline_name,
+        storage_state=run_pb2.StorageState.Value(run.storage_state or "AVAILABLE"),  # type: ignore[arg-type]
+        service_account=run.service_account,
+        recurring_run_id=run.recurring_run_id,
     )
+    if run.pipeline_spec_json:  # a listing: the same spec text converts once
+        message.pipeline_spec.MergeFromString(_spec_bytes(run.pipeline_spec_json))
+    if run.pipeline_id:
+        message.pipeline_version_reference.pipeline_id = run.pipeline_id
+        message.pipeline_version_reference.pipeline_version_id = run.pipeline_version_id
     _set_timestamp(message, "created_at", run.created_at)
     _set_timestamp(message, "scheduled_at", run.scheduled_at)
     _set_timestamp(message, "finished_at", run.finished_at)
     outputs_to_proto(run.outputs, message.outputs)
     message.task_details.extend(task_to_proto(t) for t in run.task_details)
+    message.run_details.task_details.extend(kfp_task_details(run))
     return message
 
 

@@ -114,7 +114,11 @@ class TaskDetail:
 
 @dataclass
 class NewRun:
-    """What a caller asks for when creating a run (before validation)."""
+    """What a caller asks for when creating a run (before validation).
+
+    The spec comes inline (``pipeline_spec``) or from a stored pipeline version
+    (``pipeline_id`` and optionally ``pipeline_version_id``; empty = latest).
+    """
 
     pipeline_spec: dict[str, Any]
     display_name: str = ""
@@ -123,6 +127,9 @@ class NewRun:
     experiment_id: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)
     pipeline_root: str = ""
+    pipeline_id: str = ""
+    pipeline_version_id: str = ""
+    service_account: str = ""
 
 
 @dataclass
@@ -149,6 +156,13 @@ class Run:
     task_details: list[TaskDetail] = field(default_factory=list)
     #: When the scheduler acknowledged StartRun (None while not yet handed over).
     handed_at: datetime | None = None
+    storage_state: str = "AVAILABLE"
+    #: Listings only: the IR as stored JSON text (then ``pipeline_spec`` is empty).
+    pipeline_spec_json: str = ""
+    recurring_run_id: str = ""
+    pipeline_id: str = ""
+    pipeline_version_id: str = ""
+    service_account: str = ""
 
 
 @dataclass

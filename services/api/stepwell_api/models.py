@@ -21,20 +21,26 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
+    UniqueConstraint,
+    cast,
+    func,
+    select,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
 ID_LENGTH = 64
 NAMESPACE_LENGTH = 63
 STATE_LENGTH = 32
 TASK_ID_LENGTH = 1024
 KIND_LENGTH = 32
+NAME_LENGTH = 255
 
 
 def utcnow() -> datetime:
@@ -55,8 +61,11 @@ class RunRow(Base):
     __table_args__ = (
         Index("ix_api_runs_namespace_created_at", "namespace", "created_at", "run_id"),
         Index("ix_api_runs_created_at", "created_at", "run_id"),
-        Index("ix_api_runs_state", "state"),
-        Index("ix_api_runs_experiment_id", "experiment_id"),
+        # Lists filtered on one of these and sorted by creation (0002).
+        Index("ix_api_runs_state_created_at", "state", "created_at", "run_id"),
+        Index("ix_api_runs_experiment_created_at", "experiment_id", "created_at", "run_id"),
+        Index("ix_api_runs_storage_state_created_at", "storage_state", "created_at", "run_id"),
+        Index("ix_api_runs_recurring_run_id_state", "recurring_run_id", "state"),
     )
 
     run_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
@@ -67,6 +76,9 @@ class RunRow(Base):
     pipeline_name: Mapped[str] = mapped_column(Text)
     #: The bare IR (PipelineSpec JSON).
     pipeline_spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: The IR as stored text, for listings: not parsed per row, and identical for every
+    #: run of one pipeline, so its protobuf form is converted once and reused.
+    pipeline_spec_text: Mapped[str] = column_property(cast(pipeline_spec, Text), deferred=True)
     #: The kfp-kubernetes platform spec, ``{}`` when none.
     platform_spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     #: Root parameters, validated and with defaults filled.
@@ -88,6 +100,14 @@ class RunRow(Base):
     cancel_acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     #: ``update_time`` of the newest status report applied (older reports are stale).
     status_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: "AVAILABLE" or "ARCHIVED".
+    storage_state: Mapped[str] = mapped_column(String(STATE_LENGTH), default="AVAILABLE", server_default="AVAILABLE")
+    #: The recurring run that created this run ("" when none).
+    recurring_run_id: Mapped[str] = mapped_column(String(ID_LENGTH), default="", server_default="")
+    #: The stored pipeline version the run was created from ("" for an inline spec).
+    pipeline_id: Mapped[str] = mapped_column(String(ID_LENGTH), default="", server_default="")
+    pipeline_version_id: Mapped[str] = mapped_column(String(ID_LENGTH), default="", server_default="")
+    service_account: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class RunTaskRow(Base):
@@ -116,3 +136,115 @@ class RunTaskRow(Base):
     log_uri: Mapped[str] = mapped_column(Text, default="")
     parent_task_id: Mapped[str] = mapped_column(String(TASK_ID_LENGTH), default="")
     kind: Mapped[str] = mapped_column(String(KIND_LENGTH), default="")
+
+
+class PipelineRow(Base):
+    """A stored pipeline: a name that groups versions."""
+
+    __tablename__ = "api_pipelines"
+    __table_args__ = (
+        UniqueConstraint("namespace", "name", name="uq_api_pipelines_namespace_name"),
+        Index("ix_api_pipelines_namespace_created_at", "namespace", "created_at", "pipeline_id"),
+    )
+
+    pipeline_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    display_name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    namespace: Mapped[str] = mapped_column(String(NAMESPACE_LENGTH), default="")
+    tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PipelineVersionRow(Base):
+    """One version of a stored pipeline: its checked spec."""
+
+    __tablename__ = "api_pipeline_versions"
+    __table_args__ = (
+        UniqueConstraint("pipeline_id", "name", name="uq_api_pipeline_versions_pipeline_id_name"),
+        Index("ix_api_pipeline_versions_pipeline_created_at", "pipeline_id", "created_at", "pipeline_version_id"),
+    )
+
+    pipeline_version_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    pipeline_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH),
+        ForeignKey("api_pipelines.pipeline_id", name="fk_api_pipeline_versions_pipeline_id", ondelete="CASCADE"),
+    )
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    display_name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    package_url: Mapped[str] = mapped_column(Text, default="")
+    code_source_url: Mapped[str] = mapped_column(Text, default="")
+    #: The bare IR.
+    pipeline_spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: The kfp-kubernetes platform spec, ``{}`` when none.
+    platform_spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ExperimentRow(Base):
+    """An experiment: a named group of runs in a namespace."""
+
+    __tablename__ = "api_experiments"
+    __table_args__ = (
+        UniqueConstraint("namespace", "display_name", name="uq_api_experiments_namespace_display_name"),
+        Index("ix_api_experiments_namespace_created_at", "namespace", "created_at", "experiment_id"),
+    )
+
+    experiment_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    description: Mapped[str] = mapped_column(Text, default="")
+    namespace: Mapped[str] = mapped_column(String(NAMESPACE_LENGTH), default="")
+    storage_state: Mapped[str] = mapped_column(String(STATE_LENGTH), default="AVAILABLE")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: When the experiment's newest run was created: computed from ``api_runs`` (an
+    #: index-only lookup on ix_api_runs_experiment_created_at) instead of written on
+    #: every CreateRun, so concurrent runs never queue on the experiment's row.
+    last_run_created_at: Mapped[datetime | None] = column_property(
+        select(func.max(RunRow.created_at))
+        .where(RunRow.experiment_id == experiment_id)
+        .correlate_except(RunRow)
+        .scalar_subquery()
+    )
+
+
+class RecurringRunRow(Base):
+    """A recurring run: what to run, its trigger, and when it fires next."""
+
+    __tablename__ = "api_recurring_runs"
+    __table_args__ = (
+        Index("ix_api_recurring_runs_due", "enabled", "next_fire_at"),
+        Index("ix_api_recurring_runs_namespace_created_at", "namespace", "created_at", "recurring_run_id"),
+        Index("ix_api_recurring_runs_experiment_id", "experiment_id"),
+    )
+
+    recurring_run_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    display_name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    namespace: Mapped[str] = mapped_column(String(NAMESPACE_LENGTH), default="")
+    experiment_id: Mapped[str] = mapped_column(String(ID_LENGTH), default="")
+    pipeline_id: Mapped[str] = mapped_column(String(ID_LENGTH), default="")
+    pipeline_version_id: Mapped[str] = mapped_column(String(ID_LENGTH), default="")
+    #: The bare IR, copied at creation (a deleted version does not stop the schedule).
+    pipeline_spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    platform_spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Root parameters as given (validated; defaults are filled per run).
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    pipeline_root: Mapped[str] = mapped_column(Text, default="")
+    service_account: Mapped[str] = mapped_column(Text, default="")
+    max_concurrency: Mapped[int] = mapped_column(Integer, default=1)
+    #: "cron" or "periodic".
+    trigger_kind: Mapped[str] = mapped_column(String(16))
+    cron: Mapped[str] = mapped_column(Text, default="")
+    interval_second: Mapped[int] = mapped_column(BigInteger, default=0)
+    start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    no_catchup: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: The next fire time; NULL when disabled or past end_time.
+    next_fire_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Runs created so far (the ``[[Index]]`` macro).
+    fire_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -6,12 +6,13 @@ passes the session in; everything here runs inside it.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, func, insert, inspect, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from stepwell_api.domain import Outputs, Run, RunState, TaskDetail
@@ -43,9 +44,10 @@ class RunRepository:
     # -- runs ---------------------------------------------------------------------------
 
     def add(self, row: RunRow) -> None:
-        """Adds a new run row (flushed, so a duplicate id fails here)."""
-        self.session.add(row)
-        self.session.flush()
+        """Inserts a new run row (at once, so a duplicate id fails here). A plain INSERT,
+        not the ORM's unit of work: CreateRun is the hottest write path."""
+        values = {column.key: getattr(row, column.key) for column in RunRow.__table__.columns}
+        self.session.execute(insert(RunRow), [values])
 
     def get_row(self, run_id: str) -> RunRow | None:
         """The run's row, or None."""
@@ -164,9 +166,16 @@ class RunRepository:
 
     def to_domain(self, row: RunRow, tasks: Sequence[RunTaskRow] = ()) -> Run:
         """The domain run for ``row`` and its task rows."""
-        spec: dict[str, Any] = row.pipeline_spec
-        if row.platform_spec:
+        spec_json = ""
+        if "pipeline_spec" in inspect(row).unloaded:  # a listing: the text form was loaded
+            spec_json, spec = row.pipeline_spec_text, {}
+            if row.platform_spec:
+                spec = {"pipeline_spec": json.loads(spec_json), "platform_spec": row.platform_spec}
+                spec_json = ""
+        elif row.platform_spec:
             spec = {"pipeline_spec": row.pipeline_spec, "platform_spec": row.platform_spec}
+        else:
+            spec = row.pipeline_spec
         created_at = as_utc(row.created_at)
         assert created_at is not None
         return Run(
@@ -187,6 +196,12 @@ class RunRepository:
             outputs=Outputs.from_json(row.outputs),
             task_details=[task_to_domain(t) for t in tasks],
             handed_at=as_utc(row.handed_at),
+            storage_state=row.storage_state or "AVAILABLE",
+            pipeline_spec_json=spec_json,
+            recurring_run_id=row.recurring_run_id or "",
+            pipeline_id=row.pipeline_id or "",
+            pipeline_version_id=row.pipeline_version_id or "",
+            service_account=row.service_account or "",
         )
 
     def load(self, row: RunRow) -> Run:

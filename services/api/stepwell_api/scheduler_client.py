@@ -13,9 +13,9 @@ import threading
 from collections.abc import Callable
 
 import grpc
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format, message_factory, struct_pb2
 
-from stepwell.errors import Unavailable, from_rpc_error
+from stepwell.errors import FailedPrecondition, Unavailable, from_rpc_error
 from stepwell.v1 import scheduler_pb2, scheduler_pb2_grpc
 from stepwell_api.domain import Handover
 
@@ -89,6 +89,29 @@ class GrpcScheduler:
             self._get_stub().CancelRun(scheduler_pb2.CancelRunRequest(run_id=run_id), timeout=self._timeout)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
+
+    def retry_run(self, run_id: str) -> None:
+        """Calls ``Scheduler.RetryRun`` when the contract has it; otherwise
+        :class:`FailedPrecondition` ("not supported yet")."""
+        method = scheduler_pb2.DESCRIPTOR.services_by_name["Scheduler"].methods_by_name.get("RetryRun")
+        if method is None:
+            raise FailedPrecondition("retrying a run is not supported yet: the scheduler has no RetryRun")
+        request_class = message_factory.GetMessageClass(method.input_type)
+        response_class = message_factory.GetMessageClass(method.output_type)
+        call = self._get_channel().unary_unary(
+            "/stepwell.v1.Scheduler/RetryRun",
+            request_serializer=request_class.SerializeToString,
+            response_deserializer=response_class.FromString,
+        )
+        try:
+            call(request_class(run_id=run_id), timeout=self._timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    def _get_channel(self) -> grpc.Channel:
+        self._get_stub()
+        assert self._channel is not None
+        return self._channel
 
     def close(self) -> None:
         """Closes the channel, if one was opened."""

@@ -1,110 +1,83 @@
 """The API service's run logic. Owns the database transactions; raises :mod:`stepwell.errors`.
 
-Creating a run validates the spec and parameters before anything is written, records
-the run as PENDING, commits, and only then hands it to the scheduler. A run the
-scheduler has not acknowledged stays PENDING with ``handed_at`` unset, and
-:meth:`RunService.hand_over_pending` (driven by :class:`~stepwell_api.handover.HandoverLoop`)
-keeps offering it until the scheduler takes it, so a run is never stuck because the
-scheduler was down. Termination works the same way: the wish is recorded first and
-CancelRun is retried until the scheduler acknowledges it.
+Creating a run validates the spec and parameters (resolving a pipeline version
+reference and the Default experiment) before anything is written, records the run as
+PENDING, commits, and only then hands it to the scheduler through
+:class:`~stepwell_api.scheduler_link.SchedulerLink`, which keeps offering it until the
+scheduler takes it. Lists use KFP's filter, sort and page tokens (:mod:`listing`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
-import json
 import logging
-import threading
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any
 
-from stepwell.errors import FailedPrecondition, InvalidArgument, NotFound, StepwellError
+from sqlalchemy import delete, select
+from sqlalchemy.orm import defer, undefer
+
+from stepwell.errors import FailedPrecondition, InvalidArgument, NotFound
 from stepwell.ir import load_pipeline_spec, resolve_parameters
 from stepwell.server import Database
 from stepwell_api.domain import (
     FINAL_STATES,
-    Handover,
     NewRun,
     Run,
     RunPage,
     RunState,
     StatusReport,
 )
-from stepwell_api.models import ID_LENGTH, NAMESPACE_LENGTH, RunRow
+from stepwell_api.experiments import ExperimentService
+from stepwell_api.listing import Field, Listing, ListRequest
+from stepwell_api.models import ID_LENGTH, NAMESPACE_LENGTH, RunRow, RunTaskRow
+from stepwell_api.pipelines import PipelineService
 from stepwell_api.repository import RunRepository, as_utc
+from stepwell_api.resources import ARCHIVED, AVAILABLE
+from stepwell_api.scheduler_link import (
+    REFUSALS,
+    HandoverPass,
+    SchedulerGateway,
+    SchedulerLink,
+    _handover_of,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 200
-#: Errors from the scheduler that mean "this run can never start": the run is failed
-#: instead of being offered again.
-REFUSALS: tuple[type[StepwellError], ...] = (InvalidArgument, FailedPrecondition)
+RUNS = Listing(
+    key=RunRow.run_id,
+    fields={
+        "run_id": Field(RunRow.run_id),
+        "display_name": Field(RunRow.display_name),
+        "created_at": Field(RunRow.created_at, "time"),
+        "finished_at": Field(RunRow.finished_at, "time", nullable=True),
+        "scheduled_at": Field(RunRow.scheduled_at, "time", nullable=True),
+        "description": Field(RunRow.description),
+        "storage_state": Field(RunRow.storage_state),
+        "namespace": Field(RunRow.namespace),
+        "experiment_id": Field(RunRow.experiment_id),
+        "state": Field(RunRow.state),
+        "recurring_run_id": Field(RunRow.recurring_run_id),
+    },
+)
+class RunService(SchedulerLink):
+    """Creates, reads, lists and terminates runs; applies the scheduler's status reports.
 
+    Talking to the scheduler (handover, cancel, their retries) is :class:`SchedulerLink`'s."""
 
-class SchedulerGateway(Protocol):
-    """What the run service needs from the scheduler.
-
-    Implementations raise :class:`~stepwell.errors.Unavailable` (or another
-    :class:`StepwellError`) when the call may succeed later, and
-    :class:`InvalidArgument` / :class:`FailedPrecondition` when the scheduler refuses
-    the run for good.
-    """
-
-    def start_run(self, handover: Handover) -> None:
-        """Hands a validated run to the scheduler; idempotent per run id."""
-
-    def cancel_run(self, run_id: str) -> None:
-        """Asks the scheduler to stop a run."""
-
-
-@dataclass
-class HandoverPass:
-    """What one pass of :meth:`RunService.hand_over_pending` did."""
-
-    handed: int = 0
-    refused: int = 0
-    #: True when the scheduler could not be reached; the pass stopped early.
-    unreachable: bool = False
-
-
-def utcnow() -> datetime:
-    """The current time as an aware UTC datetime."""
-    return datetime.now(timezone.utc)
-
-
-class RunService:
-    """Creates, reads, lists and terminates runs; applies the scheduler's status reports."""
-
-    def __init__(self, db: Database, scheduler: SchedulerGateway, default_namespace: str = "") -> None:
-        self.db = db
-        self.scheduler = scheduler
+    def __init__(
+        self,
+        db: Database,
+        scheduler: SchedulerGateway,
+        default_namespace: str = "",
+        pipelines: PipelineService | None = None,
+        experiments: ExperimentService | None = None,
+    ) -> None:
+        super().__init__(db, scheduler)
         self.default_namespace = default_namespace
-        # Calls to the scheduler in flight in this process, so the handover loop does not
-        # repeat a call CreateRun or TerminateRun is making (repeats are harmless, only wasteful).
-        self._in_flight: set[tuple[str, str]] = set()
-        self._in_flight_lock = threading.Lock()
-
-    @contextlib.contextmanager
-    def _exclusive(self, call: str, run_id: str) -> Iterator[bool]:
-        """Yields False when the same scheduler call for ``run_id`` is already in flight."""
-        key = (call, run_id)
-        with self._in_flight_lock:
-            mine = key not in self._in_flight
-            self._in_flight.add(key)
-        if not mine:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            with self._in_flight_lock:
-                self._in_flight.discard(key)
+        self.pipelines = pipelines or PipelineService(db, default_namespace)
+        self.experiments = experiments or ExperimentService(db, default_namespace)
 
     # -- create -------------------------------------------------------------------------
 
@@ -113,20 +86,80 @@ class RunService:
 
         Raises :class:`InvalidArgument` for a bad spec or bad parameters; nothing is
         written then. When the scheduler cannot be reached the run is returned PENDING
-        and the handover loop offers it again later.
+        and the handover loop offers it again later. Without an experiment the run
+        goes to the namespace's "Default" experiment (created on first use).
 
         An empty display name defaults to ``"<pipeline name> <UTC timestamp>"`` (KFP
         refuses an empty name; Stepwell's CLI does not ask for one).
         """
-        doc = load_pipeline_spec(new.pipeline_spec)
+        row = self.prepare(new)
+        defaulted = not row.experiment_id
+        for attempt in range(2):
+            if defaulted:
+                row.experiment_id = self.experiments.default_experiment_id(row.namespace, fresh=attempt > 0)
+            try:
+                with self.db.session() as session:
+                    row.experiment_id, row.namespace = self.experiments.resolve(
+                        session, row.experiment_id, new.namespace
+                    )
+                    RunRepository(session).add(row)
+                    handover = _handover_of(row)
+                break
+            except NotFound:
+                if not defaulted or attempt:
+                    raise  # a remembered Default experiment was deleted: look it up again
+        log.info("run %s (%s) recorded as PENDING", row.run_id, row.pipeline_name)
+        outcome = self._hand_over(handover)
+        if outcome not in ("handed", "unreachable"):
+            return self.get_run(row.run_id)
+        if outcome == "handed":
+            row.handed_at = utcnow()
+        return RunRepository(session).to_domain(row)
+
+    def prepare(
+        self,
+        new: NewRun,
+        now: datetime | None = None,
+        scheduled_at: datetime | None = None,
+        recurring_run_id: str = "",
+        index: int = 0,
+    ) -> RunRow:
+        """Checks ``new`` and builds its PENDING row (not yet added to any session).
+
+        Resolves a pipeline version reference, validates the spec and parameters,
+        fills defaults and expands KFP's ``[[RunUUID]]``, ``[[CurrentTime]]``,
+        ``[[ScheduledTime]]`` and ``[[Index]]`` macros in string parameters.
+        """
+        pipeline_id, version_id = new.pipeline_id, new.pipeline_version_id
+        source: Any = new.pipeline_spec
+        if not source:
+            if not pipeline_id and not version_id:
+                raise InvalidArgument("run.pipeline_spec or run.pipeline_version_reference is required")
+            version = (
+                self.pipelines.get_version(version_id, pipeline_id)
+                if version_id
+                else self.pipelines.latest_version(pipeline_id)
+            )
+            pipeline_id, version_id = version.pipeline_id, version.pipeline_version_id
+            source = version.full_spec
+        doc = load_pipeline_spec(source)
         parameters = resolve_parameters(doc.root_parameters, dict(new.parameters))
         namespace = new.namespace or self.default_namespace
         _check_length("run.namespace", namespace, NAMESPACE_LENGTH)
         _check_length("run.experiment_id", new.experiment_id, ID_LENGTH)
-        now = utcnow()
-        display_name = new.display_name.strip() or f"{doc.name} {now:%Y-%m-%d %H:%M:%S}"
-        row = RunRow(
-            run_id=str(uuid.uuid4()),
+        now = now or utcnow()
+        scheduled_at = scheduled_at or now
+        run_id = str(uuid.uuid4())
+        macros = {
+            "[[RunUUID]]": run_id,
+            "[[CurrentTime]]": _rfc3339(now),
+            "[[ScheduledTime]]": _rfc3339(scheduled_at),
+            "[[Index]]": str(index),
+        }
+        parameters = {k: _expand(v, macros) for k, v in parameters.items()}
+        display_name = new.display_name.strip() or f"{doc.name} {scheduled_at:%Y-%m-%d %H:%M:%S}"
+        return RunRow(
+            run_id=run_id,
             display_name=display_name,
             description=new.description,
             namespace=namespace,
@@ -140,16 +173,14 @@ class RunService:
             error="",
             outputs={},
             created_at=now,
-            scheduled_at=now,
+            scheduled_at=scheduled_at,
             handover_attempts=0,
+            storage_state=AVAILABLE,
+            recurring_run_id=recurring_run_id,
+            pipeline_id=pipeline_id,
+            pipeline_version_id=version_id,
+            service_account=new.service_account,
         )
-        with self.db.session() as session:
-            repo = RunRepository(session)
-            repo.add(row)
-            handover = _handover_of(row)
-        log.info("run %s (%s) recorded as PENDING", row.run_id, doc.name)
-        self._hand_over(handover)
-        return self.get_run(row.run_id)
 
     # -- read ---------------------------------------------------------------------------
 
@@ -164,27 +195,108 @@ class RunService:
                 raise NotFound(f"run {run_id!r} not found")
             return repo.load(row)
 
-    def list_runs(self, namespace: str | None = None, page_size: int = 0, page_token: str = "") -> RunPage:
-        """One page of runs, newest first, in ``namespace`` (all namespaces when None).
+    def list_runs(
+        self,
+        namespace: str | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        experiment_id: str = "",
+        sort_by: str = "",
+        filter: str = "",
+    ) -> RunPage:
+        """One page of runs in ``namespace`` (all namespaces when None or "").
 
-        ``page_size`` 0 means 20; larger than 200 is cut to 200. ``page_token`` is the
-        ``next_page_token`` of the previous page; an empty ``next_page_token`` marks the
-        last page. One query reads the page, one reads all its runs' tasks.
+        KFP's filter JSON and ``sort_by`` (default newest first); ``page_size`` 0 means
+        20, more than 200 is cut to 200. One query reads the page, one counts the
+        filtered runs, one reads all the page's tasks.
         """
-        if page_size < 0:
-            raise InvalidArgument(f"page_size must not be negative; got {page_size}")
-        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        after = _decode_page_token(page_token, namespace) if page_token else None
+        query = select(RunRow).options(defer(RunRow.pipeline_spec), undefer(RunRow.pipeline_spec_text))
+        if namespace:
+            query = query.where(RunRow.namespace == namespace)
+        if experiment_id:
+            query = query.where(RunRow.experiment_id == experiment_id)
+        request = ListRequest(page_size=page_size, page_token=page_token, sort_by=sort_by, filter=filter)
         with self.db.session() as session:
             repo = RunRepository(session)
-            rows = repo.list_rows(namespace, size + 1, after)
-            has_more = len(rows) > size
-            rows = rows[:size]
-            tasks = repo.tasks_of([r.run_id for r in rows])
-            runs = [repo.to_domain(r, tasks.get(r.run_id, [])) for r in rows]
-            total = repo.count(namespace)
-        token = _encode_page_token(runs[-1], namespace) if has_more and runs else ""
-        return RunPage(runs=runs, next_page_token=token, total_size=total)
+            page = RUNS.page(session, query, request, scope=[namespace or "", experiment_id])
+            tasks = repo.tasks_of([r.run_id for r in page.rows])
+            runs = [repo.to_domain(r, tasks.get(r.run_id, [])) for r in page.rows]
+        return RunPage(runs=runs, next_page_token=page.next_page_token, total_size=page.total_size)
+
+    # -- archive, delete, retry ---------------------------------------------------------
+
+    def archive_run(self, run_id: str) -> None:
+        """Marks the run ARCHIVED (it keeps running if it was)."""
+        with self.db.session() as session:
+            self._row(session, run_id).storage_state = ARCHIVED
+
+    def unarchive_run(self, run_id: str) -> None:
+        """Marks the run AVAILABLE; refused while its experiment is archived."""
+        with self.db.session() as session:
+            row = self._row(session, run_id)
+            if row.experiment_id:
+                experiment = self.experiments.row(session, row.experiment_id) if row.experiment_id else None
+                if experiment is not None and experiment.storage_state == ARCHIVED:
+                    raise FailedPrecondition(
+                        f"run {run_id!r} belongs to archived experiment {row.experiment_id!r}; unarchive that first"
+                    )
+            row.storage_state = AVAILABLE
+
+    def delete_run(self, run_id: str) -> None:
+        """Deletes the run and its task records; an active run is asked to stop first."""
+        with self.db.session() as session:
+            row = self._row(session, run_id, lock=True)
+            active = RunState(row.state) not in FINAL_STATES and row.handed_at is not None
+            session.execute(delete(RunTaskRow).where(RunTaskRow.run_id == run_id))
+            session.delete(row)
+        if active:
+            try:
+                self.scheduler.cancel_run(run_id)
+            except Exception as err:  # the run is gone either way; the scheduler's reports become NotFound
+                log.warning("could not stop deleted run %s: %s", run_id, err)
+
+    def retry_run(self, run_id: str) -> Run:
+        """Runs a FAILED or CANCELED run's failed tasks again.
+
+        A run the scheduler never took (it refused it, or it was terminated before the
+        handover) is simply offered again. A run the scheduler has needs its
+        ``RetryRun``; until the scheduler has one this is :class:`FailedPrecondition`.
+        """
+        retry = getattr(self.scheduler, "retry_run", None)
+        with self.db.session() as session:
+            row = self._row(session, run_id, lock=True)
+            state = RunState(row.state)
+            if state not in (RunState.FAILED, RunState.CANCELED):
+                raise FailedPrecondition(f"only FAILED or CANCELED runs can be retried; run {run_id!r} is {state.value}")
+            before = (row.state, row.error, row.finished_at, row.cancel_requested_at, row.cancel_acked_at)
+            never_handed = row.handed_at is None
+            if not never_handed and retry is None:
+                raise FailedPrecondition("retrying a run is not supported yet: the scheduler has no RetryRun")
+            row.state = RunState.PENDING.value if never_handed else RunState.RUNNING.value
+            row.error, row.finished_at = "", None
+            row.cancel_requested_at = row.cancel_acked_at = None
+        if never_handed:
+            self.hand_over_pending()
+            return self.get_run(run_id)
+        try:
+            assert retry is not None
+            retry(run_id)
+        except Exception:
+            with self.db.session() as session:
+                row = self._row(session, run_id, lock=True)
+                if row.state == RunState.RUNNING.value:
+                    (row.state, row.error, row.finished_at, row.cancel_requested_at, row.cancel_acked_at) = before
+            raise
+        return self.get_run(run_id)
+
+    def _row(self, session: Any, run_id: str, lock: bool = False) -> RunRow:
+        if not run_id:
+            raise InvalidArgument("run_id is required")
+        repo = RunRepository(session)
+        row = repo.lock_row(run_id) if lock else repo.get_row(run_id)
+        if row is None:
+            raise NotFound(f"run {run_id!r} not found")
+        return row
 
     # -- terminate ----------------------------------------------------------------------
 
@@ -264,153 +376,20 @@ class RunService:
             row.status_updated_at = report.update_time or now
             repo.replace_tasks(report.run_id, report.task_details)
 
-    # -- handing runs to the scheduler --------------------------------------------------
-
-    def hand_over_pending(self, limit: int = 100) -> HandoverPass:
-        """Offers every PENDING run the scheduler has not acknowledged, and re-sends
-        unacknowledged cancellations. Stops at the first unreachable-scheduler error."""
-        result = HandoverPass()
-        with self.db.session() as session:
-            repo = RunRepository(session)
-            handovers = [_handover_of(r) for r in repo.awaiting_handover(limit)]
-            cancels = repo.awaiting_cancel(limit)
-        for handover in handovers:
-            outcome = self._hand_over(handover, recheck=True)
-            if outcome == "handed":
-                result.handed += 1
-            elif outcome == "refused":
-                result.refused += 1
-            elif outcome == "unreachable":
-                result.unreachable = True
-                return result
-        for run_id in cancels:
-            if not self._send_cancel(run_id, recheck=True):
-                result.unreachable = True
-                return result
-        return result
-
-    def _hand_over(self, handover: Handover, recheck: bool = False) -> str:
-        """Calls StartRun once. Returns "handed", "refused", "unreachable" or "skipped"
-        (another thread is handing this run over right now or, with ``recheck``, the
-        run no longer waits for a handover)."""
-        with self._exclusive("start", handover.run_id) as mine:
-            if not mine or (recheck and not self._still_awaits_handover(handover.run_id)):
-                return "skipped"
-            return self._start_run(handover)
-
-    def _still_awaits_handover(self, run_id: str) -> bool:
-        with self.db.session() as session:
-            row = RunRepository(session).get_row(run_id)
-            return row is not None and row.state == RunState.PENDING.value and row.handed_at is None
-
-    def _start_run(self, handover: Handover) -> str:
-        try:
-            self.scheduler.start_run(handover)
-        except REFUSALS as err:
-            log.warning("the scheduler refused run %s: %s", handover.run_id, err)
-            with self.db.session() as session:
-                row = RunRepository(session).lock_row(handover.run_id)
-                if row is not None and row.state == RunState.PENDING.value:
-                    row.state = RunState.FAILED.value
-                    row.error = f"the scheduler refused the run: {err}"
-                    row.finished_at = utcnow()
-            return "refused"
-        except Exception as err:
-            with self.db.session() as session:
-                row = RunRepository(session).lock_row(handover.run_id)
-                attempts = 0
-                if row is not None:
-                    attempts = row.handover_attempts = (row.handover_attempts or 0) + 1
-            if not isinstance(err, StepwellError):
-                log.exception("handing run %s to the scheduler failed (will retry)", handover.run_id)
-            else:
-                # The first failure and every tenth after it: a down scheduler is not log spam.
-                level = logging.WARNING if attempts % 10 == 1 else logging.DEBUG
-                log.log(level, "could not hand run %s to the scheduler (attempt %d, will retry): %s",
-                        handover.run_id, attempts, err)
-            return "unreachable"
-        send_cancel = False
-        with self.db.session() as session:
-            row = RunRepository(session).lock_row(handover.run_id)
-            if row is not None:
-                if row.handed_at is None:
-                    row.handed_at = utcnow()
-                # Terminated while the handover was in flight: stop what just started.
-                send_cancel = row.cancel_requested_at is not None and row.cancel_acked_at is None
-        log.info("run %s handed to the scheduler", handover.run_id)
-        if send_cancel:
-            self._send_cancel(handover.run_id)
-        return "handed"
-
-    def _send_cancel(self, run_id: str, recheck: bool = False) -> bool:
-        """Calls CancelRun once; records the acknowledgement. False when unreachable."""
-        with self._exclusive("cancel", run_id) as mine:
-            if not mine or (recheck and not self._still_awaits_cancel(run_id)):
-                return True
-            return self._cancel_run(run_id)
-
-    def _still_awaits_cancel(self, run_id: str) -> bool:
-        with self.db.session() as session:
-            row = RunRepository(session).get_row(run_id)
-            return row is not None and row.cancel_acked_at is None
-
-    def _cancel_run(self, run_id: str) -> bool:
-        try:
-            self.scheduler.cancel_run(run_id)
-        except NotFound:
-            # The scheduler has no such run, so nothing runs: the run is over.
-            with self.db.session() as session:
-                row = RunRepository(session).lock_row(run_id)
-                if row is not None:
-                    row.cancel_acked_at = utcnow()
-                    if row.state not in {s.value for s in FINAL_STATES}:
-                        row.state = RunState.CANCELED.value
-                        row.finished_at = utcnow()
-            return True
-        except Exception as err:
-            if isinstance(err, StepwellError):
-                log.warning("could not ask the scheduler to cancel run %s (will retry): %s", run_id, err)
-            else:
-                log.exception("cancelling run %s failed (will retry)", run_id)
-            return False
-        with self.db.session() as session:
-            row = RunRepository(session).lock_row(run_id)
-            if row is not None and row.cancel_acked_at is None:
-                row.cancel_acked_at = utcnow()
-        return True
-
-
-def _handover_of(row: RunRow) -> Handover:
-    spec: dict[str, Any] = row.pipeline_spec
-    if row.platform_spec:
-        spec = {"pipeline_spec": row.pipeline_spec, "platform_spec": row.platform_spec}
-    return Handover(
-        run_id=row.run_id,
-        pipeline_spec=spec,
-        parameters=dict(row.parameters or {}),
-        pipeline_root=row.pipeline_root,
-        namespace=row.namespace,
-    )
-
-
 def _check_length(field: str, value: str, limit: int) -> None:
     if len(value) > limit:
         raise InvalidArgument(f"{field} is longer than {limit} characters")
 
 
-def _encode_page_token(last: Run, namespace: str | None) -> str:
-    data = {"c": last.created_at.isoformat(), "i": last.run_id, "n": namespace}
-    return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode()
+def _rfc3339(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _decode_page_token(token: str, namespace: str | None) -> tuple[datetime, str]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        created_at = datetime.fromisoformat(data["c"])
-        run_id = str(data["i"])
-        token_namespace = data.get("n")
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise InvalidArgument("page_token is not valid; pass the next_page_token of the previous page") from None
-    if token_namespace != namespace:
-        raise InvalidArgument("page_token belongs to a listing of another namespace")
-    return as_utc(created_at) or created_at, run_id
+def _expand(value: Any, macros: dict[str, str]) -> Any:
+    if isinstance(value, str) and "[[" in value:
+        for macro, replacement in macros.items():
+            value = value.replace(macro, replacement)
+    return value
+
+
+__all__ = ["REFUSALS", "HandoverPass", "RunService", "SchedulerGateway", "utcnow"]

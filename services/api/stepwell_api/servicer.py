@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import grpc
+from google.protobuf import empty_pb2
 
 from stepwell.server import ServiceBinding, rpc_errors
 from stepwell.v1 import run_pb2, run_pb2_grpc
 from stepwell_api.convert import new_run_from_proto, report_from_proto, run_to_proto
 from stepwell_api.service import RunService
+
+EMPTY = empty_pb2.Empty()
 
 
 class RunServicer(run_pb2_grpc.RunServiceServicer):
@@ -18,7 +21,7 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
 
     @rpc_errors
     def CreateRun(self, request: run_pb2.CreateRunRequest, context: grpc.ServicerContext) -> run_pb2.Run:
-        return run_to_proto(self.service.create_run(new_run_from_proto(request.run)))
+        return run_to_proto(self.service.create_run(new_run_from_proto(request.run, request.experiment_id)))
 
     @rpc_errors
     def GetRun(self, request: run_pb2.GetRunRequest, context: grpc.ServicerContext) -> run_pb2.Run:
@@ -32,6 +35,9 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
             namespace=request.namespace or None,
             page_size=request.page_size,
             page_token=request.page_token,
+            experiment_id=request.experiment_id,
+            sort_by=request.sort_by,
+            filter=request.filter,
         )
         return run_pb2.ListRunsResponse(
             runs=[run_to_proto(r) for r in page.runs],
@@ -42,6 +48,25 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
     @rpc_errors
     def TerminateRun(self, request: run_pb2.TerminateRunRequest, context: grpc.ServicerContext) -> run_pb2.Run:
         return run_to_proto(self.service.terminate_run(request.run_id))
+
+    @rpc_errors
+    def ArchiveRun(self, request: run_pb2.ArchiveRunRequest, context: grpc.ServicerContext) -> empty_pb2.Empty:
+        self.service.archive_run(request.run_id)
+        return EMPTY
+
+    @rpc_errors
+    def UnarchiveRun(self, request: run_pb2.UnarchiveRunRequest, context: grpc.ServicerContext) -> empty_pb2.Empty:
+        self.service.unarchive_run(request.run_id)
+        return EMPTY
+
+    @rpc_errors
+    def DeleteRun(self, request: run_pb2.DeleteRunRequest, context: grpc.ServicerContext) -> empty_pb2.Empty:
+        self.service.delete_run(request.run_id)
+        return EMPTY
+
+    @rpc_errors
+    def RetryRun(self, request: run_pb2.RetryRunRequest, context: grpc.ServicerContext) -> run_pb2.Run:
+        return run_to_proto(self.service.retry_run(request.run_id))
 
     @rpc_errors
     def ReportRunStatus(

@@ -10,7 +10,8 @@ class ApiSettings(ServiceSettings):
 
     Environment variables: ``STEPWELL_PORT``, ``STEPWELL_HTTP_PORT``, ``STEPWELL_NAMESPACE``,
     ``STEPWELL_HANDOVER_INTERVAL``, ``STEPWELL_HANDOVER_MAX_BACKOFF``,
-    ``STEPWELL_SCHEDULER_TIMEOUT``, ``STEPWELL_COMMIT_SHA`` and the shared ones
+    ``STEPWELL_SCHEDULER_TIMEOUT``, ``STEPWELL_COMMIT_SHA``, ``STEPWELL_TRIGGER_INTERVAL``,
+    ``STEPWELL_MAX_UPLOAD_BYTES``, ``STEPWELL_MAX_REQUEST_BYTES`` and the shared ones
     (``STEPWELL_DATABASE_URL``, ``STEPWELL_SCHEDULER_ADDRESS``, ``STEPWELL_HOME`` ...).
     """
 
@@ -30,3 +31,9 @@ class ApiSettings(ServiceSettings):
     scheduler_timeout: float = 10.0
     #: Reported by the healthz endpoint.
     commit_sha: str = "unknown"
+    #: Seconds between passes of the loop that fires due recurring runs.
+    trigger_interval: float = 1.0
+    #: Largest pipeline package an upload may send (bytes).
+    max_upload_bytes: int = 32 * 1024 * 1024
+    #: Largest JSON request body the REST gateway reads (bytes).
+    max_request_bytes: int = 64 * 1024 * 1024

@@ -15,9 +15,16 @@ from typing import Any
 import grpc
 
 from stepwell.client import convert
+from stepwell.client.resources import ResourceMethods
 from stepwell.client.types import Run, RunPage
 from stepwell.errors import StepwellError, from_rpc_error
-from stepwell.v1 import run_pb2, run_pb2_grpc
+from stepwell.v1 import (
+    experiment_pb2_grpc,
+    pipeline_pb2_grpc,
+    recurring_run_pb2_grpc,
+    run_pb2,
+    run_pb2_grpc,
+)
 
 DEFAULT_SERVER = "127.0.0.1:8887"
 
@@ -57,7 +64,7 @@ def pipeline_spec_from_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return doc.spec
 
 
-class Client:
+class Client(ResourceMethods):
     """A connection to a Stepwell API service.
 
     Args:
@@ -75,6 +82,9 @@ class Client:
 
         self._channel = make_channel(self.host)
         self._runs = run_pb2_grpc.RunServiceStub(self._channel)
+        self._pipelines = pipeline_pb2_grpc.PipelineServiceStub(self._channel)
+        self._experiments = experiment_pb2_grpc.ExperimentServiceStub(self._channel)
+        self._recurring = recurring_run_pb2_grpc.RecurringRunServiceStub(self._channel)
 
     def close(self) -> None:
         """Closes the connection."""
@@ -96,14 +106,18 @@ class Client:
 
     def create_run(
         self,
-        pipeline_spec: dict[str, Any],
+        pipeline_spec: dict[str, Any] | None,
         arguments: dict[str, Any] | None = None,
         run_name: str = "",
         description: str = "",
         pipeline_root: str = "",
         experiment_id: str = "",
+        pipeline_id: str = "",
+        version_id: str = "",
+        service_account: str = "",
     ) -> Run:
-        """Starts a run of a compiled pipeline spec (the IR as a dict)."""
+        """Starts a run of a compiled pipeline spec (the IR as a dict), or of a stored
+        pipeline version (``pipeline_id`` and optionally ``version_id``; latest if empty)."""
         request = convert.run_request(
             pipeline_spec,
             arguments or {},
@@ -112,42 +126,104 @@ class Client:
             self.namespace,
             pipeline_root,
             experiment_id,
+            pipeline_id,
+            version_id,
+            service_account,
         )
         return convert.run_from_proto(self._call(self._runs.CreateRun, request))
+
+    def _experiment_for(self, experiment_name: str | None, experiment_id: str | None, namespace: str | None) -> str:
+        if experiment_id:
+            return experiment_id
+        name = (
+            os.environ.get("KF_PIPELINES_OVERRIDE_EXPERIMENT_NAME")
+            or experiment_name
+            or os.environ.get("KF_PIPELINES_DEFAULT_EXPERIMENT_NAME")
+        )
+        # Without a name the server puts the run in the namespace's "Default" experiment.
+        return self.create_experiment(name, namespace=namespace).experiment_id if name else ""
 
     def create_run_from_pipeline_func(
         self,
         pipeline_func: Any,
         arguments: dict[str, Any] | None = None,
         run_name: str | None = None,
+        experiment_name: str | None = None,
+        namespace: str | None = None,
         pipeline_root: str | None = None,
+        service_account: str | None = None,
+        experiment_id: str | None = None,
         description: str = "",
     ) -> Run:
-        """Compiles ``pipeline_func`` and starts a run of it."""
+        """Compiles ``pipeline_func`` (Stepwell's or kfp's) and starts a run of it."""
         spec = pipeline_spec_from_func(pipeline_func)
-        return self.create_run(spec, arguments, run_name or "", description, pipeline_root or "")
+        return self.create_run(
+            spec, arguments, run_name or "", description, pipeline_root or "",
+            self._experiment_for(experiment_name, experiment_id, namespace), service_account=service_account or "",
+        )
 
     def create_run_from_pipeline_package(
         self,
         pipeline_file: str | os.PathLike[str],
         arguments: dict[str, Any] | None = None,
         run_name: str | None = None,
+        experiment_name: str | None = None,
+        namespace: str | None = None,
         pipeline_root: str | None = None,
+        service_account: str | None = None,
+        experiment_id: str | None = None,
         description: str = "",
     ) -> Run:
         """Starts a run of a compiled pipeline file (YAML or JSON)."""
         spec = pipeline_spec_from_file(pipeline_file)
-        return self.create_run(spec, arguments, run_name or "", description, pipeline_root or "")
+        return self.create_run(
+            spec, arguments, run_name or "", description, pipeline_root or "",
+            self._experiment_for(experiment_name, experiment_id, namespace), service_account=service_account or "",
+        )
+
+    def run_pipeline(
+        self,
+        experiment_id: str | None = None,
+        job_name: str = "",
+        pipeline_package_path: str | os.PathLike[str] | None = None,
+        params: dict[str, Any] | None = None,
+        pipeline_id: str | None = None,
+        version_id: str | None = None,
+        pipeline_root: str | None = None,
+        service_account: str | None = None,
+    ) -> Run:
+        """kfp's ``run_pipeline``: a run of a package file or of a stored pipeline version."""
+        spec = pipeline_spec_from_file(pipeline_package_path) if pipeline_package_path else None
+        return self.create_run(
+            spec, params, job_name, "", pipeline_root or "", experiment_id or "",
+            pipeline_id or "", version_id or "", service_account or "",
+        )
 
     def get_run(self, run_id: str) -> Run:
         """The run with id ``run_id``, with its tasks and outputs."""
         return convert.run_from_proto(self._call(self._runs.GetRun, run_pb2.GetRunRequest(run_id=run_id)))
 
-    def list_runs(self, page_size: int = 20, page_token: str = "") -> RunPage:
-        """One page of runs, newest first."""
+    def list_runs(
+        self,
+        page_token: str = "",
+        page_size: int = 20,
+        sort_by: str = "",
+        experiment_id: str | None = None,
+        namespace: str | None = None,
+        filter: str | None = None,
+    ) -> RunPage:
+        """One page of runs (newest first unless ``sort_by`` says otherwise); ``filter``
+        is KFP's predicate JSON."""
         reply = self._call(
             self._runs.ListRuns,
-            run_pb2.ListRunsRequest(namespace=self.namespace, page_size=page_size, page_token=page_token),
+            run_pb2.ListRunsRequest(
+                namespace=namespace if namespace is not None else self.namespace,
+                page_size=page_size,
+                page_token=page_token,
+                experiment_id=experiment_id or "",
+                sort_by=sort_by,
+                filter=filter or "",
+            ),
         )
         return RunPage(
             runs=[convert.run_from_proto(r) for r in reply.runs],
@@ -160,6 +236,20 @@ class Client:
         return convert.run_from_proto(
             self._call(self._runs.TerminateRun, run_pb2.TerminateRunRequest(run_id=run_id))
         )
+
+    def retry_run(self, run_id: str) -> Run:
+        """Runs a FAILED or CANCELED run's failed tasks again; succeeded tasks keep their outputs."""
+        return convert.run_from_proto(self._call(self._runs.RetryRun, run_pb2.RetryRunRequest(run_id=run_id)))
+
+    def archive_run(self, run_id: str) -> None:
+        self._call(self._runs.ArchiveRun, run_pb2.ArchiveRunRequest(run_id=run_id))
+
+    def unarchive_run(self, run_id: str) -> None:
+        self._call(self._runs.UnarchiveRun, run_pb2.UnarchiveRunRequest(run_id=run_id))
+
+    def delete_run(self, run_id: str) -> None:
+        """Deletes the run and its task records (an active run is stopped first)."""
+        self._call(self._runs.DeleteRun, run_pb2.DeleteRunRequest(run_id=run_id))
 
     def watch_run(self, run_id: str, interval: float = 0.1, timeout: float | None = None) -> Iterator[Run]:
         """Yields the run each time it changes, ending with its final state.

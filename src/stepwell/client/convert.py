@@ -7,8 +7,17 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from stepwell.client.types import ArtifactRef, Outputs, Run, TaskDetail
-from stepwell.v1 import common_pb2, run_pb2
+from stepwell.client.types import (
+    ArtifactRef,
+    Experiment,
+    Outputs,
+    Pipeline,
+    PipelineVersion,
+    RecurringRun,
+    Run,
+    TaskDetail,
+)
+from stepwell.v1 import common_pb2, experiment_pb2, pipeline_pb2, recurring_run_pb2, run_pb2
 
 
 def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
@@ -93,33 +102,112 @@ def run_from_proto(message: run_pb2.Run) -> Run:
             k: integral(json_format.MessageToDict(v)) for k, v in message.runtime_config.parameters.items()
         },
         pipeline_root=message.runtime_config.pipeline_root,
-        error=message.error,
+        error=message.error.message,
         created_at=_time(message.created_at),
         scheduled_at=_time(message.scheduled_at),
         finished_at=_time(message.finished_at),
         outputs=outputs_from_proto(message.outputs),
         tasks=[task_from_proto(t) for t in message.task_details],
+        storage_state=run_pb2.StorageState.Name(message.storage_state).replace("STORAGE_STATE_UNSPECIFIED", ""),
+        pipeline_id=message.pipeline_version_reference.pipeline_id,
+        pipeline_version_id=message.pipeline_version_reference.pipeline_version_id,
+        recurring_run_id=message.recurring_run_id,
     )
 
 
 def run_request(
-    spec: dict[str, Any],
+    spec: dict[str, Any] | None,
     parameters: dict[str, Any],
     display_name: str,
     description: str,
     namespace: str,
     pipeline_root: str,
     experiment_id: str,
+    pipeline_id: str = "",
+    pipeline_version_id: str = "",
+    service_account: str = "",
 ) -> run_pb2.CreateRunRequest:
     run = run_pb2.Run(
         display_name=display_name,
         description=description,
         namespace=namespace,
         experiment_id=experiment_id,
-        pipeline_spec=dict_to_struct(spec),
+        service_account=service_account,
         runtime_config=run_pb2.RuntimeConfig(
             parameters={k: value_of(v) for k, v in parameters.items()},
             pipeline_root=pipeline_root,
         ),
     )
+    if spec:
+        run.pipeline_spec.CopyFrom(dict_to_struct(spec))
+    else:
+        run.pipeline_version_reference.pipeline_id = pipeline_id
+        run.pipeline_version_reference.pipeline_version_id = pipeline_version_id
     return run_pb2.CreateRunRequest(run=run)
+
+
+def pipeline_from_proto(message: pipeline_pb2.Pipeline) -> Pipeline:
+    return Pipeline(
+        pipeline_id=message.pipeline_id,
+        name=message.name,
+        display_name=message.display_name,
+        description=message.description,
+        namespace=message.namespace,
+        created_at=_time(message.created_at),
+        tags=dict(message.tags),
+    )
+
+
+def version_from_proto(message: pipeline_pb2.PipelineVersion) -> PipelineVersion:
+    return PipelineVersion(
+        pipeline_version_id=message.pipeline_version_id,
+        pipeline_id=message.pipeline_id,
+        name=message.name,
+        display_name=message.display_name,
+        description=message.description,
+        created_at=_time(message.created_at),
+        pipeline_spec=struct_to_dict(message.pipeline_spec),
+        tags=dict(message.tags),
+        code_source_url=message.code_source_url,
+    )
+
+
+def experiment_from_proto(message: experiment_pb2.Experiment) -> Experiment:
+    return Experiment(
+        experiment_id=message.experiment_id,
+        display_name=message.display_name,
+        description=message.description,
+        namespace=message.namespace,
+        storage_state=run_pb2.StorageState.Name(message.storage_state),
+        created_at=_time(message.created_at),
+        last_run_created_at=_time(message.last_run_created_at),
+    )
+
+
+def recurring_from_proto(message: recurring_run_pb2.RecurringRun) -> RecurringRun:
+    from stepwell.ir import integral
+
+    trigger = message.trigger
+    schedule: Any = trigger.cron_schedule if trigger.HasField("cron_schedule") else trigger.periodic_schedule
+    return RecurringRun(
+        recurring_run_id=message.recurring_run_id,
+        display_name=message.display_name,
+        status=recurring_run_pb2.RecurringRun.Status.Name(message.status),
+        description=message.description,
+        namespace=message.namespace,
+        experiment_id=message.experiment_id,
+        cron=trigger.cron_schedule.cron,
+        interval_second=trigger.periodic_schedule.interval_second,
+        start_time=_time(schedule.start_time),
+        end_time=_time(schedule.end_time),
+        max_concurrency=message.max_concurrency,
+        no_catchup=message.no_catchup,
+        parameters={
+            k: integral(json_format.MessageToDict(v)) for k, v in message.runtime_config.parameters.items()
+        },
+        pipeline_id=message.pipeline_version_reference.pipeline_id,
+        pipeline_version_id=message.pipeline_version_reference.pipeline_version_id,
+        created_at=_time(message.created_at),
+        updated_at=_time(message.updated_at),
+        next_fire_at=_time(message.next_fire_at),
+    )

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
 
 #: Run and task states after which nothing more happens.
 FINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"})
@@ -72,6 +74,10 @@ class Run:
     finished_at: datetime | None = None
     outputs: Outputs = field(default_factory=Outputs)
     tasks: list[TaskDetail] = field(default_factory=list)
+    storage_state: str = ""
+    pipeline_id: str = ""
+    pipeline_version_id: str = ""
+    recurring_run_id: str = ""
 
     @property
     def done(self) -> bool:
@@ -93,3 +99,97 @@ class RunPage:
     runs: list[Run]
     next_page_token: str = ""
     total_size: int = 0
+
+
+@dataclass
+class Pipeline:
+    """A stored pipeline (its versions hold the specs)."""
+
+    pipeline_id: str
+    name: str
+    display_name: str
+    description: str = ""
+    namespace: str = ""
+    created_at: datetime | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PipelineVersion:
+    """One version of a stored pipeline."""
+
+    pipeline_version_id: str
+    pipeline_id: str
+    name: str
+    display_name: str
+    description: str = ""
+    created_at: datetime | None = None
+    pipeline_spec: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    code_source_url: str = ""
+
+
+@dataclass
+class Experiment:
+    """A named group of runs."""
+
+    experiment_id: str
+    display_name: str
+    description: str = ""
+    namespace: str = ""
+    storage_state: str = "AVAILABLE"
+    created_at: datetime | None = None
+    last_run_created_at: datetime | None = None
+
+
+@dataclass
+class RecurringRun:
+    """Runs created on a schedule: ``cron`` (six fields, seconds first) or every
+    ``interval_second`` seconds."""
+
+    recurring_run_id: str
+    display_name: str
+    status: str
+    description: str = ""
+    namespace: str = ""
+    experiment_id: str = ""
+    cron: str = ""
+    interval_second: int = 0
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    max_concurrency: int = 1
+    no_catchup: bool = False
+    parameters: dict[str, Any] = field(default_factory=dict)
+    pipeline_id: str = ""
+    pipeline_version_id: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    next_fire_at: datetime | None = None
+
+
+@dataclass
+class Page(Generic[T]):
+    """One page of a listing: ``items``, the token of the next page ("" on the last) and
+    the number of matching items."""
+
+    items: list[T]
+    next_page_token: str = ""
+    total_size: int = 0
+
+    # kfp.Client's list replies name the list after the resource; these aliases let
+    # code written for it keep working.
+    @property
+    def pipelines(self) -> list[T]:
+        return self.items
+
+    @property
+    def pipeline_versions(self) -> list[T]:
+        return self.items
+
+    @property
+    def experiments(self) -> list[T]:
+        return self.items
+
+    @property
+    def recurring_runs(self) -> list[T]:
+        return self.items

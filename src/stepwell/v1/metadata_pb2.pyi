@@ -11,6 +11,84 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class CacheEntry(_message.Message):
+    __slots__ = ("id", "pipeline_name", "namespace", "fingerprint", "run_id", "task_name", "execution_id", "outputs", "create_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PIPELINE_NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_NAME_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    pipeline_name: str
+    namespace: str
+    fingerprint: str
+    run_id: str
+    task_name: str
+    execution_id: int
+    outputs: _struct_pb2.Struct
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., pipeline_name: _Optional[str] = ..., namespace: _Optional[str] = ..., fingerprint: _Optional[str] = ..., run_id: _Optional[str] = ..., task_name: _Optional[str] = ..., execution_id: _Optional[int] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PutCacheEntryRequest(_message.Message):
+    __slots__ = ("entry",)
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    entry: CacheEntry
+    def __init__(self, entry: _Optional[_Union[CacheEntry, _Mapping]] = ...) -> None: ...
+
+class LookupCacheEntryRequest(_message.Message):
+    __slots__ = ("pipeline_name", "namespace", "fingerprint")
+    PIPELINE_NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    pipeline_name: str
+    namespace: str
+    fingerprint: str
+    def __init__(self, pipeline_name: _Optional[str] = ..., namespace: _Optional[str] = ..., fingerprint: _Optional[str] = ...) -> None: ...
+
+class LookupCacheEntryResponse(_message.Message):
+    __slots__ = ("found", "entry")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    entry: CacheEntry
+    def __init__(self, found: _Optional[bool] = ..., entry: _Optional[_Union[CacheEntry, _Mapping]] = ...) -> None: ...
+
+class ListCacheEntriesRequest(_message.Message):
+    __slots__ = ("pipeline_name", "namespace", "limit")
+    PIPELINE_NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    pipeline_name: str
+    namespace: str
+    limit: int
+    def __init__(self, pipeline_name: _Optional[str] = ..., namespace: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListCacheEntriesResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[CacheEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[CacheEntry, _Mapping]]] = ...) -> None: ...
+
+class DeleteCacheEntriesRequest(_message.Message):
+    __slots__ = ("pipeline_name", "namespace", "fingerprint")
+    PIPELINE_NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    pipeline_name: str
+    namespace: str
+    fingerprint: str
+    def __init__(self, pipeline_name: _Optional[str] = ..., namespace: _Optional[str] = ..., fingerprint: _Optional[str] = ...) -> None: ...
+
+class DeleteCacheEntriesResponse(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    def __init__(self, deleted: _Optional[int] = ...) -> None: ...
+
 class Context(_message.Message):
     __slots__ = ("id", "type", "name", "parent_id", "custom_properties", "create_time")
     ID_FIELD_NUMBER: _ClassVar[int]

@@ -86,6 +86,26 @@ class MetadataStub:
                 request_serializer=stepwell_dot_v1_dot_metadata__pb2.GetArtifactLineageRequest.SerializeToString,
                 response_deserializer=stepwell_dot_v1_dot_metadata__pb2.ArtifactLineage.FromString,
                 _registered_method=True)
+        self.PutCacheEntry = channel.unary_unary(
+                '/stepwell.v1.Metadata/PutCacheEntry',
+                request_serializer=stepwell_dot_v1_dot_metadata__pb2.PutCacheEntryRequest.SerializeToString,
+                response_deserializer=stepwell_dot_v1_dot_metadata__pb2.CacheEntry.FromString,
+                _registered_method=True)
+        self.LookupCacheEntry = channel.unary_unary(
+                '/stepwell.v1.Metadata/LookupCacheEntry',
+                request_serializer=stepwell_dot_v1_dot_metadata__pb2.LookupCacheEntryRequest.SerializeToString,
+                response_deserializer=stepwell_dot_v1_dot_metadata__pb2.LookupCacheEntryResponse.FromString,
+                _registered_method=True)
+        self.ListCacheEntries = channel.unary_unary(
+                '/stepwell.v1.Metadata/ListCacheEntries',
+                request_serializer=stepwell_dot_v1_dot_metadata__pb2.ListCacheEntriesRequest.SerializeToString,
+                response_deserializer=stepwell_dot_v1_dot_metadata__pb2.ListCacheEntriesResponse.FromString,
+                _registered_method=True)
+        self.DeleteCacheEntries = channel.unary_unary(
+                '/stepwell.v1.Metadata/DeleteCacheEntries',
+                request_serializer=stepwell_dot_v1_dot_metadata__pb2.DeleteCacheEntriesRequest.SerializeToString,
+                response_deserializer=stepwell_dot_v1_dot_metadata__pb2.DeleteCacheEntriesResponse.FromString,
+                _registered_method=True)
 
 
 class MetadataServicer:
@@ -159,6 +179,33 @@ class MetadataServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutCacheEntry(self, request, context):
+        """The task cache index (KFP's fingerprint -> the execution whose outputs a
+        cache hit reuses). Entries are per pipeline name and namespace.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LookupCacheEntry(self, request, context):
+        """The newest entry with this fingerprint; found=false when there is none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCacheEntries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteCacheEntries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetadataServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -211,6 +258,26 @@ def add_MetadataServicer_to_server(servicer, server):
                     servicer.GetArtifactLineage,
                     request_deserializer=stepwell_dot_v1_dot_metadata__pb2.GetArtifactLineageRequest.FromString,
                     response_serializer=stepwell_dot_v1_dot_metadata__pb2.ArtifactLineage.SerializeToString,
+            ),
+            'PutCacheEntry': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutCacheEntry,
+                    request_deserializer=stepwell_dot_v1_dot_metadata__pb2.PutCacheEntryRequest.FromString,
+                    response_serializer=stepwell_dot_v1_dot_metadata__pb2.CacheEntry.SerializeToString,
+            ),
+            'LookupCacheEntry': grpc.unary_unary_rpc_method_handler(
+                    servicer.LookupCacheEntry,
+                    request_deserializer=stepwell_dot_v1_dot_metadata__pb2.LookupCacheEntryRequest.FromString,
+                    response_serializer=stepwell_dot_v1_dot_metadata__pb2.LookupCacheEntryResponse.SerializeToString,
+            ),
+            'ListCacheEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCacheEntries,
+                    request_deserializer=stepwell_dot_v1_dot_metadata__pb2.ListCacheEntriesRequest.FromString,
+                    response_serializer=stepwell_dot_v1_dot_metadata__pb2.ListCacheEntriesResponse.SerializeToString,
+            ),
+            'DeleteCacheEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteCacheEntries,
+                    request_deserializer=stepwell_dot_v1_dot_metadata__pb2.DeleteCacheEntriesRequest.FromString,
+                    response_serializer=stepwell_dot_v1_dot_metadata__pb2.DeleteCacheEntriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -485,6 +552,114 @@ class Metadata:
             '/stepwell.v1.Metadata/GetArtifactLineage',
             stepwell_dot_v1_dot_metadata__pb2.GetArtifactLineageRequest.SerializeToString,
             stepwell_dot_v1_dot_metadata__pb2.ArtifactLineage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutCacheEntry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stepwell.v1.Metadata/PutCacheEntry',
+            stepwell_dot_v1_dot_metadata__pb2.PutCacheEntryRequest.SerializeToString,
+            stepwell_dot_v1_dot_metadata__pb2.CacheEntry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LookupCacheEntry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stepwell.v1.Metadata/LookupCacheEntry',
+            stepwell_dot_v1_dot_metadata__pb2.LookupCacheEntryRequest.SerializeToString,
+            stepwell_dot_v1_dot_metadata__pb2.LookupCacheEntryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCacheEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stepwell.v1.Metadata/ListCacheEntries',
+            stepwell_dot_v1_dot_metadata__pb2.ListCacheEntriesRequest.SerializeToString,
+            stepwell_dot_v1_dot_metadata__pb2.ListCacheEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteCacheEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stepwell.v1.Metadata/DeleteCacheEntries',
+            stepwell_dot_v1_dot_metadata__pb2.DeleteCacheEntriesRequest.SerializeToString,
+            stepwell_dot_v1_dot_metadata__pb2.DeleteCacheEntriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -22,12 +22,15 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from stepwell.v1 import common_pb2 as stepwell_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15stepwell/v1/run.proto\x12\x0bstepwell.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18stepwell/v1/common.proto\"\xb1\x01\n\rRuntimeConfig\x12>\n\nparameters\x18\x01 \x03(\x0b\x32*.stepwell.v1.RuntimeConfig.ParametersEntry\x12\x15\n\rpipeline_root\x18\x02 \x01(\t\x1aI\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value:\x02\x38\x01\"\x81\x03\n\nTaskDetail\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12(\n\x05state\x18\x03 \x01(\x0e\x32\x19.stepwell.v1.RuntimeState\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x65xecution_id\x18\x07 \x01(\x03\x12%\n\x07outputs\x18\x08 \x01(\x0b\x32\x14.stepwell.v1.Outputs\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\x10\n\x08log_tail\x18\n \x01(\t\x12\x0f\n\x07log_uri\x18\x0b \x01(\t\x12\x16\n\x0eparent_task_id\x18\x0c \x01(\t\x12\x0c\n\x04kind\x18\r \x01(\t\"\x87\x04\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x11\n\tnamespace\x18\x04 \x01(\t\x12\x15\n\rexperiment_id\x18\x05 \x01(\t\x12.\n\rpipeline_spec\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x32\n\x0eruntime_config\x18\x07 \x01(\x0b\x32\x1a.stepwell.v1.RuntimeConfig\x12(\n\x05state\x18\x08 \x01(\x0e\x32\x19.stepwell.v1.RuntimeState\x12\r\n\x05\x65rror\x18\t \x01(\t\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cscheduled_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x07outputs\x18\r \x01(\x0b\x32\x14.stepwell.v1.Outputs\x12-\n\x0ctask_details\x18\x0e \x03(\x0b\x32\x17.stepwell.v1.TaskDetail\x12\x15\n\rpipeline_name\x18\x0f \x01(\t\"1\n\x10\x43reateRunRequest\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.stepwell.v1.Run\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"K\n\x0fListRunsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"_\n\x10ListRunsResponse\x12\x1e\n\x04runs\x18\x01 \x03(\x0b\x32\x10.stepwell.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"%\n\x13TerminateRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\xe8\x01\n\x16ReportRunStatusRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.stepwell.v1.RuntimeState\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12-\n\x0ctask_details\x18\x04 \x03(\x0b\x32\x17.stepwell.v1.TaskDetail\x12%\n\x07outputs\x18\x05 \x01(\x0b\x32\x14.stepwell.v1.Outputs\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x19\n\x17ReportRunStatusResponse2\xed\x02\n\nRunService\x12<\n\tCreateRun\x12\x1d.stepwell.v1.CreateRunRequest\x1a\x10.stepwell.v1.Run\x12\x36\n\x06GetRun\x12\x1a.stepwell.v1.GetRunRequest\x1a\x10.stepwell.v1.Run\x12G\n\x08ListRuns\x12\x1c.stepwell.v1.ListRunsRequest\x1a\x1d.stepwell.v1.ListRunsResponse\x12\x42\n\x0cTerminateRun\x12 .stepwell.v1.TerminateRunRequest\x1a\x10.stepwell.v1.Run\x12\\\n\x0fReportRunStatus\x12#.stepwell.v1.ReportRunStatusRequest\x1a$.stepwell.v1.ReportRunStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15stepwell/v1/run.proto\x12\x0bstepwell.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x18stepwell/v1/common.proto\"L\n\x18PipelineVersionReference\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x1b\n\x13pipeline_version_id\x18\x02 \x01(\t\"\xb1\x01\n\rRuntimeConfig\x12>\n\nparameters\x18\x01 \x03(\x0b\x32*.stepwell.v1.RuntimeConfig.ParametersEntry\x12\x15\n\rpipeline_root\x18\x02 \x01(\t\x1aI\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value:\x02\x38\x01\"\x81\x03\n\nTaskDetail\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12(\n\x05state\x18\x03 \x01(\x0e\x32\x19.stepwell.v1.RuntimeState\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x65xecution_id\x18\x07 \x01(\x03\x12%\n\x07outputs\x18\x08 \x01(\x0b\x32\x14.stepwell.v1.Outputs\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\x10\n\x08log_tail\x18\n \x01(\t\x12\x0f\n\x07log_uri\x18\x0b \x01(\t\x12\x16\n\x0eparent_task_id\x18\x0c \x01(\t\x12\x0c\n\x04kind\x18\r \x01(\t\"\xa9\x05\n\x12PipelineTaskDetail\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x05state\x18\x08 \x01(\x0e\x32\x19.stepwell.v1.RuntimeState\x12\x14\n\x0c\x65xecution_id\x18\t \x01(\x03\x12!\n\x05\x65rror\x18\n \x01(\x0b\x32\x12.google.rpc.Status\x12;\n\x06inputs\x18\x0b \x03(\x0b\x32+.stepwell.v1.PipelineTaskDetail.InputsEntry\x12=\n\x07outputs\x18\x0c \x03(\x0b\x32,.stepwell.v1.PipelineTaskDetail.OutputsEntry\x12\x16\n\x0eparent_task_id\x18\r \x01(\t\x12\x10\n\x08pod_name\x18\x0f \x01(\t\x12+\n\x0b\x63hild_tasks\x18\x10 \x03(\x0b\x32\x16.stepwell.v1.ChildTask\x1aJ\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12*\n\x05value\x18\x02 \x01(\x0b\x32\x1b.stepwell.v1.ArtifactIdList:\x02\x38\x01\x1aK\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12*\n\x05value\x18\x02 \x01(\x0b\x32\x1b.stepwell.v1.ArtifactIdList:\x02\x38\x01\"&\n\x0e\x41rtifactIdList\x12\x14\n\x0c\x61rtifact_ids\x18\x01 \x03(\x03\".\n\tChildTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08pod_name\x18\x02 \x01(\t\"\x81\x01\n\nRunDetails\x12\x1b\n\x13pipeline_context_id\x18\x01 \x01(\x03\x12\x1f\n\x17pipeline_run_context_id\x18\x02 \x01(\x03\x12\x35\n\x0ctask_details\x18\x03 \x03(\x0b\x32\x1f.stepwell.v1.PipelineTaskDetail\"\x9c\x06\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x11\n\tnamespace\x18\x04 \x01(\t\x12\x15\n\rexperiment_id\x18\x05 \x01(\t\x12.\n\rpipeline_spec\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x32\n\x0eruntime_config\x18\x07 \x01(\x0b\x32\x1a.stepwell.v1.RuntimeConfig\x12(\n\x05state\x18\x08 \x01(\x0e\x32\x19.stepwell.v1.RuntimeState\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cscheduled_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x07outputs\x18\r \x01(\x0b\x32\x14.stepwell.v1.Outputs\x12-\n\x0ctask_details\x18\x0e \x03(\x0b\x32\x17.stepwell.v1.TaskDetail\x12\x15\n\rpipeline_name\x18\x0f \x01(\t\x12\x30\n\rstorage_state\x18\x10 \x01(\x0e\x32\x19.stepwell.v1.StorageState\x12\x1b\n\x13pipeline_version_id\x18\x11 \x01(\t\x12I\n\x1apipeline_version_reference\x18\x12 \x01(\x0b\x32%.stepwell.v1.PipelineVersionReference\x12\x17\n\x0fservice_account\x18\x13 \x01(\t\x12!\n\x05\x65rror\x18\x14 \x01(\x0b\x32\x12.google.rpc.Status\x12,\n\x0brun_details\x18\x15 \x01(\x0b\x32\x17.stepwell.v1.RunDetails\x12\x18\n\x10recurring_run_id\x18\x16 \x01(\tJ\x04\x08\t\x10\n\"H\n\x10\x43reateRunRequest\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.stepwell.v1.Run\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\"6\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\"\x83\x01\n\x0fListRunsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x15\n\rexperiment_id\x18\x04 \x01(\t\x12\x0f\n\x07sort_by\x18\x05 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x06 \x01(\t\":\n\x11\x41rchiveRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\"<\n\x13UnarchiveRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\"9\n\x10\x44\x65leteRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\"8\n\x0fRetryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\"_\n\x10ListRunsResponse\x12\x1e\n\x04runs\x18\x01 \x03(\x0b\x32\x10.stepwell.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"<\n\x13TerminateRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\"\xe8\x01\n\x16ReportRunStatusRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.stepwell.v1.RuntimeState\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12-\n\x0ctask_details\x18\x04 \x03(\x0b\x32\x17.stepwell.v1.TaskDetail\x12%\n\x07outputs\x18\x05 \x01(\x0b\x32\x14.stepwell.v1.Outputs\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x19\n\x17ReportRunStatusResponse*J\n\x0cStorageState\x12\x1d\n\x19STORAGE_STATE_UNSPECIFIED\x10\x00\x12\r\n\tAVAILABLE\x10\x01\x12\x0c\n\x08\x41RCHIVED\x10\x02\x32\xba\x07\n\nRunService\x12]\n\tCreateRun\x12\x1d.stepwell.v1.CreateRunRequest\x1a\x10.stepwell.v1.Run\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x12/apis/v2beta1/runs:\x03run\x12[\n\x06GetRun\x12\x1a.stepwell.v1.GetRunRequest\x1a\x10.stepwell.v1.Run\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/apis/v2beta1/runs/{run_id}\x12\x63\n\x08ListRuns\x12\x1c.stepwell.v1.ListRunsRequest\x1a\x1d.stepwell.v1.ListRunsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/apis/v2beta1/runs\x12q\n\nArchiveRun\x12\x1e.stepwell.v1.ArchiveRunRequest\x1a\x16.google.protobuf.Empty\"+\x82\xd3\xe4\x93\x02%\"#/apis/v2beta1/runs/{run_id}:archive\x12w\n\x0cUnarchiveRun\x12 .stepwell.v1.UnarchiveRunRequest\x1a\x16.google.protobuf.Empty\"-\x82\xd3\xe4\x93\x02\'\"%/apis/v2beta1/runs/{run_id}:unarchive\x12g\n\tDeleteRun\x12\x1d.stepwell.v1.DeleteRunRequest\x1a\x16.google.protobuf.Empty\"#\x82\xd3\xe4\x93\x02\x1d*\x1b/apis/v2beta1/runs/{run_id}\x12q\n\x0cTerminateRun\x12 .stepwell.v1.TerminateRunRequest\x1a\x10.stepwell.v1.Run\"-\x82\xd3\xe4\x93\x02\'\"%/apis/v2beta1/runs/{run_id}:terminate\x12\x65\n\x08RetryRun\x12\x1c.stepwell.v1.RetryRunRequest\x1a\x10.stepwell.v1.Run\")\x82\xd3\xe4\x93\x02#\"!/apis/v2beta1/runs/{run_id}:retry\x12\\\n\x0fReportRunStatus\x12#.stepwell.v1.ReportRunStatusRequest\x1a$.stepwell.v1.ReportRunStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,28 +39,72 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RUNTIMECONFIG_PARAMETERSENTRY']._loaded_options = None
   _globals['_RUNTIMECONFIG_PARAMETERSENTRY']._serialized_options = b'8\001'
-  _globals['_RUNTIMECONFIG']._serialized_start=128
-  _globals['_RUNTIMECONFIG']._serialized_end=305
-  _globals['_RUNTIMECONFIG_PARAMETERSENTRY']._serialized_start=232
-  _globals['_RUNTIMECONFIG_PARAMETERSENTRY']._serialized_end=305
-  _globals['_TASKDETAIL']._serialized_start=308
-  _globals['_TASKDETAIL']._serialized_end=693
-  _globals['_RUN']._serialized_start=696
-  _globals['_RUN']._serialized_end=1215
-  _globals['_CREATERUNREQUEST']._serialized_start=1217
-  _globals['_CREATERUNREQUEST']._serialized_end=1266
-  _globals['_GETRUNREQUEST']._serialized_start=1268
-  _globals['_GETRUNREQUEST']._serialized_end=1299
-  _globals['_LISTRUNSREQUEST']._serialized_start=1301
-  _globals['_LISTRUNSREQUEST']._serialized_end=1376
-  _globals['_LISTRUNSRESPONSE']._serialized_start=1378
-  _globals['_LISTRUNSRESPONSE']._serialized_end=1473
-  _globals['_TERMINATERUNREQUEST']._serialized_start=1475
-  _globals['_TERMINATERUNREQUEST']._serialized_end=1512
-  _globals['_REPORTRUNSTATUSREQUEST']._serialized_start=1515
-  _globals['_REPORTRUNSTATUSREQUEST']._serialized_end=1747
-  _globals['_REPORTRUNSTATUSRESPONSE']._serialized_start=1749
-  _globals['_REPORTRUNSTATUSRESPONSE']._serialized_end=1774
-  _globals['_RUNSERVICE']._serialized_start=1777
-  _globals['_RUNSERVICE']._serialized_end=2142
+  _globals['_PIPELINETASKDETAIL_INPUTSENTRY']._loaded_options = None
+  _globals['_PIPELINETASKDETAIL_INPUTSENTRY']._serialized_options = b'8\001'
+  _globals['_PIPELINETASKDETAIL_OUTPUTSENTRY']._loaded_options = None
+  _globals['_PIPELINETASKDETAIL_OUTPUTSENTRY']._serialized_options = b'8\001'
+  _globals['_RUNSERVICE'].methods_by_name['CreateRun']._loaded_options = None
+  _globals['_RUNSERVICE'].methods_by_name['CreateRun']._serialized_options = b'\202\323\344\223\002\031\"\022/apis/v2beta1/runs:\003run'
+  _globals['_RUNSERVICE'].methods_by_name['GetRun']._loaded_options = None
+  _globals['_RUNSERVICE'].methods_by_name['GetRun']._serialized_options = b'\202\323\344\223\002\035\022\033/apis/v2beta1/runs/{run_id}'
+  _globals['_RUNSERVICE'].methods_by_name['ListRuns']._loaded_options = None
+  _globals['_RUNSERVICE'].methods_by_name['ListRuns']._serialized_options = b'\202\323\344\223\002\024\022\022/apis/v2beta1/runs'
+  _globals['_RUNSERVICE'].methods_by_name['ArchiveRun']._loaded_options = None
+  _globals['_RUNSERVICE'].methods_by_name['ArchiveRun']._serialized_options = b'\202\323\344\223\002%\"#/apis/v2beta1/runs/{run_id}:archive'
+  _globals['_RUNSERVICE'].methods_by_name['UnarchiveRun']._loaded_options = None
+  _globals['_RUNSERVICE'].methods_by_name['UnarchiveRun']._serialized_options = b'\202\323\344\223\002\'\"%/apis/v2beta1/runs/{run_id}:unarchive'
+  _globals['_RUNSERVICE'].methods_by_name['DeleteRun']._loaded_options = None
+  _globals['_RUNSERVICE'].methods_by_name['DeleteRun']._serialized_options = b'\202\323\344\223\002\035*\033/apis/v2beta1/runs/{run_id}'
+  _globals['_RUNSERVICE'].methods_by_name['TerminateRun']._loaded_options = None
+  _globals['_RUNSERVICE'].methods_by_name['TerminateRun']._serialized_options = b'\202\323\344\223\002\'\"%/apis/v2beta1/runs/{run_id}:terminate'
+  _globals['_RUNSERVICE'].methods_by_name['RetryRun']._loaded_options = None
+  _globals['_RUNSERVICE'].methods_by_name['RetryRun']._serialized_options = b'\202\323\344\223\002#\"!/apis/v2beta1/runs/{run_id}:retry'
+  _globals['_STORAGESTATE']._serialized_start=3484
+  _globals['_STORAGESTATE']._serialized_end=3558
+  _globals['_PIPELINEVERSIONREFERENCE']._serialized_start=211
+  _globals['_PIPELINEVERSIONREFERENCE']._serialized_end=287
+  _globals['_RUNTIMECONFIG']._serialized_start=290
+  _globals['_RUNTIMECONFIG']._serialized_end=467
+  _globals['_RUNTIMECONFIG_PARAMETERSENTRY']._serialized_start=394
+  _globals['_RUNTIMECONFIG_PARAMETERSENTRY']._serialized_end=467
+  _globals['_TASKDETAIL']._serialized_start=470
+  _globals['_TASKDETAIL']._serialized_end=855
+  _globals['_PIPELINETASKDETAIL']._serialized_start=858
+  _globals['_PIPELINETASKDETAIL']._serialized_end=1539
+  _globals['_PIPELINETASKDETAIL_INPUTSENTRY']._serialized_start=1388
+  _globals['_PIPELINETASKDETAIL_INPUTSENTRY']._serialized_end=1462
+  _globals['_PIPELINETASKDETAIL_OUTPUTSENTRY']._serialized_start=1464
+  _globals['_PIPELINETASKDETAIL_OUTPUTSENTRY']._serialized_end=1539
+  _globals['_ARTIFACTIDLIST']._serialized_start=1541
+  _globals['_ARTIFACTIDLIST']._serialized_end=1579
+  _globals['_CHILDTASK']._serialized_start=1581
+  _globals['_CHILDTASK']._serialized_end=1627
+  _globals['_RUNDETAILS']._serialized_start=1630
+  _globals['_RUNDETAILS']._serialized_end=1759
+  _globals['_RUN']._serialized_start=1762
+  _globals['_RUN']._serialized_end=2558
+  _globals['_CREATERUNREQUEST']._serialized_start=2560
+  _globals['_CREATERUNREQUEST']._serialized_end=2632
+  _globals['_GETRUNREQUEST']._serialized_start=2634
+  _globals['_GETRUNREQUEST']._serialized_end=2688
+  _globals['_LISTRUNSREQUEST']._serialized_start=2691
+  _globals['_LISTRUNSREQUEST']._serialized_end=2822
+  _globals['_ARCHIVERUNREQUEST']._serialized_start=2824
+  _globals['_ARCHIVERUNREQUEST']._serialized_end=2882
+  _globals['_UNARCHIVERUNREQUEST']._serialized_start=2884
+  _globals['_UNARCHIVERUNREQUEST']._serialized_end=2944
+  _globals['_DELETERUNREQUEST']._serialized_start=2946
+  _globals['_DELETERUNREQUEST']._serialized_end=3003
+  _globals['_RETRYRUNREQUEST']._serialized_start=3005
+  _globals['_RETRYRUNREQUEST']._serialized_end=3061
+  _globals['_LISTRUNSRESPONSE']._serialized_start=3063
+  _globals['_LISTRUNSRESPONSE']._serialized_end=3158
+  _globals['_TERMINATERUNREQUEST']._serialized_start=3160
+  _globals['_TERMINATERUNREQUEST']._serialized_end=3220
+  _globals['_REPORTRUNSTATUSREQUEST']._serialized_start=3223
+  _globals['_REPORTRUNSTATUSREQUEST']._serialized_end=3455
+  _globals['_REPORTRUNSTATUSRESPONSE']._serialized_start=3457
+  _globals['_REPORTRUNSTATUSRESPONSE']._serialized_end=3482
+  _globals['_RUNSERVICE']._serialized_start=3561
+  _globals['_RUNSERVICE']._serialized_end=4515
 # @@protoc_insertion_point(module_scope)

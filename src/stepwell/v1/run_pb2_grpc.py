@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from stepwell.v1 import run_pb2 as stepwell_dot_v1_dot_run__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
@@ -27,6 +28,8 @@ if _version_not_supported:
 
 class RunServiceStub:
     """The API service's view of runs. Owned by the API service (port 8887).
+    The google.api.http annotations declare the KFP v2beta1 REST routes; the
+    API service's HTTP gateway serves them from these annotations.
     """
 
     def __init__(self, channel):
@@ -50,9 +53,29 @@ class RunServiceStub:
                 request_serializer=stepwell_dot_v1_dot_run__pb2.ListRunsRequest.SerializeToString,
                 response_deserializer=stepwell_dot_v1_dot_run__pb2.ListRunsResponse.FromString,
                 _registered_method=True)
+        self.ArchiveRun = channel.unary_unary(
+                '/stepwell.v1.RunService/ArchiveRun',
+                request_serializer=stepwell_dot_v1_dot_run__pb2.ArchiveRunRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.UnarchiveRun = channel.unary_unary(
+                '/stepwell.v1.RunService/UnarchiveRun',
+                request_serializer=stepwell_dot_v1_dot_run__pb2.UnarchiveRunRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.DeleteRun = channel.unary_unary(
+                '/stepwell.v1.RunService/DeleteRun',
+                request_serializer=stepwell_dot_v1_dot_run__pb2.DeleteRunRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
         self.TerminateRun = channel.unary_unary(
                 '/stepwell.v1.RunService/TerminateRun',
                 request_serializer=stepwell_dot_v1_dot_run__pb2.TerminateRunRequest.SerializeToString,
+                response_deserializer=stepwell_dot_v1_dot_run__pb2.Run.FromString,
+                _registered_method=True)
+        self.RetryRun = channel.unary_unary(
+                '/stepwell.v1.RunService/RetryRun',
+                request_serializer=stepwell_dot_v1_dot_run__pb2.RetryRunRequest.SerializeToString,
                 response_deserializer=stepwell_dot_v1_dot_run__pb2.Run.FromString,
                 _registered_method=True)
         self.ReportRunStatus = channel.unary_unary(
@@ -64,11 +87,16 @@ class RunServiceStub:
 
 class RunServiceServicer:
     """The API service's view of runs. Owned by the API service (port 8887).
+    The google.api.http annotations declare the KFP v2beta1 REST routes; the
+    API service's HTTP gateway serves them from these annotations.
     """
 
     def CreateRun(self, request, context):
         """Validates the spec and parameters, records the run as PENDING and hands
         it to the scheduler. Bad input is INVALID_ARGUMENT and records nothing.
+        The spec comes inline (pipeline_spec) or from a stored pipeline version
+        (pipeline_version_reference); without experiment_id the run goes to the
+        namespace's "Default" experiment, created on first use.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -81,13 +109,42 @@ class RunServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListRuns(self, request, context):
+        """KFP's filter JSON, sort_by ("field [asc|desc]", default "created_at desc")
+        and opaque page tokens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveRun(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnarchiveRun(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRun(self, request, context):
+        """Deletes the run and its task records (terminating it first if it is active).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def TerminateRun(self, request, context):
         """Asks the scheduler to stop the run; the run ends CANCELED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryRun(self, request, context):
+        """Re-runs the failed tasks of a FAILED or CANCELED run (needs the
+        scheduler's RetryRun; FAILED_PRECONDITION while the scheduler lacks it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -118,9 +175,29 @@ def add_RunServiceServicer_to_server(servicer, server):
                     request_deserializer=stepwell_dot_v1_dot_run__pb2.ListRunsRequest.FromString,
                     response_serializer=stepwell_dot_v1_dot_run__pb2.ListRunsResponse.SerializeToString,
             ),
+            'ArchiveRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveRun,
+                    request_deserializer=stepwell_dot_v1_dot_run__pb2.ArchiveRunRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'UnarchiveRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnarchiveRun,
+                    request_deserializer=stepwell_dot_v1_dot_run__pb2.UnarchiveRunRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'DeleteRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRun,
+                    request_deserializer=stepwell_dot_v1_dot_run__pb2.DeleteRunRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
             'TerminateRun': grpc.unary_unary_rpc_method_handler(
                     servicer.TerminateRun,
                     request_deserializer=stepwell_dot_v1_dot_run__pb2.TerminateRunRequest.FromString,
+                    response_serializer=stepwell_dot_v1_dot_run__pb2.Run.SerializeToString,
+            ),
+            'RetryRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryRun,
+                    request_deserializer=stepwell_dot_v1_dot_run__pb2.RetryRunRequest.FromString,
                     response_serializer=stepwell_dot_v1_dot_run__pb2.Run.SerializeToString,
             ),
             'ReportRunStatus': grpc.unary_unary_rpc_method_handler(
@@ -138,6 +215,8 @@ def add_RunServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class RunService:
     """The API service's view of runs. Owned by the API service (port 8887).
+    The google.api.http annotations declare the KFP v2beta1 REST routes; the
+    API service's HTTP gateway serves them from these annotations.
     """
 
     @staticmethod
@@ -222,6 +301,87 @@ class RunService:
             _registered_method=True)
 
     @staticmethod
+    def ArchiveRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stepwell.v1.RunService/ArchiveRun',
+            stepwell_dot_v1_dot_run__pb2.ArchiveRunRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnarchiveRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stepwell.v1.RunService/UnarchiveRun',
+            stepwell_dot_v1_dot_run__pb2.UnarchiveRunRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stepwell.v1.RunService/DeleteRun',
+            stepwell_dot_v1_dot_run__pb2.DeleteRunRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def TerminateRun(request,
             target,
             options=(),
@@ -237,6 +397,33 @@ class RunService:
             target,
             '/stepwell.v1.RunService/TerminateRun',
             stepwell_dot_v1_dot_run__pb2.TerminateRunRequest.SerializeToString,
+            stepwell_dot_v1_dot_run__pb2.Run.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stepwell.v1.RunService/RetryRun',
+            stepwell_dot_v1_dot_run__pb2.RetryRunRequest.SerializeToString,
             stepwell_dot_v1_dot_run__pb2.Run.FromString,
             options,
             channel_credentials,

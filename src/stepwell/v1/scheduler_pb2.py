@@ -27,25 +27,35 @@ from stepwell.v1 import common_pb2 as stepwell_dot_v1_dot_common__pb2
 from stepwell.v1 import run_pb2 as stepwell_dot_v1_dot_run__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bstepwell/v1/scheduler.proto\x12\x0bstepwell.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x18stepwell/v1/common.proto\x1a\x15stepwell/v1/run.proto\"\xa8\x01\n\x0fStartRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12.\n\rpipeline_spec\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rpipeline_root\x18\x04 \x01(\t\x12\x11\n\tnamespace\x18\x05 \x01(\t\"+\n\x10StartRunResponse\x12\x17\n\x0f\x61lready_started\x18\x01 \x01(\x08\"\"\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x13\n\x11\x43\x61ncelRunResponse\"%\n\x13GetRunStatusRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\xaa\x01\n\tRunStatus\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.stepwell.v1.RuntimeState\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12-\n\x0ctask_details\x18\x04 \x03(\x0b\x32\x17.stepwell.v1.TaskDetail\x12%\n\x07outputs\x18\x05 \x01(\x0b\x32\x14.stepwell.v1.Outputs2\xb2\x02\n\tScheduler\x12G\n\x08StartRun\x12\x1c.stepwell.v1.StartRunRequest\x1a\x1d.stepwell.v1.StartRunResponse\x12J\n\tCancelRun\x12\x1d.stepwell.v1.CancelRunRequest\x1a\x1e.stepwell.v1.CancelRunResponse\x12H\n\x0cGetRunStatus\x12 .stepwell.v1.GetRunStatusRequest\x1a\x16.stepwell.v1.RunStatus\x12\x46\n\x08WatchRun\x12 .stepwell.v1.GetRunStatusRequest\x1a\x16.stepwell.v1.RunStatus0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bstepwell/v1/scheduler.proto\x12\x0bstepwell.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x18stepwell/v1/common.proto\x1a\x15stepwell/v1/run.proto\"\x8a\x01\n\nRunOptions\x12\x15\n\rdisable_cache\x18\x01 \x01(\x08\x12\x17\n\x0ftimeout_seconds\x18\x02 \x01(\x01\x12\x1c\n\x14task_timeout_seconds\x18\x03 \x01(\x01\x12.\n\rplatform_spec\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"#\n\x11RetryTasksRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x14\n\x12RetryTasksResponse\"4\n\x11GetTaskLogRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\"3\n\x12GetTaskLogResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07log_uri\x18\x02 \x01(\t\"\xd2\x01\n\x0fStartRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12.\n\rpipeline_spec\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rpipeline_root\x18\x04 \x01(\t\x12\x11\n\tnamespace\x18\x05 \x01(\t\x12(\n\x07options\x18\x06 \x01(\x0b\x32\x17.stepwell.v1.RunOptions\"+\n\x10StartRunResponse\x12\x17\n\x0f\x61lready_started\x18\x01 \x01(\x08\"\"\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x13\n\x11\x43\x61ncelRunResponse\"%\n\x13GetRunStatusRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\xc3\x01\n\tRunStatus\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.stepwell.v1.RuntimeState\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12-\n\x0ctask_details\x18\x04 \x03(\x0b\x32\x17.stepwell.v1.TaskDetail\x12%\n\x07outputs\x18\x05 \x01(\x0b\x32\x14.stepwell.v1.Outputs\x12\x17\n\x0f\x63\x61\x63hed_task_ids\x18\x06 \x03(\t2\xce\x03\n\tScheduler\x12G\n\x08StartRun\x12\x1c.stepwell.v1.StartRunRequest\x1a\x1d.stepwell.v1.StartRunResponse\x12J\n\tCancelRun\x12\x1d.stepwell.v1.CancelRunRequest\x1a\x1e.stepwell.v1.CancelRunResponse\x12H\n\x0cGetRunStatus\x12 .stepwell.v1.GetRunStatusRequest\x1a\x16.stepwell.v1.RunStatus\x12\x46\n\x08WatchRun\x12 .stepwell.v1.GetRunStatusRequest\x1a\x16.stepwell.v1.RunStatus0\x01\x12K\n\x08RetryRun\x12\x1e.stepwell.v1.RetryTasksRequest\x1a\x1f.stepwell.v1.RetryTasksResponse\x12M\n\nGetTaskLog\x12\x1e.stepwell.v1.GetTaskLogRequest\x1a\x1f.stepwell.v1.GetTaskLogResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'stepwell.v1.scheduler_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STARTRUNREQUEST']._serialized_start=124
-  _globals['_STARTRUNREQUEST']._serialized_end=292
-  _globals['_STARTRUNRESPONSE']._serialized_start=294
-  _globals['_STARTRUNRESPONSE']._serialized_end=337
-  _globals['_CANCELRUNREQUEST']._serialized_start=339
-  _globals['_CANCELRUNREQUEST']._serialized_end=373
-  _globals['_CANCELRUNRESPONSE']._serialized_start=375
-  _globals['_CANCELRUNRESPONSE']._serialized_end=394
-  _globals['_GETRUNSTATUSREQUEST']._serialized_start=396
-  _globals['_GETRUNSTATUSREQUEST']._serialized_end=433
-  _globals['_RUNSTATUS']._serialized_start=436
-  _globals['_RUNSTATUS']._serialized_end=606
-  _globals['_SCHEDULER']._serialized_start=609
-  _globals['_SCHEDULER']._serialized_end=915
+  _globals['_RUNOPTIONS']._serialized_start=124
+  _globals['_RUNOPTIONS']._serialized_end=262
+  _globals['_RETRYTASKSREQUEST']._serialized_start=264
+  _globals['_RETRYTASKSREQUEST']._serialized_end=299
+  _globals['_RETRYTASKSRESPONSE']._serialized_start=301
+  _globals['_RETRYTASKSRESPONSE']._serialized_end=321
+  _globals['_GETTASKLOGREQUEST']._serialized_start=323
+  _globals['_GETTASKLOGREQUEST']._serialized_end=375
+  _globals['_GETTASKLOGRESPONSE']._serialized_start=377
+  _globals['_GETTASKLOGRESPONSE']._serialized_end=428
+  _globals['_STARTRUNREQUEST']._serialized_start=431
+  _globals['_STARTRUNREQUEST']._serialized_end=641
+  _globals['_STARTRUNRESPONSE']._serialized_start=643
+  _globals['_STARTRUNRESPONSE']._serialized_end=686
+  _globals['_CANCELRUNREQUEST']._serialized_start=688
+  _globals['_CANCELRUNREQUEST']._serialized_end=722
+  _globals['_CANCELRUNRESPONSE']._serialized_start=724
+  _globals['_CANCELRUNRESPONSE']._serialized_end=743
+  _globals['_GETRUNSTATUSREQUEST']._serialized_start=745
+  _globals['_GETRUNSTATUSREQUEST']._serialized_end=782
+  _globals['_RUNSTATUS']._serialized_start=785
+  _globals['_RUNSTATUS']._serialized_end=980
+  _globals['_SCHEDULER']._serialized_start=983
+  _globals['_SCHEDULER']._serialized_end=1445
 # @@protoc_insertion_point(module_scope)

@@ -56,6 +56,16 @@ class SchedulerStub:
                 request_serializer=stepwell_dot_v1_dot_scheduler__pb2.GetRunStatusRequest.SerializeToString,
                 response_deserializer=stepwell_dot_v1_dot_scheduler__pb2.RunStatus.FromString,
                 _registered_method=True)
+        self.RetryRun = channel.unary_unary(
+                '/stepwell.v1.Scheduler/RetryRun',
+                request_serializer=stepwell_dot_v1_dot_scheduler__pb2.RetryTasksRequest.SerializeToString,
+                response_deserializer=stepwell_dot_v1_dot_scheduler__pb2.RetryTasksResponse.FromString,
+                _registered_method=True)
+        self.GetTaskLog = channel.unary_unary(
+                '/stepwell.v1.Scheduler/GetTaskLog',
+                request_serializer=stepwell_dot_v1_dot_scheduler__pb2.GetTaskLogRequest.SerializeToString,
+                response_deserializer=stepwell_dot_v1_dot_scheduler__pb2.GetTaskLogResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServicer:
@@ -90,6 +100,21 @@ class SchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryRun(self, request, context):
+        """Retries a FAILED or CANCELED run from where it failed: failed, canceled and
+        never-started tasks run again; succeeded tasks keep their outputs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTaskLog(self, request, context):
+        """A task's stored log (stdout and stderr of every attempt, newest last).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +137,16 @@ def add_SchedulerServicer_to_server(servicer, server):
                     servicer.WatchRun,
                     request_deserializer=stepwell_dot_v1_dot_scheduler__pb2.GetRunStatusRequest.FromString,
                     response_serializer=stepwell_dot_v1_dot_scheduler__pb2.RunStatus.SerializeToString,
+            ),
+            'RetryRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryRun,
+                    request_deserializer=stepwell_dot_v1_dot_scheduler__pb2.RetryTasksRequest.FromString,
+                    response_serializer=stepwell_dot_v1_dot_scheduler__pb2.RetryTasksResponse.SerializeToString,
+            ),
+            'GetTaskLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTaskLog,
+                    request_deserializer=stepwell_dot_v1_dot_scheduler__pb2.GetTaskLogRequest.FromString,
+                    response_serializer=stepwell_dot_v1_dot_scheduler__pb2.GetTaskLogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +259,60 @@ class Scheduler:
             '/stepwell.v1.Scheduler/WatchRun',
             stepwell_dot_v1_dot_scheduler__pb2.GetRunStatusRequest.SerializeToString,
             stepwell_dot_v1_dot_scheduler__pb2.RunStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stepwell.v1.Scheduler/RetryRun',
+            stepwell_dot_v1_dot_scheduler__pb2.RetryTasksRequest.SerializeToString,
+            stepwell_dot_v1_dot_scheduler__pb2.RetryTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTaskLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stepwell.v1.Scheduler/GetTaskLog',
+            stepwell_dot_v1_dot_scheduler__pb2.GetTaskLogRequest.SerializeToString,
+            stepwell_dot_v1_dot_scheduler__pb2.GetTaskLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -23,4 +23,12 @@ def test_migrations_match_models(db_url: str) -> None:
     finally:
         db.dispose()
     assert diff == []
-    assert tables == {"api_runs", "api_run_tasks", VERSION_TABLE}
+    assert tables == {
+        "api_runs",
+        "api_run_tasks",
+        "api_pipelines",
+        "api_pipeline_versions",
+        "api_experiments",
+        "api_recurring_runs",
+        VERSION_TABLE,
+    }

@@ -180,7 +180,7 @@ def test_a_run_the_scheduler_refuses_fails(api: Api, fake_scheduler: Fake, hello
     fake_scheduler.refuse_with = "executor 'gpu' is not available"
     run = create(api, hello_spec, {"msg": "x"})
     assert run.state == S.FAILED
-    assert "executor 'gpu' is not available" in run.error
+    assert "executor 'gpu' is not available" in run.error.message
     assert run.HasField("finished_at")
 
 
