@@ -147,3 +147,20 @@ class AttributionRow(Base):
     artifact_id: Mapped[int] = mapped_column(
         Id, ForeignKey("md_artifacts.id", name="fk_md_attributions_artifact_id"), primary_key=True
     )
+
+
+class CacheEntryRow(Base):
+    """One entry of the task cache index: a fingerprint and the outputs a hit reuses."""
+
+    __tablename__ = "md_cache_entries"
+    __table_args__ = (Index("ix_md_cache_entries_lookup", "pipeline_name", "namespace", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    pipeline_name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    namespace: Mapped[str] = mapped_column(String(TYPE_LENGTH))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str] = mapped_column(String(TYPE_LENGTH))
+    task_name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    execution_id: Mapped[int] = mapped_column(BigInteger)
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -18,6 +18,7 @@ from stepwell.server import rpc_errors
 from stepwell.v1 import metadata_pb2 as pb
 from stepwell.v1 import metadata_pb2_grpc
 from stepwell_metadata import domain
+from stepwell_metadata.cache import CacheEntry, CacheIndex
 from stepwell_metadata.service import MetadataService
 
 #: The full name of the gRPC service, for health checks and reflection.
@@ -29,6 +30,48 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServicer):
 
     def __init__(self, service: MetadataService) -> None:
         self.service = service
+        self.cache = CacheIndex(service.db)
+
+    @rpc_errors
+    def PutCacheEntry(self, request: pb.PutCacheEntryRequest, context: grpc.ServicerContext) -> pb.CacheEntry:
+        e = request.entry
+        stored = self.cache.put(
+            CacheEntry(
+                id=0,
+                pipeline_name=e.pipeline_name,
+                namespace=e.namespace,
+                fingerprint=e.fingerprint,
+                run_id=e.run_id,
+                task_name=e.task_name,
+                execution_id=e.execution_id,
+                outputs=struct_to_dict(e.outputs),
+                create_time=None,
+            )
+        )
+        return cache_entry_to_proto(stored)
+
+    @rpc_errors
+    def LookupCacheEntry(
+        self, request: pb.LookupCacheEntryRequest, context: grpc.ServicerContext
+    ) -> pb.LookupCacheEntryResponse:
+        found = self.cache.lookup(request.pipeline_name, request.namespace, request.fingerprint)
+        if found is None:
+            return pb.LookupCacheEntryResponse(found=False)
+        return pb.LookupCacheEntryResponse(found=True, entry=cache_entry_to_proto(found))
+
+    @rpc_errors
+    def ListCacheEntries(
+        self, request: pb.ListCacheEntriesRequest, context: grpc.ServicerContext
+    ) -> pb.ListCacheEntriesResponse:
+        entries = self.cache.list(request.pipeline_name, request.namespace, request.limit)
+        return pb.ListCacheEntriesResponse(entries=[cache_entry_to_proto(e) for e in entries])
+
+    @rpc_errors
+    def DeleteCacheEntries(
+        self, request: pb.DeleteCacheEntriesRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteCacheEntriesResponse:
+        deleted = self.cache.delete(request.pipeline_name, request.namespace, request.fingerprint)
+        return pb.DeleteCacheEntriesResponse(deleted=deleted)
 
     @rpc_errors
     def GetOrCreateContext(
@@ -272,3 +315,19 @@ def event_to_proto(ev: domain.Event) -> pb.Event:
     if ev.create_time is not None:
         msg.create_time.CopyFrom(timestamp(ev.create_time))
     return msg
+
+
+def cache_entry_to_proto(entry: CacheEntry) -> pb.CacheEntry:
+    message = pb.CacheEntry(
+        id=entry.id,
+        pipeline_name=entry.pipeline_name,
+        namespace=entry.namespace,
+        fingerprint=entry.fingerprint,
+        run_id=entry.run_id,
+        task_name=entry.task_name,
+        execution_id=entry.execution_id,
+        outputs=dict_to_struct(entry.outputs),
+    )
+    if entry.create_time is not None:
+        message.create_time.CopyFrom(timestamp(entry.create_time))
+    return message

@@ -29,6 +29,7 @@ from stepwell.v1 import scheduler_pb2_grpc
 from stepwell_scheduler.api_client import ApiClient, StatusReporter
 from stepwell_scheduler.engine import Engine
 from stepwell_scheduler.executors import Executor, LocalExecutor
+from stepwell_scheduler.executors.local import INLINE_MODULES
 from stepwell_scheduler.metadata_client import MetadataClient
 from stepwell_scheduler.service import ChangeBoard, SchedulerService
 from stepwell_scheduler.servicer import SERVICE_NAME, SchedulerServicer
@@ -66,11 +67,17 @@ class SchedulerApp:
         executor: Executor | None = None,
     ) -> None:
         self.settings = settings or SchedulerSettings()
+        # First, before any database or gRPC client exists: the local executor starts its
+        # fork server (a fresh interpreter) here.
+        self.executor = executor or LocalExecutor(
+            start_method=self.settings.local_start_method,
+            preload=["minio"] if self.settings.s3_endpoint else [],
+            inline_modules=INLINE_MODULES if self.settings.local_inline_python else (),
+        )
         self.database = Database(database_url or self.settings.scheduler_db_url())
         self.changes = ChangeBoard()
         self.metadata = MetadataClient(lambda: self.settings.metadata_address)
         self.api = ApiClient(lambda: self.settings.api_address)
-        self.executor = executor or LocalExecutor()
         self.engine = Engine(self.database, self.settings, self.executor, self.metadata, self._changed)
         self.service = SchedulerService(
             self.database, self.engine, self.settings.resolved_artifact_root(), self.changes
@@ -139,6 +146,8 @@ class SchedulerApp:
             self.engine.stop(kill_tasks=kill_tasks)
             self.reporter.stop()
             self._started = False
+        else:
+            self.executor.shutdown()  # the fork server, started with the executor
         self.metadata.close()
         self.api.close()
         self.database.dispose()

@@ -150,6 +150,72 @@ class MetadataClient:
             timeout=self.timeout,
         )
 
+    def lookup_cache(self, pipeline_name: str, namespace: str, fingerprint: str) -> dict[str, Any] | None:
+        """The newest cache entry for ``fingerprint``: ``{"execution_id", "outputs"}``, or None."""
+        reply = self._stub.get().LookupCacheEntry(
+            pb.LookupCacheEntryRequest(pipeline_name=pipeline_name, namespace=namespace, fingerprint=fingerprint),
+            timeout=self.timeout,
+        )
+        if not reply.found:
+            return None
+        outputs = json_format.MessageToDict(reply.entry.outputs)
+        for records in (outputs.get("artifacts") or {}).values():
+            for record in records:
+                if record.get("artifact_id") is not None:
+                    record["artifact_id"] = int(record["artifact_id"])
+        return {"execution_id": int(reply.entry.execution_id), "outputs": outputs}
+
+    def put_cache_entry(
+        self,
+        *,
+        pipeline_name: str,
+        namespace: str,
+        fingerprint: str,
+        run_id: str,
+        task_name: str,
+        execution_id: int,
+        outputs: Mapping[str, Any],
+    ) -> None:
+        """Adds a cache entry for a successful execution."""
+        self._stub.get().PutCacheEntry(
+            pb.PutCacheEntryRequest(
+                entry=pb.CacheEntry(
+                    pipeline_name=pipeline_name,
+                    namespace=namespace,
+                    fingerprint=fingerprint,
+                    run_id=run_id,
+                    task_name=task_name,
+                    execution_id=execution_id,
+                    outputs=to_struct(outputs),
+                )
+            ),
+            timeout=self.timeout,
+        )
+
+    def record_cached(
+        self,
+        execution_id: int,
+        artifacts: Mapping[str, list[Mapping[str, Any]]],
+        cached_execution_id: int,
+        fingerprint: str,
+    ) -> None:
+        """OUTPUT events from a cached execution to the artifacts it reuses (the same records)."""
+        events = [
+            pb.Event(execution_id=execution_id, artifact_id=int(a["artifact_id"]), type=pb.Event.OUTPUT, path=name, index=i)
+            for name, records in artifacts.items()
+            for i, a in enumerate(records)
+            if a.get("artifact_id")
+        ]
+        if events:
+            self._stub.get().PutEvents(pb.PutEventsRequest(events=events), timeout=self.timeout)
+        self._stub.get().UpdateExecution(
+            pb.UpdateExecutionRequest(
+                id=execution_id,
+                custom_properties=to_struct({"cached_execution_id": cached_execution_id, "cache_fingerprint": fingerprint}),
+            ),
+            timeout=self.timeout,
+        )
+
     def close(self) -> None:
         """Closes the channel."""
         self._stub.close()

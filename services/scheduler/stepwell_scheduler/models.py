@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -55,6 +56,11 @@ class RunRow(Base):
     run_context_id: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: {"disable_cache": bool, "timeout_seconds": float, "task_timeout_seconds": float,
+    #:  "platform_spec": {...}} (see ``RunOptions`` in scheduler.proto)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: When the run times out (None: never).
+    deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (Index("ix_sched_runs_state", "state"),)
 
@@ -70,7 +76,7 @@ class TaskRow(Base):
     name: Mapped[str] = mapped_column(String(256))
     display_name: Mapped[str] = mapped_column(String(256), default="")
     parent: Mapped[str] = mapped_column(String(512), default="")
-    kind: Mapped[str] = mapped_column(String(16))  # "container" | "dag" | "importer"
+    kind: Mapped[str] = mapped_column(String(16))  # "container" | "dag" | "importer" | "loop"
     component: Mapped[str] = mapped_column(String(256))
     state: Mapped[str] = mapped_column(String(16), default=PENDING)
     #: {"parameters": {...}, "artifacts": {name: [{uri, artifact_id, schema_title, metadata}]}}
@@ -87,6 +93,14 @@ class TaskRow(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     log_tail: Mapped[str] = mapped_column(Text, default="")
     log_uri: Mapped[str] = mapped_column(Text, default="")
+    #: The cache fingerprint (kfp-facts §4.4), "" when caching does not apply.
+    fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    #: True when the outputs were reused from a cached execution (no process ran).
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: A PENDING task is not dispatched before this time (retry backoff).
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: When the running attempt times out (None: never).
+    deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (
         UniqueConstraint("run_id", "qualified_name", name="uq_sched_tasks_run_task"),

@@ -6,19 +6,30 @@ Owns the database transactions of the RPCs; the engine does the driving.
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 
-from stepwell.errors import InvalidArgument, NotFound
+from stepwell.errors import FailedPrecondition, InvalidArgument, NotFound
 from stepwell.ir import load_pipeline_spec, resolve_parameters
 from stepwell.server import Database
-from stepwell.storage import is_s3_uri
+from stepwell.storage import StoreRouter, is_s3_uri
 from stepwell.v1 import scheduler_pb2
 from stepwell_scheduler.engine import Engine
-from stepwell_scheduler.engine.dag import now
-from stepwell_scheduler.models import FINAL_STATES, PENDING, RunRow, TaskRow
+from stepwell_scheduler.engine.dag import COMPLETED, now
+from stepwell_scheduler.engine.plan import DAG, LOOP, PipelinePlan
+from stepwell_scheduler.models import (
+    CANCELED,
+    FAILED,
+    FINAL_STATES,
+    PENDING,
+    RUNNING,
+    RunRow,
+    TaskRow,
+)
 from stepwell_scheduler.status import run_status
 
 
@@ -62,8 +73,13 @@ class SchedulerService:
         parameters: dict[str, Any],
         pipeline_root: str = "",
         namespace: str = "",
+        options: dict[str, Any] | None = None,
     ) -> bool:
-        """Records and starts a run; returns True when the run was already started."""
+        """Records and starts a run; returns True when the run was already started.
+
+        ``options``: ``disable_cache``, ``timeout_seconds``, ``task_timeout_seconds``,
+        ``platform_spec`` (see ``RunOptions`` in scheduler.proto).
+        """
         if not run_id:
             raise InvalidArgument("run_id is required")
         with self.db.session() as s:
@@ -78,6 +94,12 @@ class SchedulerService:
             if "://" in root:
                 raise InvalidArgument(f"pipeline_root {root!r}: use a folder, file://, s3:// or minio://")
             root = os.path.abspath(os.path.expanduser(root))
+        options = dict(options or {})
+        platform = ((options.get("platform_spec") or {}).get("platforms") or {}).get("kubernetes") or {}
+        timeout = float(options.get("timeout_seconds") or 0) or float(
+            (platform.get("pipelineConfig") or {}).get("activeDeadlineSeconds") or 0
+        )
+        created = now()
         with self.db.session() as s:
             if s.get(RunRow, run_id) is not None:
                 return True
@@ -94,11 +116,58 @@ class SchedulerService:
                     outputs={},
                     pipeline_context_id=0,
                     run_context_id=0,
-                    created_at=now(),
+                    created_at=created,
+                    options=options,
+                    deadline_at=created + timedelta(seconds=timeout) if timeout else None,
                 )
             )
+        if timeout:
+            self.engine.arm_timers()
         self.engine.wake(run_id)
         return False
+
+    def retry_run(self, run_id: str) -> None:
+        """Restarts a FAILED or CANCELED run from where it failed.
+
+        Failed and canceled tasks (and exit handlers, whose upstream state changes) are
+        forgotten so that they run again with freshly resolved inputs; DAGs and loops that
+        did not succeed are reopened; succeeded and skipped tasks keep their outputs.
+        """
+        with self.db.session() as s:
+            run = s.get(RunRow, run_id)
+            if run is None:
+                raise NotFound(f"run {run_id!r} is not known to the scheduler")
+            if run.state not in (FAILED, CANCELED):
+                raise FailedPrecondition(f"run {run_id!r} is {run.state}; only FAILED or CANCELED runs can be retried")
+            plan = PipelinePlan(run.spec)
+            for row in list(s.scalars(select(TaskRow).where(TaskRow.run_id == run_id))):
+                exit_task = _waits_for_completion(plan, row.qualified_name)
+                if row.state in (FAILED, CANCELED) and (row.kind not in (DAG, LOOP) or row.started_at is None):
+                    s.delete(row)
+                elif row.state in (FAILED, CANCELED):
+                    row.state, row.error, row.finished_at = RUNNING, "", None
+                elif exit_task and row.state in FINAL_STATES:
+                    s.delete(row)
+                elif row.state == PENDING:
+                    row.not_before = None
+            run.state, run.error, run.finished_at, run.outputs = RUNNING, "", None, {}
+            options = {k: v for k, v in (run.options or {}).items() if k != "timed_out"}
+            run.options = options
+            timeout = float(options.get("timeout_seconds") or 0)
+            run.deadline_at = now() + timedelta(seconds=timeout) if timeout else None
+        self.engine.arm_timers()
+        self.engine.wake(run_id)
+
+    def task_log(self, run_id: str, task_id: str) -> tuple[str, str]:
+        """``(text, log_uri)`` of a task's stored log (the newest attempt's)."""
+        with self.db.session() as s:
+            row = s.scalar(select(TaskRow).where(TaskRow.run_id == run_id, TaskRow.qualified_name == task_id))
+            if row is None:
+                if s.get(RunRow, run_id) is None:
+                    raise NotFound(f"run {run_id!r} is not known to the scheduler")
+                raise NotFound(f"run {run_id!r} has no task {task_id!r}")
+            log_uri, task_dir = row.log_uri, row.task_dir
+        return read_log(self.engine.stores, log_uri, task_dir), log_uri
 
     def cancel_run(self, run_id: str) -> None:
         """Asks the engine to cancel the run (a finished run is left as it is)."""
@@ -130,3 +199,29 @@ class SchedulerService:
                 return None
             rows = list(s.scalars(select(TaskRow).where(TaskRow.run_id == run_id)))
             return run_status(run, rows)
+
+
+def _waits_for_completion(plan: PipelinePlan, qualified: str) -> bool:
+    try:
+        task = plan.task(qualified)
+    except InvalidArgument:
+        return False
+    return (task.spec.get("triggerPolicy") or {}).get("strategy") == COMPLETED
+
+
+def read_log(stores: StoreRouter, log_uri: str, task_dir: str) -> str:
+    """A task log's text from the store, else from the task's local folder ("" when none)."""
+    if log_uri:
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "log")
+                stores.for_uri(log_uri).get(log_uri, path)
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    return f.read()
+        except Exception:
+            pass
+    local = os.path.join(task_dir, "task.log") if task_dir else ""
+    if local and os.path.exists(local):
+        with open(local, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    return ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 from google.protobuf import json_format
@@ -30,8 +31,23 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
             json_format.MessageToDict(request.parameters),
             request.pipeline_root,
             request.namespace,
+            run_options(request.options) if request.HasField("options") else None,
         )
         return scheduler_pb2.StartRunResponse(already_started=already)
+
+    @rpc_errors
+    def RetryRun(
+        self, request: scheduler_pb2.RetryTasksRequest, context: grpc.ServicerContext
+    ) -> scheduler_pb2.RetryTasksResponse:
+        self.service.retry_run(request.run_id)
+        return scheduler_pb2.RetryTasksResponse()
+
+    @rpc_errors
+    def GetTaskLog(
+        self, request: scheduler_pb2.GetTaskLogRequest, context: grpc.ServicerContext
+    ) -> scheduler_pb2.GetTaskLogResponse:
+        text, uri = self.service.task_log(request.run_id, request.task_id)
+        return scheduler_pb2.GetTaskLogResponse(text=text, log_uri=uri)
 
     @rpc_errors
     def CancelRun(self, request: scheduler_pb2.CancelRunRequest, context: grpc.ServicerContext) -> scheduler_pb2.CancelRunResponse:
@@ -59,3 +75,17 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
             if fresh != status:
                 status = fresh
                 yield status
+
+
+def run_options(options: scheduler_pb2.RunOptions) -> dict[str, Any]:
+    """``RunOptions`` as the dict the service layer keeps with the run."""
+    result: dict[str, Any] = {}
+    if options.disable_cache:
+        result["disable_cache"] = True
+    if options.timeout_seconds:
+        result["timeout_seconds"] = options.timeout_seconds
+    if options.task_timeout_seconds:
+        result["task_timeout_seconds"] = options.task_timeout_seconds
+    if options.HasField("platform_spec"):
+        result["platform_spec"] = json_format.MessageToDict(options.platform_spec)
+    return result

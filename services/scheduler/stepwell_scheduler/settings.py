@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from stepwell.server import ServiceSettings
 
@@ -26,7 +27,13 @@ class SchedulerSettings(ServiceSettings):
     * ``STEPWELL_MAX_PARALLEL_TASKS`` — task processes running at once, over all runs;
     * ``STEPWELL_WORK_DIR`` — task files, scratch folders and logs (default
       ``$STEPWELL_HOME/scheduler``);
-    * ``STEPWELL_REPORT_RETRY_SECONDS`` — delay before re-sending a failed status report.
+    * ``STEPWELL_REPORT_RETRY_SECONDS`` — delay before re-sending a failed status report;
+    * ``STEPWELL_LOCAL_START_METHOD`` — how the local executor starts task processes:
+      ``fork`` (default: forked by a fork server that has the launcher pre-imported) or
+      ``spawn`` (a fresh ``python -m stepwell.runtime.launcher`` per task);
+    * ``STEPWELL_LOCAL_INLINE_PYTHON`` — with ``fork``, run Stepwell lightweight components'
+      ``python3 -m stepwell.runtime.executor`` in a fork of the task's launcher rather than a
+      second interpreter (default true; the user code still gets a process of its own).
     """
 
     scheduler_database_url: str = ""
@@ -35,6 +42,9 @@ class SchedulerSettings(ServiceSettings):
     max_parallel_tasks: int = _default_parallelism()
     work_dir: Path | None = None
     report_retry_seconds: float = 2.0
+    cache_enabled: bool = True
+    local_start_method: Literal["fork", "spawn"] = "fork"
+    local_inline_python: bool = True
 
     def scheduler_db_url(self) -> str:
         """The database this service uses."""

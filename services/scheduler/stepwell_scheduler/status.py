@@ -87,6 +87,7 @@ def run_status(run: RunRow, rows: Iterable[TaskRow]) -> scheduler_pb2.RunStatus:
         state=run.state,  # type: ignore[arg-type]
         error=run.error or "",
         task_details=[task_detail(r) for r in ordered],
+        cached_task_ids=[r.qualified_name for r in ordered if r.cached],
     )
     if run.outputs:
         status.outputs.CopyFrom(outputs_proto(run.outputs))

@@ -153,6 +153,21 @@ def server(port: int, http_port: int, scheduler_port: int, metadata_port: int) -
         stack.stop()
 
 
+def _register() -> None:
+    from stepwell.cli.cache import cache
+    from stepwell.cli.experiment import experiment
+    from stepwell.cli.logs import logs
+    from stepwell.cli.pipeline import pipeline
+    from stepwell.cli.recurring import recurring
+    from stepwell.cli.runs import runs
+
+    for group in (pipeline, experiment, runs, recurring, logs, cache):
+        cli.add_command(group)
+
+
+_register()
+
+
 def main() -> None:
     """Entry point of the ``stepwell`` console script."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -29,8 +29,14 @@ from stepwell.runtime._launch_placeholders import (
     parse_parameter_text,
     with_defaults,
 )
+from stepwell.runtime._launch_python import (
+    is_kfp_component,
+    is_python_component,
+    python_shim,
+    rewrite_python_command,
+)
 from stepwell.runtime._launch_taskfile import ArtifactSlot, TaskFile, write_json_atomic
-from stepwell.runtime.paths import LOCAL_ROOT_ENV
+from stepwell.runtime.paths import LOCAL_ROOT_ENV, is_remote
 from stepwell.storage import StoreRouter, is_s3_uri
 
 LOG_TAIL_LINES = 30
@@ -70,12 +76,38 @@ def build_argv(task: TaskFile, executor_input: dict[str, Any]) -> list[str]:
 
 
 def task_env(task: TaskFile) -> dict[str, str]:
-    """The user process's environment: ours, the spec's ``env`` and the scratch artifact root."""
+    """The user process's environment: ours, the spec's ``env``, the scratch artifact root,
+    and ``python3`` on ``PATH`` meaning this interpreter."""
     env = dict(os.environ)
     for item in task.container.get("env") or []:
         env[str(item.get("name", ""))] = str(item.get("value", ""))
     env[LOCAL_ROOT_ENV] = task.scratch_dir
+    env["PATH"] = os.pathsep.join([python_shim(task.scratch_dir), env.get("PATH", os.defpath)])
     return env
+
+
+def localize_remote_uris(task: TaskFile, executor_input: dict[str, Any]) -> dict[str, Any]:
+    """For KFP's executor: remote artifact URIs replaced by their local paths.
+
+    KFP's executor maps ``minio://b/k`` to ``/minio/b/k`` (kfp-facts §3.6) and honours no
+    local root, so a task would write outside its scratch folder (or fail without root
+    rights). Handing it the local path as the URI makes ``path == uri`` inside the task;
+    the launcher uploads from there to the real URI and records the real URI.
+    """
+    for side, slots_by_name in (("inputs", task.input_artifacts), ("outputs", task.output_artifacts)):
+        entries = (executor_input.get(side) or {}).get("artifacts") or {}
+        for name, slots in slots_by_name.items():
+            artifacts = (entries.get(name) or {}).get("artifacts") or []
+            for artifact, slot in zip(artifacts, slots, strict=False):
+                if is_remote(str(artifact.get("uri", ""))):
+                    artifact["uri"] = slot.path
+    return executor_input
+
+
+def _prepare_log(task: TaskFile, notes: list[str]) -> None:
+    for note in notes:
+        _append_log(task.log_file, f"[stepwell launcher] {note}")
+        _log(note)
 
 
 def download_inputs(task: TaskFile, stores: StoreRouter) -> None:
@@ -186,6 +218,8 @@ def _upload_one(
     stores: StoreRouter,
 ) -> dict[str, Any]:
     uri = override.get("uri") or slot.uri
+    if uri == slot.path and slot.uri:
+        uri = slot.uri  # a URI localized for KFP's executor (see localize_remote_uris)
     path = override.get("custom_path") or override.get("customPath") or slot.path
     metadata = {**base_metadata, **(override.get("metadata") or {})}
     size, sha = 0, ""
@@ -232,12 +266,21 @@ def run_task(task: TaskFile, stores: StoreRouter | None = None) -> dict[str, Any
         executor_input = with_defaults(task.executor_input, task.input_definitions)
         download_inputs(task, stores)
         prepare_outputs(task, executor_input)
+        raw = [str(a) for a in [*(task.container.get("command") or []), *(task.container.get("args") or [])]]
+        if is_kfp_component(raw):
+            executor_input = localize_remote_uris(task, executor_input)
         try:
             argv = build_argv(task, executor_input)
         except PlaceholderError as err:
             raise TaskFailed(f"cannot build the command line: {err}") from err
+        argv, extra_env, notes = rewrite_python_command(argv, task.scratch_dir)
+        image = str(task.container.get("image") or "")
+        if image and not is_python_component(task.container):
+            notes.insert(0, f"warning: image {image!r} is not pulled; the command runs as a local process")
+        _prepare_log(task, notes)
+        env = {**task_env(task), **extra_env}
         result["command_started_at"] = time.time()
-        code, tail = run_command(argv, task_env(task), task.scratch_dir, task.log_file)
+        code, tail = run_command(argv, env, task.scratch_dir, task.log_file)
         result["exit_code"] = code
         if code != 0:
             raise TaskFailed(f"the command exited with status {code}")

@@ -21,6 +21,7 @@ MD_TABLES = {
     "md_executions",
     "md_artifacts",
     "md_events",
+    "md_cache_entries",
     "md_associations",
     "md_attributions",
 }
@@ -58,7 +59,7 @@ def test_fresh_database_gets_only_md_tables(empty_db_url: str, engine: Engine) -
     after = set(inspect(engine).get_table_names())
     assert after - before == MD_TABLES | {VERSION_TABLE}
     assert all(t.startswith("md_") for t in after - before - {VERSION_TABLE})
-    assert versions(engine) == ["0001"]
+    assert versions(engine) == ["0002"]
     with engine.connect() as conn:
         assert conn.execute(text("SELECT name FROM api_runs")).scalars().all() == ["kept"]
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
@@ -79,7 +80,7 @@ def test_migrations_are_idempotent_across_restarts(empty_db_url: str, engine: En
         assert again.id == ctx.id
     finally:
         second.stop()
-    assert versions(engine) == ["0001"]
+    assert versions(engine) == ["0002"]
     second.migrate()  # and once more in the same process
 
 

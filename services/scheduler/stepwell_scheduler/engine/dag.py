@@ -3,6 +3,13 @@
 Pure bookkeeping over task rows, run inside one database transaction by the engine;
 it never calls another service. New rows are added to the session by the caller-given
 ``add`` function.
+
+Control flow (kfp-facts §2.5, §4.6): a task whose ``triggerPolicy.condition`` is false
+ends SKIPPED without running (a skipped DAG runs none of its tasks); a ParallelFor task
+is a ``loop`` row whose iterations are DAG rows ``<loop>[i]``, created in order and at
+most ``parallelismLimit`` at a time; its outputs are the iterations' outputs collected
+in iteration order. While a run is canceling, only tasks that wait for upstream
+*completion* (exit handlers) are still started.
 """
 
 from __future__ import annotations
@@ -12,7 +19,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from stepwell_scheduler.engine.plan import CONTAINER, DAG, PipelinePlan, PlannedTask, qualify
+from stepwell.ir.cel import CelError, evaluate_condition
+from stepwell_scheduler.engine.loops import collect_iterations, loop_items
+from stepwell_scheduler.engine.plan import (
+    CONTAINER,
+    DAG,
+    IMPORTER,
+    LOOP,
+    PipelinePlan,
+    PlannedTask,
+    iteration_name,
+    qualify,
+)
 from stepwell_scheduler.engine.resolve import (
     InputResolutionError,
     resolve_dag_outputs,
@@ -32,6 +50,7 @@ from stepwell_scheduler.models import (
 )
 
 _OK = frozenset({SUCCEEDED, SKIPPED})
+COMPLETED = "ALL_UPSTREAM_TASKS_COMPLETED"
 
 
 def now() -> datetime:
@@ -91,7 +110,8 @@ class DagAdvancer:
     def scope_inputs(self, scope: str) -> dict[str, Any]:
         if not scope:
             return {"parameters": dict(self.run.parameters or {}), "artifacts": {}}
-        return dict(self.rows[scope].inputs or {})
+        inputs = self.rows[scope].inputs or {}
+        return {"parameters": inputs.get("parameters") or {}, "artifacts": inputs.get("artifacts") or {}}
 
     def advance(self) -> str | None:
         """Creates rows for ready tasks, settles finished DAGs; returns the run's final state or None."""
@@ -112,22 +132,82 @@ class DagAdvancer:
         while progress:
             progress = False
             for child in self.plan.children(scope):
-                row = self.rows.get(child.qualified)
+                qualified = qualify(scope, child.name)
+                row = self.rows.get(qualified)
                 if row is None:
-                    if not self.canceling and self._readiness(scope, child) == "ready":
+                    if self._may_start(scope, child):
                         self._create(scope, child)
                         progress = True
-                elif row.kind == DAG and row.state == RUNNING:
-                    self._advance_scope(child.qualified)
-                    state, error = self.settle(child.qualified)
-                    if state is not None:
-                        self._finish_dag(row, state, error)
-                        progress = True
+                elif row.state == RUNNING and row.kind == DAG:
+                    progress |= self._advance_dag(row)
+                elif row.state == RUNNING and row.kind == LOOP:
+                    progress |= self._advance_loop(row, child)
+
+    def _may_start(self, scope: str, child: PlannedTask) -> bool:
+        if self._readiness(scope, child) != "ready":
+            return False
+        return not self.canceling or _strategy(child) == COMPLETED
+
+    def _advance_dag(self, row: TaskRow) -> bool:
+        """Advances a running DAG row's scope; True when the DAG ended."""
+        self._advance_scope(row.qualified_name)
+        state, error = self.settle(row.qualified_name)
+        if state is None:
+            return False
+        self._finish_dag(row, state, error)
+        return True
+
+    def _advance_loop(self, row: TaskRow, task: PlannedTask) -> bool:
+        """Creates and advances a loop's iterations; True when the loop ended."""
+        items = list((row.inputs or {}).get("items") or [])
+        limit = int((task.spec.get("iteratorPolicy") or {}).get("parallelismLimit") or 0)
+        iterations: list[TaskRow | None] = [self.rows.get(iteration_name(row.qualified_name, i)) for i in range(len(items))]
+        active = sum(1 for it in iterations if it is not None and it.state not in FINAL_STATES)
+        stop = self.canceling or any(it is not None and it.state == FAILED for it in iterations)
+        for i, it in enumerate(iterations):
+            if it is None:
+                if stop or (limit and active >= limit):
+                    continue
+                it = iterations[i] = self._create_iteration(row, task, i, items[i])
+                active += 1
+            if it.state == RUNNING and self._advance_dag(it):
+                active -= 1
+                stop = stop or it.state == FAILED
+        if any(it is not None and it.state not in FINAL_STATES for it in iterations):
+            return False
+        if not stop and any(it is None for it in iterations):
+            return False
+        done = [it for it in iterations if it is not None]
+        failed = [it for it in done if it.state == FAILED]
+        if failed:
+            self._end(row, FAILED, failed[0].error or f"iteration {failed[0].qualified_name!r} failed")
+        elif self.canceling or len(done) < len(iterations) or any(it.state == CANCELED for it in done):
+            self._end(row, CANCELED, "the run was canceled")
+        else:
+            self._end(row, SUCCEEDED, "")
+            row.outputs = collect_iterations(task.component.get("dag") or {}, done)
+        return True
+
+    def _create_iteration(self, loop: TaskRow, task: PlannedTask, index: int, item: Any) -> TaskRow:
+        item_input = str((task.spec.get("parameterIterator") or {}).get("itemInput") or "")
+        inputs = loop.inputs or {}
+        parameters = {**(inputs.get("parameters") or {}), item_input: item}
+        row = self._new_row(
+            qualified=iteration_name(loop.qualified_name, index),
+            name=f"{loop.name}[{index}]",
+            display_name=f"{loop.display_name or loop.name}[{index}]",
+            parent=loop.qualified_name,
+            kind=DAG,
+            component=loop.component,
+        )
+        row.inputs = {"parameters": parameters, "artifacts": inputs.get("artifacts") or {}}
+        row.state, row.started_at = RUNNING, row.ready_at
+        self._store(row)
+        return row
 
     def _readiness(self, scope: str, child: PlannedTask) -> str:
         """"ready", "waiting" or "blocked" (an upstream task did not succeed)."""
-        strategy = (child.spec.get("triggerPolicy") or {}).get("strategy", "")
-        need_success = strategy != "ALL_UPSTREAM_TASKS_COMPLETED"
+        need_success = _strategy(child) != COMPLETED
         waiting = False
         for dep in child.dependencies():
             row = self.rows.get(qualify(scope, dep))
@@ -149,10 +229,7 @@ class DagAdvancer:
             return False
         seen.add(name)
         child = next((c for c in self.plan.children(scope) if c.name == name), None)
-        if child is None:
-            return False
-        strategy = (child.spec.get("triggerPolicy") or {}).get("strategy", "")
-        if strategy == "ALL_UPSTREAM_TASKS_COMPLETED":
+        if child is None or _strategy(child) == COMPLETED:
             return False
         for dep in child.dependencies():
             row = self.rows.get(qualify(scope, dep))
@@ -163,16 +240,15 @@ class DagAdvancer:
                 return True
         return False
 
-    def _create(self, scope: str, child: PlannedTask) -> None:
-        stamp = now()
-        row = TaskRow(
+    def _new_row(self, *, qualified: str, name: str, display_name: str, parent: str, kind: str, component: str) -> TaskRow:
+        return TaskRow(
             run_id=self.run.run_id,
-            qualified_name=child.qualified,
-            name=child.name,
-            display_name=child.display_name,
-            parent=scope,
-            kind=child.kind,
-            component=child.component_name,
+            qualified_name=qualified,
+            name=name,
+            display_name=display_name,
+            parent=parent,
+            kind=kind,
+            component=component,
             state=PENDING,
             inputs={},
             outputs={},
@@ -180,39 +256,63 @@ class DagAdvancer:
             attempt=0,
             pid=0,
             task_dir="",
-            ready_at=stamp,
+            ready_at=now(),
             error="",
             log_tail="",
             log_uri="",
+            fingerprint="",
+            cached=False,
         )
+
+    def _store(self, row: TaskRow) -> None:
+        self.rows[row.qualified_name] = row
+        self.add(row)
+        self.changed = True
+
+    def _create(self, scope: str, child: PlannedTask) -> None:
+        qualified = qualify(scope, child.name)
+        row = self._new_row(
+            qualified=qualified,
+            name=child.name,
+            display_name=child.display_name,
+            parent=scope,
+            kind=child.kind,
+            component=child.component_name,
+        )
+        stamp = row.ready_at
         try:
             unsupported = _unsupported(child)
             if unsupported:
                 raise InputResolutionError(unsupported)
             row.inputs = resolve_inputs(
                 child.spec,
-                child.component,
+                _without_item_input(child),
                 self.scope_inputs(scope),
                 self.lookup_in(scope),
                 job_placeholders(self.run, child.name),
             )
-        except InputResolutionError as err:
-            row.state, row.error, row.finished_at = FAILED, f"task {child.qualified!r}: {err}", stamp
-        else:
-            if child.kind == DAG:
+            condition = (child.spec.get("triggerPolicy") or {}).get("condition")
+            if condition and not evaluate_condition(str(condition), row.inputs.get("parameters") or {}):
+                row.state, row.finished_at = SKIPPED, stamp
+                row.error = ""
+                row.log_tail = f"not triggered: the condition {condition} is false"
+            elif child.kind == LOOP:
+                row.inputs["items"] = loop_items(child, row.inputs.get("parameters") or {})
                 row.state, row.started_at = RUNNING, stamp
-        self.rows[child.qualified] = row
-        self.add(row)
-        self.changed = True
-        if row.state == PENDING and child.kind != DAG:
-            self.started.append(child.qualified)
+            elif child.kind == DAG:
+                row.state, row.started_at = RUNNING, stamp
+        except (InputResolutionError, CelError) as err:
+            row.state, row.error, row.finished_at = FAILED, f"task {qualified!r}: {err}", stamp
+        self._store(row)
+        if row.state == PENDING:
+            self.started.append(qualified)
 
     def settle(self, scope: str) -> tuple[str | None, str]:
         """The final state of DAG ``scope`` when all its tasks are done (else None) and an error text."""
         failed: list[TaskRow] = []
         canceled = False
         for child in self.plan.children(scope):
-            row = self.rows.get(child.qualified)
+            row = self.rows.get(qualify(scope, child.name))
             if row is None:
                 if self.canceling:
                     canceled = True
@@ -227,27 +327,47 @@ class DagAdvancer:
             elif row.state == CANCELED:
                 canceled = True
         if failed:
-            first = min(failed, key=lambda r: (r.finished_at or now(), r.id or 0))
+            first = min(failed, key=lambda r: (_aware(r.finished_at), r.id or 0))
             reason = first.error or "it failed"
             return FAILED, f"task {first.qualified_name!r} failed: {reason}" if not reason.startswith("task ") else reason
         if canceled or self.canceling:
             return CANCELED, "the run was canceled"
         return SUCCEEDED, ""
 
-    def _finish_dag(self, row: TaskRow, state: str, error: str) -> None:
+    def _end(self, row: TaskRow, state: str, error: str) -> None:
         row.state, row.error, row.finished_at = state, error, now()
+        self.changed = True
+
+    def _finish_dag(self, row: TaskRow, state: str, error: str) -> None:
+        self._end(row, state, error)
         if state == SUCCEEDED:
             dag = self.plan.task(row.qualified_name).component.get("dag") or {}
             row.outputs = resolve_dag_outputs(dag, self.lookup_in(row.qualified_name))
-        self.changed = True
+
+
+def _aware(value: datetime | None) -> datetime:
+    if value is None:
+        return now()
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _strategy(task: PlannedTask) -> str:
+    return str((task.spec.get("triggerPolicy") or {}).get("strategy") or "")
+
+
+def _without_item_input(task: PlannedTask) -> dict[str, Any]:
+    """A loop's component without its item input, which each iteration sets."""
+    if task.kind != LOOP:
+        return task.component
+    item = str((task.spec.get("parameterIterator") or {}).get("itemInput") or "")
+    definitions = dict(task.component.get("inputDefinitions") or {})
+    definitions["parameters"] = {k: v for k, v in (definitions.get("parameters") or {}).items() if k != item}
+    return {**task.component, "inputDefinitions": definitions}
 
 
 def _unsupported(child: PlannedTask) -> str:
-    spec = child.spec
-    if "parameterIterator" in spec or "artifactIterator" in spec:
-        return "loops (ParallelFor) are not supported yet"
-    if (spec.get("triggerPolicy") or {}).get("condition"):
-        return "conditions (dsl.If) are not supported yet"
-    if child.kind not in (CONTAINER, DAG) and child.kind != "importer":
+    if "artifactIterator" in child.spec:
+        return "loops over artifacts (artifactIterator) are not supported (KFP's backend does not implement them)"
+    if child.kind not in (CONTAINER, DAG, IMPORTER, LOOP):
         return f"unsupported task kind {child.kind!r}"
     return ""

@@ -2,11 +2,14 @@
 
 A *scope* is a DAG that tasks live in: the root DAG (qualified name ``""``) or a task
 whose component has a ``dag``. A task's qualified name is its name prefixed by the
-names of its enclosing DAG tasks, joined with ``/``.
+names of its enclosing DAG tasks, joined with ``/``; a loop iteration adds ``[i]`` to
+its loop's segment (``for-loop-2[0]/add``). The *spec path* of a qualified name drops
+the ``[i]`` parts: it names the task in the spec, shared by every iteration.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,11 +18,25 @@ from stepwell.errors import InvalidArgument
 CONTAINER = "container"
 DAG = "dag"
 IMPORTER = "importer"
+#: A ParallelFor task; its iterations are DAG rows named ``<loop>[i]``.
+LOOP = "loop"
+
+_INDEX = re.compile(r"\[\d+\]")
 
 
 def qualify(parent: str, name: str) -> str:
     """The qualified name of task ``name`` inside the DAG task ``parent`` (``""`` = root)."""
     return f"{parent}/{name}" if parent else name
+
+
+def spec_path(qualified: str) -> str:
+    """``qualified`` without its loop-iteration indices."""
+    return _INDEX.sub("", qualified)
+
+
+def iteration_name(loop: str, index: int) -> str:
+    """The qualified name of iteration ``index`` of the loop task ``loop``."""
+    return f"{loop}[{index}]"
 
 
 @dataclass(frozen=True)
@@ -70,11 +87,12 @@ class PipelinePlan:
 
     def scope_component(self, scope: str) -> dict[str, Any]:
         """The component whose DAG the scope is (the root component for ``""``)."""
+        scope = spec_path(scope)
         if scope not in self._scopes:
             parent, _, name = scope.rpartition("/")
             for task in self.children(parent):
                 if task.name == name:
-                    if task.kind != DAG:
+                    if task.kind not in (DAG, LOOP):
                         raise InvalidArgument(f"task {scope!r} is not a DAG")
                     self._scopes[scope] = task.component
                     break
@@ -83,7 +101,8 @@ class PipelinePlan:
         return self._scopes[scope]
 
     def children(self, scope: str) -> list[PlannedTask]:
-        """The tasks directly inside the DAG ``scope``, in spec order."""
+        """The tasks directly inside the DAG ``scope``, in spec order (qualified by spec path)."""
+        scope = spec_path(scope)
         if scope not in self._children:
             dag = self.scope_component(scope).get("dag") or {}
             found = []
@@ -100,15 +119,15 @@ class PipelinePlan:
                         spec=task_spec,
                         component_name=comp_name,
                         component=component,
-                        kind=self._kind(component),
+                        kind=LOOP if "parameterIterator" in task_spec else self._kind(component),
                     )
                 )
             self._children[scope] = found
         return self._children[scope]
 
     def task(self, qualified: str) -> PlannedTask:
-        """The planned task with this qualified name."""
-        parent, _, name = qualified.rpartition("/")
+        """The planned task with this qualified name (iteration indices are ignored)."""
+        parent, _, name = spec_path(qualified).rpartition("/")
         for task in self.children(parent):
             if task.name == name:
                 return task

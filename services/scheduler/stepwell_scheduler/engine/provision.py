@@ -50,10 +50,16 @@ def build_task_file(
     attempt: int,
     attempt_dir: Path,
     job: Mapping[str, str],
+    qualified: str = "",
 ) -> TaskFile:
-    """The task file for one attempt of a container task with resolved ``inputs``."""
+    """The task file for one attempt of a container task with resolved ``inputs``.
+
+    ``qualified`` is the task's name in the run (with loop indices); it defaults to the
+    task's spec path.
+    """
+    qualified = qualified or task.qualified
     scratch = str(attempt_dir / "scratch")
-    root = attempt_root(pipeline_root, pipeline_name, run_id, task.qualified, attempt)
+    root = attempt_root(pipeline_root, pipeline_name, run_id, qualified, attempt)
     outputs_def = task.component.get("outputDefinitions") or {}
 
     input_artifacts: dict[str, list[ArtifactSlot]] = {}
@@ -109,7 +115,7 @@ def build_task_file(
     return TaskFile(
         run_id=run_id,
         pipeline_name=pipeline_name,
-        task_name=task.qualified,
+        task_name=qualified,
         pipeline_root=pipeline_root,
         executor_input=executor_input,
         container={

@@ -7,11 +7,13 @@ Values travel as the IR's JSON: parameters are plain JSON values, artifacts are 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from stepwell.ir import integral
+from stepwell.ir.cel import CelError, select
 from stepwell.runtime._launch_placeholders import text_form
 
 #: Looks up a sibling task's outputs by its (unqualified) name; None when it has none.
@@ -19,6 +21,15 @@ OutputsLookup = Callable[[str], "Mapping[str, Any] | None"]
 
 _SELF_REF = re.compile(r"\{\{\$\.inputs\.parameters\['([^']*)'\]\}\}")
 _JOB_REF = re.compile(r"\{\{\$\.(pipeline_[a-z_]+|workspace_path)\}\}")
+
+
+_JSON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "NUMBER_INTEGER": (int, float),
+    "NUMBER_DOUBLE": (int, float),
+    "BOOLEAN": bool,
+    "LIST": list,
+    "STRUCT": dict,
+}
 
 
 class InputResolutionError(Exception):
@@ -29,10 +40,22 @@ def coerce_to_type(value: Any, parameter_type: str) -> Any:
     """``value`` in the form a component declaring ``parameter_type`` expects.
 
     Whole-number doubles become ints for NUMBER_INTEGER and inside lists and structs; a
-    non-string value for a STRING input becomes its text form (as KFP's driver does).
+    non-string value for a STRING input becomes its text form (as KFP's driver does). A
+    string for a typed input is read as JSON when it parses as that type: loop items drawn
+    from a list parameter are typed STRING by the compiler (kfp-facts §2.5) yet feed
+    ``int`` or ``dict`` inputs.
     """
     if value is None:
         return None
+    if isinstance(value, str) and parameter_type in _JSON_TYPES:
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, _JSON_TYPES[parameter_type]) and not (
+            isinstance(parsed, bool) and parameter_type != "BOOLEAN"
+        ):
+            value = parsed
     if parameter_type == "NUMBER_INTEGER":
         if isinstance(value, float) and value.is_integer():
             return int(value)
@@ -60,10 +83,28 @@ def resolve_parameter(
     lookup: OutputsLookup,
     job: Mapping[str, str],
 ) -> tuple[bool, Any]:
-    """``(present, value)`` of one input parameter binding; absent inputs give ``(False, None)``."""
+    """``(present, value)`` of one input parameter binding; absent inputs give ``(False, None)``.
+
+    A ``parameterExpressionSelector`` (CEL over the value) is applied to a present value.
+    """
+    present, value = _resolve_binding(name, binding, parent_parameters, lookup, job)
+    selector = binding.get("parameterExpressionSelector")
+    if present and selector:
+        try:
+            value = select(str(selector), value)
+        except CelError as err:
+            raise InputResolutionError(f"input parameter {name!r}: selector {selector!r}: {err}") from None
+    return present, value
+
+
+def _resolve_binding(
+    name: str,
+    binding: Mapping[str, Any],
+    parent_parameters: Mapping[str, Any],
+    lookup: OutputsLookup,
+    job: Mapping[str, str],
+) -> tuple[bool, Any]:
     what = f"input parameter {name!r}"
-    if binding.get("parameterExpressionSelector"):
-        raise InputResolutionError(f"{what}: parameterExpressionSelector is not supported yet")
     if "componentInputParameter" in binding:
         source = binding["componentInputParameter"]
         value = parent_parameters.get(source)
@@ -134,8 +175,11 @@ def resolve_inputs(
             constants.append(name)
     for name in constants:
         parameters[name] = substitute_references(parameters[name], parameters, job)
+    is_dag = "dag" in component
     for name, value in list(parameters.items()):
         declared = (param_defs.get(name) or {}).get("parameterType", "")
+        if is_dag and declared == "STRING":
+            declared = ""  # a DAG passes values through; the consuming container converts them
         parameters[name] = coerce_to_type(value, declared)
     for name, spec in param_defs.items():
         if name not in parameters and not spec.get("isOptional") and "defaultValue" not in spec:

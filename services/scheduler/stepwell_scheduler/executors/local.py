@@ -1,4 +1,24 @@
-"""The local executor: one OS process per task, ``python -m stepwell.runtime.launcher TASK_FILE``."""
+"""The local executor: one OS process per task, running ``stepwell.runtime.launcher TASK_FILE``.
+
+Two ways to start that process (``STEPWELL_LOCAL_START_METHOD``):
+
+* ``fork`` (default): a fork server (:mod:`~stepwell_scheduler.executors.forkserver`),
+  started as a fresh interpreter when the executor is created, has the launcher
+  pre-imported and forks one child per task, so a task costs a ``fork`` rather than an
+  interpreter start and the launcher's imports. The scheduler process itself (threads,
+  gRPC, database pools) is never forked.
+* ``spawn``: ``[python, "-m", "stepwell.runtime.launcher", TASK_FILE]`` per task.
+
+With ``fork``, a Stepwell lightweight component's user command (``python3 -m
+stepwell.runtime.executor ...``) also runs in a fork of the launcher (its own process, same
+argv, environment and output) rather than in a second interpreter; ``inline_modules=()``
+(``STEPWELL_LOCAL_INLINE_PYTHON=false``) turns that off.
+
+Either way the task is its own session (``pid == pgid``, so cancel kills its whole tree),
+its stdin is ``/dev/null``, its stdout is discarded (the launcher tees the user command's
+output into the task log itself) and its stderr goes to the attempt's ``launcher.log``.
+Tasks keep running when the scheduler dies; a restarted scheduler adopts them by pid.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +30,36 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
+from typing import Literal
 
 from stepwell_scheduler.executors.base import Executor, LaunchRequest, TaskHandle
+from stepwell_scheduler.executors.forkclient import ForkServerClient, ForkServerError
 
 log = logging.getLogger(__name__)
 
 LAUNCHER_MODULE = "stepwell.runtime.launcher"
+StartMethod = Literal["fork", "spawn"]
+START_METHODS: tuple[StartMethod, ...] = ("fork", "spawn")
+#: ``python -m`` user commands that forked launchers run without a new interpreter.
+INLINE_MODULES = ("stepwell.runtime.executor", "kfp.dsl.executor_main")
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, exited but not yet reaped, counts as ended)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return True
+    state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3]
+    return state not in (b"Z", b"X")
 
 
 def _cmdline(pid: int) -> str:
@@ -36,17 +70,130 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-class LocalExecutor(Executor):
-    """Runs each task's launcher as a child process in its own session (process group)."""
+def _holds_open(pid: int, path: str) -> bool:
+    """Whether ``pid`` has ``path`` open (how a forked task, whose command line is the
+    fork server's, is recognised)."""
+    real = os.path.realpath(path)
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(fd_dir)
+    except OSError:
+        return False
+    for name in names:
+        with contextlib.suppress(OSError):
+            if os.readlink(os.path.join(fd_dir, name)) == real:
+                return True
+    return False
 
-    def __init__(self, python: str = sys.executable) -> None:
+
+def _is_task(pid: int, marker: str) -> bool:
+    return marker in _cmdline(pid) or _holds_open(pid, marker)
+
+
+class LocalExecutor(Executor):
+    """Runs each task's launcher as a local process in its own session (process group).
+
+    ``start_method`` is ``"fork"`` (through a fork server started right here) or
+    ``"spawn"``; ``preload`` names extra modules the fork server imports once (e.g.
+    ``minio`` when artifacts live in S3) so that tasks do not each pay for them.
+    ``inline_modules``: with ``fork``, user commands ``python3 -m MODULE ...`` for these
+    modules run in a fork of the launcher instead of a new interpreter (empty: never).
+    """
+
+    def __init__(
+        self,
+        python: str = sys.executable,
+        start_method: StartMethod = "fork",
+        preload: Iterable[str] = (),
+        inline_modules: Iterable[str] = INLINE_MODULES,
+    ) -> None:
         super().__init__()
+        if start_method not in START_METHODS:
+            raise ValueError(f"unknown start method {start_method!r}; expected one of {START_METHODS}")
         self.python = python
+        self.start_method: StartMethod = start_method
+        self.inline_modules = list(inline_modules)
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
+        # Forked tasks: request tag -> handle while running; exits that beat their handle.
+        self._forked: dict[int, TaskHandle] = {}
+        self._forked_keys: dict[str, int] = {}
+        self._early_exits: dict[int, int] = {}
+        self._fork: ForkServerClient | None = None
+        if start_method == "fork":
+            self._fork = ForkServerClient(
+                python, preload, on_exit=self._forked_exit, on_lost=self._forked_lost
+            )
+            try:
+                self._fork.start()
+            except ForkServerError as err:
+                log.warning("%s; task processes will be spawned instead", err)
+
+    @property
+    def fork_server_pid(self) -> int | None:
+        """The fork server's pid (None in ``spawn`` mode or when it is not running)."""
+        return self._fork.pid if self._fork is not None else None
+
+    # ----- submit -----------------------------------------------------------------------
 
     def submit(self, request: LaunchRequest) -> TaskHandle:
         os.makedirs(os.path.dirname(request.launcher_log) or ".", exist_ok=True)
+        if self._fork is not None:
+            try:
+                return self._submit_forked(self._fork, request)
+            except ForkServerError as err:
+                if err.sent:
+                    raise
+                log.warning("%s; spawning task %s instead", err, request.key)
+        return self._submit_spawned(request)
+
+    def _submit_forked(self, fork: ForkServerClient, request: LaunchRequest) -> TaskHandle:
+        tag, pid = fork.spawn(
+            LAUNCHER_MODULE,
+            [request.task_file],
+            cwd=request.cwd,
+            env=request.env,
+            stdout="",
+            stderr=request.launcher_log,
+            hold=[request.task_file],
+            inline=self.inline_modules,
+        )
+        handle = TaskHandle(request.key, pid, request.result_file, request.launcher_log)
+        with self._lock:
+            code = self._early_exits.pop(tag, None)
+            if code is None:
+                self._forked[tag] = handle
+                self._forked_keys[request.key] = tag
+        if code is not None:
+            handle.exit_code = code
+            self.on_exit(handle.key)
+        return handle
+
+    def _forked_exit(self, tag: int, code: int) -> None:
+        with self._lock:
+            handle = self._forked.pop(tag, None)
+            if handle is None:
+                self._early_exits[tag] = code
+                return
+            if self._forked_keys.get(handle.key) == tag:
+                del self._forked_keys[handle.key]
+        handle.exit_code = code
+        self.on_exit(handle.key)
+
+    def _forked_lost(self, tags: list[int]) -> None:
+        """The fork server died: watch its still-running children by pid instead."""
+        with self._lock:
+            handles = [h for h in (self._forked.pop(t, None) for t in tags) if h is not None]
+            for tag in tags:
+                self._early_exits.pop(tag, None)
+            for handle in handles:
+                self._forked_keys.pop(handle.key, None)
+        for handle in handles:
+            threading.Thread(
+                target=self._watch_adopted, args=(handle,), name=f"orphan-{handle.pid}", daemon=True
+            ).start()
+
+    def _submit_spawned(self, request: LaunchRequest) -> TaskHandle:
         with open(request.launcher_log, "ab") as out:
             proc = subprocess.Popen(
                 [self.python, "-m", LAUNCHER_MODULE, request.task_file],
@@ -70,13 +217,18 @@ class LocalExecutor(Executor):
             self._procs.pop(handle.key, None)
         self.on_exit(handle.key)
 
+    # ----- watch and stop ---------------------------------------------------------------
+
     def poll(self, handle: TaskHandle) -> int | None:
         if handle.exit_code is not None:
             return handle.exit_code
         with self._lock:
             proc = self._procs.get(handle.key)
+            forked = self._forked_keys.get(handle.key) is not None
         if proc is not None:
             return proc.poll()
+        if forked:
+            return None  # the fork server reports its exit status
         return None if _alive(handle.pid) else -1
 
     def cancel(self, handle: TaskHandle) -> None:
@@ -98,7 +250,7 @@ class LocalExecutor(Executor):
             os.killpg(handle.pid, signal.SIGKILL)
 
     def adopt(self, key: str, pid: int, result_file: str, launcher_log: str, marker: str) -> TaskHandle | None:
-        if pid <= 0 or not _alive(pid) or marker not in _cmdline(pid):
+        if pid <= 0 or not _alive(pid) or not _is_task(pid, marker):
             return None
         handle = TaskHandle(key, pid, result_file, launcher_log)
         threading.Thread(target=self._watch_adopted, args=(handle,), name=f"adopt-{pid}", daemon=True).start()
@@ -111,3 +263,8 @@ class LocalExecutor(Executor):
             time.sleep(0.05)
         handle.exit_code = 0 if os.path.exists(handle.result_file) else -1
         self.on_exit(handle.key)
+
+    def shutdown(self) -> None:
+        """Stops the fork server; running tasks keep running (a restarted scheduler adopts them)."""
+        if self._fork is not None:
+            self._fork.close()

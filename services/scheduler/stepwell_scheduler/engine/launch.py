@@ -1,0 +1,297 @@
+"""Dispatching ready tasks: cache hits, importers and launcher processes.
+
+A mixin of :class:`~stepwell_scheduler.engine.driver.Engine`; it reads the attributes the
+engine sets up. A cache hit (kfp-facts §4.4) starts no process: the task reuses the cached
+execution's outputs (the same artifact records), after checking that every reused
+artifact still exists in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import or_, select
+
+from stepwell.ir.cache_key import fingerprint_for_task
+from stepwell.server import Database
+from stepwell.storage import LocalStore, StoreRouter, is_s3_uri
+from stepwell_scheduler.engine.dag import job_placeholders, now
+from stepwell_scheduler.engine.plan import IMPORTER, PipelinePlan
+from stepwell_scheduler.engine.provision import build_task_file
+from stepwell_scheduler.executors import Executor, LaunchRequest, TaskHandle
+from stepwell_scheduler.metadata_client import (
+    CONTAINER_EXECUTION,
+    IMPORTER_EXECUTION,
+    MetadataClient,
+)
+from stepwell_scheduler.models import (
+    CANCELING,
+    FAILED,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    RunRow,
+    TaskRow,
+)
+from stepwell_scheduler.settings import SchedulerSettings
+
+log = logging.getLogger(__name__)
+
+_SEP = "\x00"
+
+
+def task_key(run_id: str, qualified: str) -> str:
+    """The executor key of a run's task."""
+    return f"{run_id}{_SEP}{qualified}"
+
+
+class LaunchMixin:
+    """Starting task attempts (part of the engine)."""
+
+    db: Database
+    settings: SchedulerSettings
+    executor: Executor
+    metadata: MetadataClient
+    work_dir: Path
+    _handles: dict[str, TaskHandle]
+    _timers: bool
+    stores: StoreRouter
+
+    if TYPE_CHECKING:  # provided by the engine and the harvest mixin
+
+        def _plan(self, run: RunRow) -> PipelinePlan: ...
+        def wake(self, run_id: str | None = None) -> None: ...
+        def _finish_row(self, run_id: str, qualified: str, state: str, **kwargs: Any) -> None: ...
+        def _record_outputs(self, run: RunRow, execution_id: int, outputs: dict[str, Any], state: str) -> None: ...
+
+    def _dispatch(self) -> set[str]:
+        free = self.settings.max_parallel_tasks - len(self._handles)
+        if free <= 0:
+            return set()
+        stamp = now()
+        with self.db.session() as s:
+            queued = list(
+                s.execute(
+                    select(TaskRow, RunRow)
+                    .join(RunRow, RunRow.run_id == TaskRow.run_id)
+                    .where(
+                        TaskRow.state == PENDING,
+                        RunRow.state.in_([RUNNING, CANCELING]),
+                        or_(TaskRow.not_before.is_(None), TaskRow.not_before <= stamp),
+                    )
+                    .order_by(TaskRow.ready_at, TaskRow.id)
+                    .limit(free)
+                )
+            )
+        touched: set[str] = set()
+        for row, run in queued:
+            if task_key(run.run_id, row.qualified_name) in self._handles:
+                continue
+            if row.kind == IMPORTER:
+                self._run_importer(run, row)
+                self.wake(run.run_id)
+            elif self._try_cache(run, row):
+                self.wake(run.run_id)
+            else:
+                self._launch(run, row)
+            touched.add(run.run_id)
+        return touched
+
+    def _attempt_dir(self, run_id: str, qualified: str, attempt: int) -> Path:
+        return self.work_dir / "runs" / run_id / "tasks" / qualified / f"a{attempt}"
+
+    # ----- caching ----------------------------------------------------------------------
+
+    def caching_enabled(self, run: RunRow, spec: dict[str, Any]) -> bool:
+        """Server setting, run option and the task's ``cachingOptions.enableCache``."""
+        if not self.settings.cache_enabled or (run.options or {}).get("disable_cache"):
+            return False
+        return bool((spec.get("cachingOptions") or {}).get("enableCache"))
+
+    def _try_cache(self, run: RunRow, row: TaskRow) -> bool:
+        """Completes ``row`` from the cache when a usable entry exists; True on a hit."""
+        if row.fingerprint or row.attempt:
+            return False  # the fingerprint was computed (and missed) before, or this is a retry
+        plan = self._plan(run)
+        task = plan.task(row.qualified_name)
+        if not self.caching_enabled(run, task.spec):
+            return False
+        fingerprint = fingerprint_for_task(task.spec, task.component, plan.executor(task.component), row.inputs or {})
+        with self.db.session() as s:
+            fresh = s.get(TaskRow, row.id)
+            if fresh is not None:
+                fresh.fingerprint = fingerprint
+        row.fingerprint = fingerprint
+        try:
+            entry = self.metadata.lookup_cache(run.pipeline_name, run.namespace, fingerprint)
+        except Exception as err:
+            log.warning("cache lookup for task %s failed: %s", row.qualified_name, err)
+            return False
+        if entry is None:
+            return False
+        outputs = entry["outputs"]
+        missing = self._missing_artifacts(outputs)
+        if missing:
+            log.info("cache entry for %s refused: artifact %s no longer exists", row.qualified_name, missing)
+            return False
+        execution_id = self._start_execution(run, row, CONTAINER_EXECUTION, 0, "")
+        if execution_id:
+            try:
+                self.metadata.record_cached(execution_id, outputs.get("artifacts") or {}, entry["execution_id"], fingerprint)
+                self.metadata.finish_execution(execution_id, "CACHED", outputs.get("parameters") or {})
+            except Exception as err:
+                log.warning("could not record the cached execution of %s: %s", row.qualified_name, err)
+        with self.db.session() as s:
+            fresh = s.get(TaskRow, row.id)
+            if fresh is not None:
+                fresh.cached, fresh.execution_id = True, execution_id
+                fresh.started_at = fresh.started_at or now()
+        self._finish_row(run.run_id, row.qualified_name, SUCCEEDED, outputs=outputs)
+        return True
+
+    def _missing_artifacts(self, outputs: dict[str, Any]) -> str:
+        for records in (outputs.get("artifacts") or {}).values():
+            for record in records:
+                uri = str(record.get("uri") or "")
+                try:
+                    if uri and not self.stores.for_uri(uri).exists(uri):
+                        return uri
+                except Exception:
+                    return uri
+        return ""
+
+    # ----- processes --------------------------------------------------------------------
+
+    def _launch(self, run: RunRow, row: TaskRow) -> None:
+        plan = self._plan(run)
+        task = plan.task(row.qualified_name)
+        attempt = row.attempt + 1
+        attempt_dir = self._attempt_dir(run.run_id, row.qualified_name, attempt)
+        while (attempt_dir / "result.json").exists():  # a retried run recreated the row
+            attempt += 1
+            attempt_dir = self._attempt_dir(run.run_id, row.qualified_name, attempt)
+        key = task_key(run.run_id, row.qualified_name)
+        executor = plan.executor(task.component)
+        try:
+            attempt_dir.mkdir(parents=True, exist_ok=True)
+            task_file = build_task_file(
+                run_id=run.run_id,
+                pipeline_name=run.pipeline_name,
+                pipeline_root=run.pipeline_root,
+                task=task,
+                executor=executor,
+                inputs=row.inputs or {},
+                attempt=attempt,
+                attempt_dir=attempt_dir,
+                job=job_placeholders(run, row.name),
+                qualified=row.qualified_name,
+            )
+            task_path = str(attempt_dir / "task.json")
+            task_file.save(task_path)
+            env = {**os.environ, **self.settings.storage_env()}
+            handle = self.executor.submit(
+                LaunchRequest(
+                    key=key,
+                    task_file=task_path,
+                    result_file=task_file.result_file,
+                    launcher_log=str(attempt_dir / "launcher.log"),
+                    cwd=str(attempt_dir),
+                    env=env,
+                    image=str(task_file.container.get("image", "")),
+                )
+            )
+        except Exception as err:
+            log.exception("could not start task %s of run %s", row.qualified_name, run.run_id)
+            self._finish_row(run.run_id, row.qualified_name, FAILED, error=f"could not start the task: {err}")
+            self.wake(run.run_id)
+            return
+        started = now()
+        timeout = task_timeout(run, executor, (plan.spec.get("deploymentSpec") or {}), task.component)
+        self._handles[key] = handle
+        with self.db.session() as s:
+            fresh = s.get(TaskRow, row.id)
+            if fresh is not None:
+                fresh.state, fresh.started_at, fresh.attempt = RUNNING, started, attempt
+                fresh.pid, fresh.task_dir, fresh.log_uri = handle.pid, str(attempt_dir), task_file.log_uri
+                fresh.deadline_at = started + timedelta(seconds=timeout) if timeout else None
+        if timeout:
+            self._timers = True
+        execution_id = self._start_execution(run, row, CONTAINER_EXECUTION, attempt, task_file.container.get("image", ""))
+        if execution_id:
+            with self.db.session() as s:
+                fresh = s.get(TaskRow, row.id)
+                if fresh is not None:
+                    fresh.execution_id = execution_id
+
+    def _start_execution(self, run: RunRow, row: TaskRow, execution_type: str, attempt: int, image: str) -> int:
+        try:
+            execution_id = self.metadata.start_execution(
+                execution_type=execution_type,
+                name=row.qualified_name,
+                context_ids=[run.pipeline_context_id, run.run_context_id],
+                inputs=(row.inputs or {}).get("parameters") or {},
+                custom_properties={
+                    "display_name": row.display_name or row.name,
+                    "task_name": row.name,
+                    "parent_task": row.parent,
+                    "image": image,
+                    "attempt": attempt,
+                    "run_id": run.run_id,
+                    "cache_fingerprint": row.fingerprint or "",
+                },
+            )
+            self.metadata.record_inputs(execution_id, (row.inputs or {}).get("artifacts") or {})
+            return execution_id
+        except Exception as err:
+            log.warning("could not record task %s in the metadata service: %s", row.qualified_name, err)
+            return 0
+
+    def _run_importer(self, run: RunRow, row: TaskRow) -> None:
+        """Importers need no process: the artifact already exists; record it and finish."""
+        plan = self._plan(run)
+        task = plan.task(row.qualified_name)
+        spec = plan.executor(task.component).get("importer") or {}
+        source = spec.get("artifactUri") or {}
+        uri = source.get("constant")
+        if uri is None and source.get("runtimeParameter"):
+            uri = ((row.inputs or {}).get("parameters") or {}).get(source["runtimeParameter"])
+        if not isinstance(uri, str) or not uri:
+            self._finish_row(run.run_id, row.qualified_name, FAILED, error="the importer has no artifact URI")
+            return
+        if uri.startswith("file://"):
+            uri = uri[len("file://") :]
+        title = str((spec.get("typeSchema") or {}).get("schemaTitle") or "system.Artifact")
+        record: dict[str, Any] = {"uri": uri, "metadata": dict(spec.get("metadata") or {}), "schema_title": title}
+        try:
+            info = LocalStore().stat(uri) if not is_s3_uri(uri) and uri.startswith("/") else None
+            record["size"] = info.size if info else 0
+        except Exception:
+            record["size"] = 0
+        execution_id = self._start_execution(run, row, IMPORTER_EXECUTION, 1, "")
+        outputs = {"parameters": {}, "artifacts": {"artifact": [record]}}
+        self._record_outputs(run, execution_id, outputs, SUCCEEDED)
+        with self.db.session() as s:
+            fresh = s.get(TaskRow, row.id)
+            if fresh is not None:
+                fresh.started_at = fresh.started_at or now()
+                fresh.execution_id = execution_id
+                fresh.attempt = 1
+        self._finish_row(run.run_id, row.qualified_name, SUCCEEDED, outputs=outputs)
+
+
+def task_timeout(run: RunRow, executor: dict[str, Any], deployment: dict[str, Any], component: dict[str, Any]) -> float:
+    """Seconds a task attempt may run: the run's ``task_timeout_seconds`` option, or the
+    kfp-kubernetes ``activeDeadlineSeconds`` of the task's executor (0: no limit)."""
+    options = run.options or {}
+    platform = ((options.get("platform_spec") or {}).get("platforms") or {}).get("kubernetes") or {}
+    label = str(component.get("executorLabel") or "")
+    k8s = ((platform.get("deploymentSpec") or {}).get("executors") or {}).get(label) or {}
+    value = k8s.get("activeDeadlineSeconds") or options.get("task_timeout_seconds") or 0
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0

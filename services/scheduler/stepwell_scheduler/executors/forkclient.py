@@ -1,0 +1,280 @@
+"""The scheduler's side of the fork server (:mod:`stepwell_scheduler.executors.forkserver`).
+
+:class:`ForkServerClient` starts the server as a fresh interpreter with two socket pairs:
+on the request socket, :meth:`spawn` (any thread; one at a time) sends a request and reads
+its reply itself, so starting a task involves no hand-off between scheduler threads (each
+one can cost a GIL switch interval in a busy process); on the events socket, a reader
+thread receives exit notices and calls ``on_exit``. If the server dies, a request in
+flight fails with :class:`ForkServerError`, the ``on_lost`` callback learns which children
+lost their parent (they keep running), and the next :meth:`spawn` starts a new server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SERVER_MODULE = "stepwell_scheduler.executors.forkserver"
+
+#: ``on_exit(tag, exit_code)``: a child forked for request ``tag`` has ended.
+ExitHook = Callable[[int, int], None]
+#: ``on_lost(tags)``: the server died; these children are still running, unwatched.
+LostHook = Callable[[list[int]], None]
+
+
+class ForkServerError(OSError):
+    """The fork server could not start a child (or is gone).
+
+    ``sent`` tells whether the request had reached the server: if it had, a child may
+    exist, so the caller must not simply start the task another way.
+    """
+
+    def __init__(self, message: str, *, sent: bool = False) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+class _Server:
+    """One running fork server: its process, sockets and what it has started."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], requests: socket.socket, events: socket.socket) -> None:
+        self.proc = proc
+        self.requests = requests
+        self.events = events
+        self.buffer = b""  # unread reply bytes (guarded by the client's request lock)
+        self.tags: dict[int, int] = {}  # pid -> request tag, children still running
+        self.early: dict[int, int] = {}  # pid -> exit code, exits seen before their reply
+        self.lost = False
+
+
+class ForkServerClient:
+    """Starts and talks to one fork server process."""
+
+    def __init__(
+        self,
+        python: str = sys.executable,
+        preload: Iterable[str] = (),
+        on_exit: ExitHook = lambda tag, code: None,
+        on_lost: LostHook = lambda tags: None,
+        reply_timeout: float = 60.0,
+    ) -> None:
+        self.python = python
+        self.preload = list(preload)
+        self.on_exit = on_exit
+        self.on_lost = on_lost
+        self.reply_timeout = reply_timeout
+        self._ids = itertools.count(1)
+        self._request_lock = threading.Lock()  # one request/reply at a time; starting
+        self._state_lock = threading.Lock()  # guards _server and each server's tags/early
+        self._server: _Server | None = None
+        self._closed = False
+
+    # ----- life cycle -------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid while it runs."""
+        server = self._server
+        return server.proc.pid if server is not None and server.proc.poll() is None else None
+
+    def start(self) -> None:
+        """Starts the server now (it preloads in the background; :meth:`spawn` waits)."""
+        with self._request_lock:
+            self._ensure_started()
+
+    def _ensure_started(self) -> _Server:
+        if self._closed:
+            raise ForkServerError("the fork server client is closed")
+        server = self._server
+        if server is not None and not server.lost and server.proc.poll() is None:
+            return server
+        if server is not None:
+            self._mark_lost(server)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        events_ours, events_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        argv = [
+            self.python, "-m", SERVER_MODULE,
+            "--fd", str(theirs.fileno()), "--events-fd", str(events_theirs.fileno()),
+        ]  # fmt: skip
+        for name in self.preload:
+            argv += ["--preload", name]
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(), events_theirs.fileno()),
+                close_fds=True,
+                # Out of the terminal's process group: Ctrl-C reaches the scheduler, which
+                # then closes the sockets; the server never outlives it for long.
+                start_new_session=True,
+            )
+        except OSError as err:
+            ours.close()
+            events_ours.close()
+            raise ForkServerError(f"cannot start the fork server: {err}") from err
+        finally:
+            theirs.close()
+            events_theirs.close()
+        ours.settimeout(self.reply_timeout)
+        server = _Server(proc, ours, events_ours)
+        with self._state_lock:
+            self._server = server
+        threading.Thread(target=self._read_events, args=(server,), name=f"forkserver-{proc.pid}", daemon=True).start()
+        log.debug("fork server started (pid %d)", proc.pid)
+        return server
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stops the server (children keep running) and waits for it to exit."""
+        with self._state_lock:
+            self._closed = True
+            server = self._server
+        if server is None:
+            return
+        for sock in (server.requests, server.events):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        try:
+            server.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait(timeout)
+
+    # ----- requests ---------------------------------------------------------------------
+
+    def spawn(
+        self,
+        module: str,
+        argv: list[str],
+        *,
+        cwd: str,
+        env: Mapping[str, str],
+        stdout: str = "",
+        stderr: str = "",
+        hold: Iterable[str] = (),
+        inline: Iterable[str] = (),
+    ) -> tuple[int, int]:
+        """Forks a child running ``module.main(argv)``; returns ``(tag, pid)``.
+
+        ``on_exit(tag, code)`` is called when the child ends (from the events thread, or
+        from this call if the child ended before its reply was read). ``hold``: files the
+        child keeps open (its adoption marker). ``inline``: modules the child may run as
+        ``python -m MODULE`` commands by forking itself rather than starting an
+        interpreter (see the fork server's module documentation).
+        """
+        tag = next(self._ids)
+        message = {
+            "id": tag,
+            "module": module,
+            "argv": argv,
+            "cwd": cwd,
+            "env": dict(env),
+            "stdout": stdout,
+            "stderr": stderr,
+            "hold": list(hold),
+            "inline": list(inline),
+        }
+        data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        with self._request_lock:
+            for attempt in (1, 2):  # a server found dead is replaced once
+                server = self._ensure_started()
+                try:
+                    server.requests.sendall(data)
+                    break
+                except OSError as err:
+                    self._mark_lost(server)
+                    if attempt == 2:
+                        raise ForkServerError(f"the fork server is gone: {err}") from err
+            try:
+                reply = self._read_reply(server)
+            except OSError as err:
+                self._mark_lost(server)
+                raise ForkServerError(f"no answer from the fork server: {err}", sent=True) from err
+        if reply.get("id") != tag or "pid" not in reply:
+            raise ForkServerError(str(reply.get("error") or f"unexpected fork server reply {reply}"), sent=True)
+        pid = int(reply["pid"])
+        with self._state_lock:
+            code = server.early.pop(pid, None)
+            if code is None:
+                server.tags[pid] = tag
+        if code is not None:
+            self._call_on_exit(tag, code)
+        return tag, pid
+
+    def _read_reply(self, server: _Server) -> dict[str, Any]:
+        while b"\n" not in server.buffer:
+            data = server.requests.recv(1 << 16)
+            if not data:
+                raise ConnectionResetError("the fork server closed its socket")
+            server.buffer += data
+        line, server.buffer = server.buffer.split(b"\n", 1)
+        return dict(json.loads(line))
+
+    def _mark_lost(self, server: _Server) -> None:
+        server.lost = True
+        with contextlib.suppress(OSError):
+            server.requests.close()
+
+    # ----- the events thread ------------------------------------------------------------
+
+    def _read_events(self, server: _Server) -> None:
+        buf = b""
+        try:
+            while True:
+                try:
+                    data = server.events.recv(1 << 16)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                buf += data
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    if line.strip():
+                        self._event(server, json.loads(line))
+        finally:
+            self._lost(server)
+
+    def _event(self, server: _Server, message: dict[str, Any]) -> None:
+        if "exit" not in message:
+            return
+        pid, code = int(message["exit"]), int(message["code"])
+        with self._state_lock:
+            tag = server.tags.pop(pid, None)
+            if tag is None:
+                server.early[pid] = code  # its spawn() has not read the reply yet
+                return
+        self._call_on_exit(tag, code)
+
+    def _call_on_exit(self, tag: int, code: int) -> None:
+        try:
+            self.on_exit(tag, code)
+        except Exception:
+            log.exception("exit callback failed for request %d", tag)
+
+    def _lost(self, server: _Server) -> None:
+        with self._state_lock:
+            server.lost = True
+            orphans, server.tags = list(server.tags.values()), {}
+            closed = self._closed
+        with contextlib.suppress(OSError):
+            server.events.close()
+        if not closed:
+            log.warning("the fork server (pid %d) exited unexpectedly (status %s)", server.proc.pid, server.proc.poll())
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.proc.wait(5)
+        if orphans and not closed:
+            try:
+                self.on_lost(orphans)
+            except Exception:
+                log.exception("lost-children callback failed")

@@ -1,0 +1,140 @@
+"""Running Python components as compiled, without their packaging prelude when it is not needed.
+
+KFP's lightweight components are ``sh -c PRELUDE sh -ec LOADER SOURCE args...``
+(kfp-facts §3.2): the prelude pip-installs the user's packages and ``kfp``, then execs
+the loader, which writes SOURCE to a file and runs ``python3 -m kfp.dsl.executor_main``.
+The launcher:
+
+* skips the prelude when every requirement it installs is already satisfied in this
+  interpreter (checked with ``importlib.metadata``; for ``kfp`` itself any installed
+  2.x is accepted, since only its stdlib-only executor runs);
+* replaces a recognised loader by a direct ``<this python> -m kfp.dsl.executor_main``
+  call with ``_KFP_RUNTIME=true`` (saving a shell and a temp folder);
+* puts a folder with ``python3``/``python`` scripts that exec this interpreter first on
+  ``PATH`` (a symlink would lose a virtual environment),
+  so any ``python3`` the command runs (a prelude that must install, an unrecognised
+  loader) is the launcher's interpreter, as kfp.local's ``use_venv=False`` does.
+
+Standard library only (``packaging`` is used when importable).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from collections.abc import Sequence
+
+KFP_EXECUTOR = "kfp.dsl.executor_main"
+STEPWELL_EXECUTOR = "stepwell.runtime.executor"
+_PIP_INSTALL = re.compile(r"pip\s+install\s+(.*?)(?:&&|\n|$)", re.S)
+#: pip options that take a value (the value is not a requirement).
+_VALUE_OPTIONS = {"--index-url", "-i", "--extra-index-url", "--trusted-host", "-f", "--find-links", "-c", "-r"}
+
+
+def is_python_component(container: dict[str, object]) -> bool:
+    """True for KFP or Stepwell lightweight Python components (no image is needed for them)."""
+    text = " ".join(str(x) for x in [*(container.get("command") or []), *(container.get("args") or [])])  # type: ignore[misc]
+    return KFP_EXECUTOR in text or STEPWELL_EXECUTOR in text
+
+
+def is_kfp_component(argv: Sequence[str]) -> bool:
+    """True when the command runs KFP's executor (it maps remote URIs to ``/minio/...`` paths)."""
+    return any(KFP_EXECUTOR in arg for arg in argv)
+
+
+def prelude_requirements(prelude: str) -> list[str] | None:
+    """The requirements a KFP pip prelude installs, or None when ``prelude`` is not one."""
+    if "pip install" not in prelude or not prelude.rstrip().endswith('"$0" "$@"'):
+        return None
+    found: list[str] = []
+    for segment in _PIP_INSTALL.findall(prelude):
+        try:
+            tokens = shlex.split(segment)
+        except ValueError:
+            return None
+        skip = False
+        for token in tokens:
+            if skip:
+                skip = False
+                continue
+            if token in _VALUE_OPTIONS:
+                skip = True
+            elif not token.startswith("-"):
+                found.append(token)
+    return found
+
+
+def requirement_satisfied(requirement: str) -> bool:
+    """Whether ``requirement`` (a pip requirement string) is installed in this interpreter."""
+    from importlib import metadata
+
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError:  # pragma: no cover - packaging is nearly always there
+        name, _, version = requirement.partition("==")
+        try:
+            installed = metadata.version(name.strip())
+        except metadata.PackageNotFoundError:
+            return False
+        return not version or installed == version.strip()
+    try:
+        req = Requirement(requirement)
+    except InvalidRequirement:
+        return False
+    if req.marker is not None and not req.marker.evaluate():
+        return True
+    if req.url:
+        return False
+    try:
+        installed = metadata.version(req.name)
+    except metadata.PackageNotFoundError:
+        return False
+    if req.name.lower() == "kfp":
+        return installed.split(".")[0] == "2"
+    return req.specifier.contains(installed, prereleases=True)
+
+
+def rewrite_python_command(argv: list[str], scratch_dir: str) -> tuple[list[str], dict[str, str], list[str]]:
+    """``argv`` made to run in this interpreter: ``(argv, extra env, notes for the log)``."""
+    notes: list[str] = []
+    env: dict[str, str] = {}
+    if len(argv) >= 4 and argv[0] == "sh" and argv[1] == "-c":
+        requirements = prelude_requirements(argv[2])
+        if requirements is not None:
+            missing = [r for r in requirements if not requirement_satisfied(r)]
+            if missing:
+                notes.append(f"installing {', '.join(missing)} (not satisfied in {sys.executable})")
+            else:
+                notes.append(f"skipping the pip prelude: {', '.join(requirements)} already satisfied")
+                argv = argv[3:]
+    if (
+        len(argv) >= 4
+        and argv[0] == "sh"
+        and argv[1] in ("-ec", "-c")
+        and KFP_EXECUTOR in argv[2]
+        and "ephemeral_component.py" in argv[2]
+    ):
+        folder = os.path.join(scratch_dir, "component")
+        os.makedirs(folder, exist_ok=True)
+        module = os.path.join(folder, "ephemeral_component.py")
+        with open(module, "w", encoding="utf-8") as f:
+            f.write(argv[3])
+        argv = [sys.executable, "-m", KFP_EXECUTOR, "--component_module_path", module, *argv[4:]]
+    if is_kfp_component(argv):
+        env["_KFP_RUNTIME"] = "true"
+    return argv, env, notes
+
+
+def python_shim(scratch_dir: str) -> str:
+    """A folder whose ``python3`` and ``python`` run this interpreter (put first on ``PATH``)."""
+    folder = os.path.join(scratch_dir, ".python-shim")
+    os.makedirs(folder, exist_ok=True)
+    for name in ("python3", "python"):
+        script = os.path.join(folder, name)
+        if not os.path.exists(script):
+            with open(script, "w", encoding="utf-8") as f:
+                f.write(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} \"$@\"\n")
+            os.chmod(script, 0o755)
+    return folder
