@@ -61,8 +61,15 @@ class Runner:
         self.executor = executor
         self.root = root
         self.exited: dict[str, threading.Event] = {}
+        self.handles: list[TaskHandle] = []
         self._count = 0
         executor.on_exit = self._on_exit
+
+    def close(self) -> None:
+        """Stops the executor and kills whatever a failed test left running."""
+        self.executor.shutdown()
+        for handle in self.handles:
+            _kill(handle.pid)
 
     def _on_exit(self, key: str) -> None:
         self.exited.setdefault(key, threading.Event()).set()
@@ -87,7 +94,7 @@ class Runner:
             task.save(path)
         key = f"run\x00t{self._count}"
         self.exited[key] = threading.Event()
-        return self.executor.submit(
+        return self.track(self.executor.submit(
             LaunchRequest(
                 key=key,
                 task_file=path,
@@ -96,7 +103,11 @@ class Runner:
                 cwd=str(folder),
                 env=env if env is not None else dict(os.environ),
             )
-        )
+        ))
+
+    def track(self, handle: TaskHandle) -> TaskHandle:
+        self.handles.append(handle)
+        return handle
 
     def wait(self, handle: TaskHandle) -> int:
         assert self.exited[handle.key].wait(WAIT), f"task {handle.key!r} did not end"
@@ -115,11 +126,11 @@ class Runner:
 
 @pytest.fixture(params=["fork", "spawn"])
 def runner(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runner]:
-    executor = LocalExecutor(start_method=request.param)
+    runner = Runner(LocalExecutor(start_method=request.param), tmp_path)
     try:
-        yield Runner(executor, tmp_path)
+        yield runner
     finally:
-        executor.shutdown()
+        runner.close()
 
 
 def test_tasks_are_separate_processes_with_their_exit_codes(runner: Runner) -> None:
@@ -278,7 +289,7 @@ def test_tasks_survive_a_fork_server_crash_and_a_new_server_takes_over(tmp_path:
         assert runner.wait(handle) == 0
         assert runner.result(handle)["status"] == "SUCCEEDED"
     finally:
-        runner.executor.shutdown()
+        runner.close()
 
 
 def test_fork_server_client_redirects_output_and_reports_exit_codes(tmp_path: Path) -> None:
@@ -382,7 +393,7 @@ def _submit_component(runner: Runner, report: Path, fail: bool, env: dict[str, s
     task.save(str(folder / "task.json"))
     key = f"run\x00{folder.name}"
     runner.exited[key] = threading.Event()
-    return runner.executor.submit(
+    return runner.track(runner.executor.submit(
         LaunchRequest(
             key=key,
             task_file=str(folder / "task.json"),
@@ -391,7 +402,7 @@ def _submit_component(runner: Runner, report: Path, fail: bool, env: dict[str, s
             cwd=str(folder),
             env=env,
         )
-    )
+    ))
 
 
 @pytest.mark.parametrize("python_env", ["same", "different"])
@@ -471,7 +482,7 @@ def test_kfp_compiled_components_run_in_a_process_of_their_own(runner: Runner) -
     task.save(str(folder / "task.json"))
     key = f"run\x00{folder.name}"
     runner.exited[key] = threading.Event()
-    handle = runner.executor.submit(
+    handle = runner.track(runner.executor.submit(
         LaunchRequest(
             key=key,
             task_file=str(folder / "task.json"),
@@ -480,7 +491,7 @@ def test_kfp_compiled_components_run_in_a_process_of_their_own(runner: Runner) -
             cwd=str(folder),
             env=dict(os.environ),
         )
-    )
+    ))
     assert runner.wait(handle) == 0
     result = runner.result(handle)
     assert result["status"] == "SUCCEEDED", (result["error"], result["log_tail"])

@@ -199,6 +199,7 @@ class ForkServer:
 
     def _child(self, request: dict[str, Any]) -> int:
         os.setsid()
+        _set_process_name("stepwell-task")  # its command line stays the server's
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -228,6 +229,12 @@ class ForkServer:
         sys.argv = [str(getattr(module, "__file__", module_name)), *argv]
         result = module.main(argv)
         return result if isinstance(result, int) else 0
+
+
+def _set_process_name(name: str) -> None:
+    """The name ``ps -o comm``/``top`` show (Linux; at most 15 bytes; best effort)."""
+    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as f:
+        f.write(name[:15])
 
 
 def _set_environ(env: dict[str, Any]) -> None:
@@ -489,6 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events-fd", type=int, default=-1, help="this server's end of the events socket pair")
     parser.add_argument("--preload", action="append", default=[], help="a module to import before serving")
     args = parser.parse_args(argv)
+    _set_process_name("stepwell-fork")
     sock = socket.socket(fileno=args.fd)
     sock.setblocking(True)
     events = socket.socket(fileno=args.events_fd) if args.events_fd >= 0 else None

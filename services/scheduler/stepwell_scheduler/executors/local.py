@@ -194,17 +194,25 @@ class LocalExecutor(Executor):
             ).start()
 
     def _submit_spawned(self, request: LaunchRequest) -> TaskHandle:
-        with open(request.launcher_log, "ab") as out:
-            proc = subprocess.Popen(
-                [self.python, "-m", LAUNCHER_MODULE, request.task_file],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=out,
-                cwd=request.cwd,
-                env=request.env,
-                start_new_session=True,
-                close_fds=True,
-            )
+        # The launcher inherits an open descriptor of its task file: from its first instant
+        # (before its command line shows the task file) it is recognisable for adoption.
+        marker = os.open(request.task_file, os.O_RDONLY) if os.path.exists(request.task_file) else -1
+        try:
+            with open(request.launcher_log, "ab") as out:
+                proc = subprocess.Popen(
+                    [self.python, "-m", LAUNCHER_MODULE, request.task_file],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=out,
+                    cwd=request.cwd,
+                    env=request.env,
+                    start_new_session=True,
+                    close_fds=True,
+                    pass_fds=(marker,) if marker >= 0 else (),
+                )
+        finally:
+            if marker >= 0:
+                os.close(marker)
         handle = TaskHandle(request.key, proc.pid, request.result_file, request.launcher_log)
         with self._lock:
             self._procs[request.key] = proc
