@@ -59,12 +59,18 @@ def cli() -> None:
 @click.option("--server", envvar="STEPWELL_SERVER", help="HOST:PORT of a Stepwell API service; without it, an embedded stack runs in this process.")
 @click.option("--json", "as_json", is_flag=True, help="Write one JSON object with the run's outcome to stdout.")
 @click.option("--name", "run_name", default="", help="Display name of the run.")
-def run(file: str, params: tuple[str, ...], pipeline_name: str | None, server: str | None, as_json: bool, run_name: str) -> None:
+@click.option("--no-cache", is_flag=True, help="Run every task, even where a cached result exists.")
+def run(
+    file: str, params: tuple[str, ...], pipeline_name: str | None, server: str | None, as_json: bool, run_name: str, no_cache: bool
+) -> None:
     """Run the pipeline in FILE (a .py file with a @dsl.pipeline, or a compiled .yaml/.json)."""
     from stepwell.cli.loading import load_pipeline_file
+    from stepwell.ir import with_caching
 
     try:
         spec = load_pipeline_file(file, pipeline_name)
+        if no_cache:
+            spec = with_caching(spec, False)
         arguments = _parse_params(params, spec)
     except InvalidArgument as err:
         raise _bad_input(str(err)) from None

@@ -1,5 +1,6 @@
 """The pipeline IR (KFP PipelineSpec 2.1.0): loading, checking and parameter handling."""
 
+from stepwell.ir.caching import with_caching
 from stepwell.ir.params import coerce_parameter, integral, parse_cli_value, resolve_parameters
 from stepwell.ir.spec import (
     SCHEMA_VERSION,
@@ -17,4 +18,5 @@ __all__ = [
     "load_pipeline_spec",
     "parse_cli_value",
     "resolve_parameters",
+    "with_caching",
 ]

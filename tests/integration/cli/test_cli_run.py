@@ -112,3 +112,17 @@ def test_compile_then_run_yaml(tmp_path: Path) -> None:
     done = stepwell("run", str(out), "-p", "rows=2", "--json", env={"STEPWELL_HOME": str(tmp_path)})
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["outputs"]["Output"].startswith("mean of 2 rows is 0.50")
+
+
+def test_second_run_is_served_from_the_cache_and_no_cache_runs_again(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.txt"
+    env = {"STEPWELL_HOME": str(tmp_path / "home")}
+    args = ("run", str(PIPELINES / "counting.py"), "-p", f"ledger={ledger}", "--json")
+    for _ in range(2):
+        done = stepwell(*args, env=env)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["outputs"] == {"Output": 2}
+    assert ledger.read_text().count("called") == 1  # the second run was a cache hit
+    done = stepwell(*args, "--no-cache", env=env)
+    assert done.returncode == 0, done.stderr
+    assert ledger.read_text().count("called") == 2

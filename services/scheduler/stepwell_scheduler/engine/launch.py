@@ -157,6 +157,8 @@ class LaunchMixin:
         for records in (outputs.get("artifacts") or {}).values():
             for record in records:
                 uri = str(record.get("uri") or "")
+                if "sha256" in record and not record["sha256"]:
+                    continue  # nothing was ever stored (e.g. Metrics live in metadata only)
                 try:
                     if uri and not self.stores.for_uri(uri).exists(uri):
                         return uri
