@@ -12,6 +12,8 @@ has its own channel and calls CreateRun back to back. Target: >= 300 runs/s.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -40,6 +42,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--runs", type=int, default=3000, help="total CreateRun calls (after a warm-up)")
+    parser.add_argument("--profile", metavar="OUT", help="record the API process with py-spy into OUT "
+                        "(.svg flame graph, or .txt for collapsed stacks)")
     args = parser.parse_args()
 
     request = run_pb2.CreateRunRequest(run=run_pb2.Run(display_name="bench"))
@@ -76,11 +80,23 @@ def main() -> None:
         threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
         for t in threads:
             t.start()
+        profiler = None
+        if args.profile:
+            fmt = "raw" if args.profile.endswith(".txt") else "flamegraph"
+            profiler = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
+                                         str(address.pid), "--format", fmt, "--output", args.profile,
+                                         "--rate", "250", "--nonblocking", *(["--gil"] if os.environ.get("PYSPY_GIL") else [])], stderr=subprocess.DEVNULL)
+            time.sleep(1.0)
         barrier.wait()
+        cpu_before = address.cpu_seconds()
         started = time.perf_counter()
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - started
+        cpu = address.cpu_seconds() - cpu_before
+        if profiler is not None:
+            profiler.send_signal(2)  # SIGINT: py-spy writes its output
+            profiler.wait(30)
         for c in channels:
             c.close()
     if errors:
@@ -90,7 +106,8 @@ def main() -> None:
     print(machine())
     print(f"CreateRun: {total} runs by {args.clients} concurrent clients in {elapsed:.2f}s "
           f"= {total / elapsed:.0f} runs/s; latency p50 {percentile(flat, 50) * 1000:.1f} ms, "
-          f"p95 {percentile(flat, 95) * 1000:.1f} ms; scheduler acknowledged {fake.started}")
+          f"p95 {percentile(flat, 95) * 1000:.1f} ms; scheduler acknowledged {fake.started}; "
+          f"API process CPU {cpu / total * 1000:.2f} ms per run")
 
 
 if __name__ == "__main__":

@@ -98,9 +98,22 @@ def ack_scheduler() -> Iterator[tuple[AckScheduler, str]]:
         server.stop(grace=None)
 
 
+class ApiProcess(str):
+    """The gRPC address of a running ``stepwell-api`` (a ``str``), with its process id."""
+
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the API process has used so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def api_process(database_url: str, scheduler_address: str, home: Path) -> Iterator[str]:
-    """``stepwell-api`` on free ports; yields its gRPC address."""
+def api_process(
+    database_url: str, scheduler_address: str, home: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[ApiProcess]:
+    """``stepwell-api`` on free ports; yields its gRPC address (with its pid)."""
     env = {
         **os.environ,
         "STEPWELL_HOME": str(home),
@@ -108,6 +121,7 @@ def api_process(database_url: str, scheduler_address: str, home: Path) -> Iterat
         "STEPWELL_SCHEDULER_ADDRESS": scheduler_address,
         "STEPWELL_LOG_LEVEL": "WARNING",
         "STEPWELL_HANDOVER_INTERVAL": "5",
+        **(extra_env or {}),
     }
     proc = subprocess.Popen([str(BIN / "stepwell-api"), "--port", "0", "--http-port", "0"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -118,7 +132,9 @@ def api_process(database_url: str, scheduler_address: str, home: Path) -> Iterat
         proc.kill()
         raise RuntimeError(f"stepwell-api did not start: {line!r}")
     try:
-        yield f"127.0.0.1:{match.group(1)}"
+        address = ApiProcess(f"127.0.0.1:{match.group(1)}")
+        address.pid = proc.pid
+        yield address
     finally:
         proc.terminate()
         proc.wait(15)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from stepwell.server import Database, RunningServer, start_server, upgrade
+from stepwell.storage import S3Config, StoreRouter
 from stepwell.v1 import experiment_pb2, pipeline_pb2, recurring_run_pb2, run_pb2
 from stepwell_api.experiment_servicer import experiment_service_binding
 from stepwell_api.experiments import ExperimentService
@@ -27,6 +28,7 @@ from stepwell_api.pipeline_servicer import pipeline_service_binding
 from stepwell_api.pipelines import PipelineService
 from stepwell_api.recurring import RecurringRunService
 from stepwell_api.recurring_servicer import recurring_run_service_binding
+from stepwell_api.run_artifacts import MetadataArtifactCleaner
 from stepwell_api.scheduler_client import GrpcScheduler
 from stepwell_api.service import RunService
 from stepwell_api.servicer import run_service_binding
@@ -44,17 +46,32 @@ class ApiApp:
 
     def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
-        self.db = Database(settings.database_url_for("api"))
+        # Every hot call is one or two statements; a pre-ping round trip per
+        # checkout would add a third (see stepwell.server.db.make_engine).
+        self.db = Database(settings.database_url_for("api"), pre_ping=False)
         # Lazy: the address is read on the first call, so it may be set after start().
         self.scheduler = GrpcScheduler(lambda: self.settings.scheduler_address, settings.scheduler_timeout)
         self.pipelines = PipelineService(self.db, settings.namespace, max_upload_bytes=settings.max_upload_bytes)
         self.experiments = ExperimentService(self.db, settings.namespace)
+        s3 = None
+        if settings.s3_endpoint:
+            s3 = S3Config(
+                endpoint=settings.s3_endpoint,
+                access_key=settings.s3_access_key,
+                secret_key=settings.s3_secret_key,
+                region=settings.s3_region,
+                secure=settings.s3_secure,
+            )
+        self.artifacts = MetadataArtifactCleaner(
+            lambda: self.settings.metadata_address, StoreRouter(s3), settings.scheduler_timeout
+        )
         self.service = RunService(
             self.db,
             self.scheduler,
             default_namespace=settings.namespace,
             pipelines=self.pipelines,
             experiments=self.experiments,
+            artifacts=self.artifacts,
         )
         self.recurring = RecurringRunService(self.db, self.service)
         self.handover = HandoverLoop(
@@ -121,6 +138,7 @@ class ApiApp:
         self.handover.stop()
         self.http.stop()
         self.scheduler.close()
+        self.artifacts.close()
         self.db.dispose()
 
 

@@ -6,6 +6,7 @@ Only the servicer (and later the REST layer) uses these: protobuf stays at the e
 from __future__ import annotations
 
 import functools
+import hashlib
 from datetime import datetime, timezone
 from typing import Any
 
@@ -163,6 +164,12 @@ def error_status(message: str, code: int = 2) -> status_pb2.Status | None:
     return status_pb2.Status(code=code, message=message) if message else None
 
 
+def spec_digest(spec: struct_pb2.Struct) -> bytes:
+    """A digest of a spec ``Struct``'s content (deterministic serialisation sorts map keys,
+    so equal content gives equal bytes; it runs in C, a small part of converting it)."""
+    return hashlib.blake2b(spec.SerializeToString(deterministic=True), digest_size=20).digest()
+
+
 def new_run_from_proto(message: run_pb2.Run, experiment_id: str = "") -> NewRun:
     """What CreateRun asks for; server-set fields (id, state, times) are ignored.
 
@@ -177,8 +184,16 @@ def new_run_from_proto(message: run_pb2.Run, experiment_id: str = "") -> NewRun:
         raise InvalidArgument("run.pipeline_spec and run.pipeline_version_reference are exclusive; give one")
     if not has_spec and not has_reference:
         raise InvalidArgument("run.pipeline_spec (or run.pipeline_version_reference) is required")
+    digest = b""
+    loader = None
+    if has_spec:
+        spec = message.pipeline_spec
+        digest = spec_digest(spec)
+        loader = functools.partial(struct_to_dict, spec)
     return NewRun(
-        pipeline_spec=struct_to_dict(message.pipeline_spec) if has_spec else {},
+        pipeline_spec={},
+        spec_digest=digest,
+        spec_loader=loader,
         display_name=message.display_name,
         description=message.description,
         namespace=message.namespace,

@@ -7,6 +7,7 @@ repository speak only these.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -130,6 +131,22 @@ class NewRun:
     pipeline_id: str = ""
     pipeline_version_id: str = ""
     service_account: str = ""
+    #: A digest of the inline spec's content, when the caller has one: a spec already
+    #: checked under it is not parsed and checked again (:mod:`stepwell_api.specs`).
+    spec_digest: bytes = b""
+    #: Produces the inline spec when ``pipeline_spec`` is left empty (the servicer
+    #: converts the request's Struct only when the digest is not known).
+    spec_loader: Callable[[], dict[str, Any]] | None = None
+
+    @property
+    def has_inline_spec(self) -> bool:
+        return bool(self.pipeline_spec) or self.spec_loader is not None
+
+    def load_spec(self) -> dict[str, Any]:
+        """The inline spec (converted now if it was left to :attr:`spec_loader`)."""
+        if not self.pipeline_spec and self.spec_loader is not None:
+            return self.spec_loader()
+        return self.pipeline_spec
 
 
 @dataclass
@@ -157,7 +174,8 @@ class Run:
     #: When the scheduler acknowledged StartRun (None while not yet handed over).
     handed_at: datetime | None = None
     storage_state: str = "AVAILABLE"
-    #: Listings only: the IR as stored JSON text (then ``pipeline_spec`` is empty).
+    #: ``pipeline_spec`` as JSON text when the service has it (a listing leaves
+    #: ``pipeline_spec`` empty then); converted to protobuf once per distinct text.
     pipeline_spec_json: str = ""
     recurring_run_id: str = ""
     pipeline_id: str = ""
@@ -186,6 +204,8 @@ class Handover:
     parameters: dict[str, Any]
     pipeline_root: str
     namespace: str
+    #: ``pipeline_spec`` as JSON text when the caller has it (converted once per spec).
+    pipeline_spec_json: str = ""
 
 
 @dataclass

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import grpc
-from google.protobuf import empty_pb2
+from google.protobuf import empty_pb2, field_mask_pb2
 
+from stepwell.errors import InvalidArgument
 from stepwell.server import ServiceBinding, rpc_errors
 from stepwell.v1 import pipeline_pb2, pipeline_pb2_grpc
 from stepwell_api.convert import dict_to_struct, struct_to_dict
 from stepwell_api.listing import ListRequest
 from stepwell_api.pipelines import PipelineService
-from stepwell_api.resources import NewPipeline, NewVersion, Pipeline, PipelineVersion
+from stepwell_api.resources import (
+    MetadataChange,
+    NewPipeline,
+    NewVersion,
+    Pipeline,
+    PipelineVersion,
+)
 
 EMPTY = empty_pb2.Empty()
 
@@ -78,6 +85,34 @@ def new_version(message: pipeline_pb2.PipelineVersion, pipeline_id: str = "") ->
     )
 
 
+#: update_mask paths UpdatePipeline and UpdatePipelineVersion accept.
+MUTABLE = ("display_name", "description", "tags")
+
+
+def metadata_change(
+    message: pipeline_pb2.Pipeline | pipeline_pb2.PipelineVersion,
+    mask: field_mask_pb2.FieldMask | None,
+    fixed: tuple[str, ...],
+) -> MetadataChange:
+    """The change an Update request asks for: the masked fields, or without a mask every
+    mutable field that is set. ``fixed`` names immutable string fields to check."""
+    if mask is not None:
+        paths = set(mask.paths)
+        unknown = sorted(paths - set(MUTABLE))
+        if unknown:
+            raise InvalidArgument(f"update_mask names fields that cannot change: {unknown}; only {list(MUTABLE)} can")
+    else:
+        paths = {name for name in MUTABLE if name != "tags" and getattr(message, name)}
+        if message.tags:
+            paths.add("tags")
+    return MetadataChange(
+        display_name=message.display_name if "display_name" in paths else None,
+        description=message.description if "description" in paths else None,
+        tags=dict(message.tags) if "tags" in paths else None,
+        fixed={name: getattr(message, name) for name in fixed if getattr(message, name)},
+    )
+
+
 class PipelineServicer(pipeline_pb2_grpc.PipelineServiceServicer):
     """Serves ``stepwell.v1.PipelineService`` from a :class:`PipelineService`."""
 
@@ -142,6 +177,24 @@ class PipelineServicer(pipeline_pb2_grpc.PipelineServiceServicer):
     ) -> empty_pb2.Empty:
         self.service.delete_version(request.pipeline_version_id, request.pipeline_id)
         return EMPTY
+
+    @rpc_errors
+    def UpdatePipeline(self, request: pipeline_pb2.UpdatePipelineRequest, context: grpc.ServicerContext) -> pipeline_pb2.Pipeline:
+        mask = request.update_mask if request.HasField("update_mask") else None
+        change = metadata_change(request.pipeline, mask, fixed=("name", "namespace"))
+        return pipeline_to_proto(self.service.update_pipeline(request.pipeline.pipeline_id, change))
+
+    @rpc_errors
+    def UpdatePipelineVersion(
+        self, request: pipeline_pb2.UpdatePipelineVersionRequest, context: grpc.ServicerContext
+    ) -> pipeline_pb2.PipelineVersion:
+        version = request.pipeline_version
+        mask = request.update_mask if request.HasField("update_mask") else None
+        change = metadata_change(version, mask, fixed=("name", "code_source_url"))
+        if version.pipeline_spec.fields:
+            raise InvalidArgument("pipeline_version.pipeline_spec cannot change; upload a new version instead")
+        updated = self.service.update_version(version.pipeline_version_id, version.pipeline_id, change)
+        return version_to_proto(updated)
 
     @rpc_errors
     def UploadPipeline(self, request: pipeline_pb2.UploadPipelineRequest, context: grpc.ServicerContext) -> pipeline_pb2.Pipeline:

@@ -22,7 +22,14 @@ from stepwell_api.listing import Field, Listing, ListRequest
 from stepwell_api.models import NAME_LENGTH, NAMESPACE_LENGTH, PipelineRow, PipelineVersionRow
 from stepwell_api.models import utcnow as _now
 from stepwell_api.packages import DEFAULT_MAX_BYTES, fetch_package, read_package
-from stepwell_api.resources import NewPipeline, NewVersion, Pipeline, PipelineVersion, from_row
+from stepwell_api.resources import (
+    MetadataChange,
+    NewPipeline,
+    NewVersion,
+    Pipeline,
+    PipelineVersion,
+    from_row,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +84,21 @@ def _names(where: str, name: str, display_name: str, fallback: str = "") -> tupl
     return name, display_name
 
 
+def _apply(row: PipelineRow | PipelineVersionRow, where: str, change: MetadataChange) -> None:
+    for name, value in change.fixed.items():
+        if value != getattr(row, name):
+            raise InvalidArgument(f"{where}.{name} cannot change (only display_name, description and tags can)")
+    if change.display_name is not None:
+        display_name = change.display_name.strip()
+        if not display_name:
+            raise InvalidArgument(f"{where}.display_name cannot be empty")
+        row.display_name = display_name
+    if change.description is not None:
+        row.description = change.description
+    if change.tags is not None:
+        row.tags = check_tags(where, change.tags)
+
+
 def _stem(filename: str) -> str:
     base = PurePosixPath(filename.replace("\\", "/")).name
     for suffix in (".tar.gz", ".tgz", ".yaml", ".yml", ".json", ".zip"):
@@ -129,6 +151,26 @@ class PipelineService:
             raise AlreadyExists(f"a pipeline named {name!r} already exists in namespace {namespace!r}") from None
         log.info("pipeline %s (%s) created", row.pipeline_id, name)
         return from_row(Pipeline, row)
+
+    def update_pipeline(self, pipeline_id: str, change: MetadataChange) -> Pipeline:
+        """Changes the pipeline's display name, description or tags (KFP's mutable fields)."""
+        with self.db.session() as session:
+            row = self._pipeline_row(session, pipeline_id)
+            _apply(row, "pipeline", change)
+            session.flush()
+            return from_row(Pipeline, row)
+
+    def update_version(self, pipeline_version_id: str, pipeline_id: str, change: MetadataChange) -> PipelineVersion:
+        """Changes the version's display name, description or tags; its spec never changes."""
+        if not pipeline_version_id:
+            raise InvalidArgument("pipeline_version.pipeline_version_id is required")
+        with self.db.session() as session:
+            row = session.get(PipelineVersionRow, pipeline_version_id)
+            if row is None or (pipeline_id and row.pipeline_id != pipeline_id):
+                raise NotFound(f"pipeline version {pipeline_version_id!r} not found")
+            _apply(row, "pipeline_version", change)
+            session.flush()
+            return from_row(PipelineVersion, row)
 
     def get_pipeline(self, pipeline_id: str) -> Pipeline:
         with self.db.session() as session:
@@ -208,6 +250,32 @@ class PipelineService:
             if row is None:
                 raise FailedPrecondition(f"pipeline {pipeline_id!r} has no versions")
             return from_row(PipelineVersion, row)
+
+    def version_ids(self, pipeline_version_id: str, pipeline_id: str = "") -> tuple[str, str]:
+        """``(pipeline_id, pipeline_version_id)`` of the version a run reference names:
+        the given version, or the pipeline's newest when no version id is given. Reads
+        the ids only, not the spec. Errors as :meth:`get_version` / :meth:`latest_version`."""
+        if pipeline_version_id:
+            with self.db.session() as session:
+                found = session.execute(
+                    select(PipelineVersionRow.pipeline_id).where(
+                        PipelineVersionRow.pipeline_version_id == pipeline_version_id
+                    )
+                ).first()
+            if found is None or (pipeline_id and found.pipeline_id != pipeline_id):
+                raise NotFound(f"pipeline version {pipeline_version_id!r} not found")
+            return str(found.pipeline_id), pipeline_version_id
+        with self.db.session() as session:
+            self._pipeline_row(session, pipeline_id)
+            latest = session.scalar(
+                select(PipelineVersionRow.pipeline_version_id)
+                .where(PipelineVersionRow.pipeline_id == pipeline_id)
+                .order_by(PipelineVersionRow.created_at.desc(), PipelineVersionRow.pipeline_version_id.desc())
+                .limit(1)
+            )
+        if latest is None:
+            raise FailedPrecondition(f"pipeline {pipeline_id!r} has no versions")
+        return pipeline_id, str(latest)
 
     def list_versions(self, pipeline_id: str, request: ListRequest) -> tuple[list[PipelineVersion], str, int]:
         if not pipeline_id:

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select, update
 
-from stepwell.errors import InvalidArgument, NotFound
+from stepwell.errors import InvalidArgument, NotFound, Unavailable
 from stepwell.ir import load_pipeline_spec, resolve_parameters
 from stepwell.server import Database
 from stepwell_api.domain import NewRun
@@ -44,6 +44,10 @@ RECURRING_RUNS = Listing(
 )
 #: States of a run that count against ``max_concurrency``.
 _ACTIVE = ["PENDING", "RUNNING", "CANCELING", "PAUSED"]
+
+#: KFP's DeleteRecurringRunRequest.propagation_policy, by name.
+ORPHAN, BACKGROUND, FOREGROUND = "ORPHAN", "BACKGROUND", "FOREGROUND"
+PROPAGATION_POLICIES = frozenset({ORPHAN, BACKGROUND, FOREGROUND})
 
 
 def to_domain(row: RecurringRunRow) -> RecurringRun:
@@ -157,10 +161,49 @@ class RecurringRunService:
             self._apply(row, change, utcnow())
             return to_domain(row)
 
-    def delete(self, recurring_run_id: str) -> None:
-        """Deletes the recurring run; the runs it created stay."""
+    def delete(self, recurring_run_id: str, propagation: str = ORPHAN) -> None:
+        """Deletes the recurring run. ``propagation`` (KFP's ``propagation_policy``, read
+        as Kubernetes reads it for an owner and its dependents, the runs it created):
+
+        - ``ORPHAN`` (and unspecified, KFP's behaviour): its runs stay and keep running;
+        - ``BACKGROUND``: deleted at once, its active runs asked to stop in the same
+          transaction; the handover loop delivers CancelRun to the scheduler;
+        - ``FOREGROUND``: its active runs are stopped first (CancelRun delivered before
+          the call returns), then it is deleted. When the scheduler cannot be reached
+          it stays, disabled, and the call is :class:`Unavailable` (retry it).
+
+        Finished runs always stay: they are records, not dependents.
+        """
+        if propagation not in PROPAGATION_POLICIES:
+            raise InvalidArgument(
+                f"propagation_policy {propagation!r} is not one of {sorted(PROPAGATION_POLICIES)}"
+            )
         with self.db.session() as session:
-            session.delete(self._row(session, recurring_run_id, lock=True))
+            row = self._row(session, recurring_run_id, lock=True)
+            to_cancel: list[str] = []
+            if propagation != ORPHAN:
+                active = session.scalars(
+                    select(RunRow)
+                    .where(RunRow.recurring_run_id == recurring_run_id, RunRow.state.in_(_ACTIVE))
+                    .order_by(RunRow.run_id)
+                    .with_for_update()
+                ).all()
+                to_cancel = [run.run_id for run in active if self.runs.request_cancel(run)]
+            if propagation == FOREGROUND and to_cancel:
+                row.enabled, row.next_fire_at, row.updated_at = False, None, utcnow()
+            else:
+                session.delete(row)
+        if propagation != FOREGROUND or not to_cancel:
+            return
+        if not self.runs.send_cancels(to_cancel):
+            raise Unavailable(
+                f"could not reach the scheduler to stop the runs of recurring run {recurring_run_id!r}; "
+                "it is disabled and its runs will be stopped: retry the deletion"
+            )
+        with self.db.session() as session:
+            found = self._row(session, recurring_run_id, lock=True, missing_ok=True)
+            if found is not None:
+                session.delete(found)
 
     # -- firing ---------------------------------------------------------------------
 

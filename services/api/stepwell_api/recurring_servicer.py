@@ -162,7 +162,13 @@ class RecurringRunServicer(recurring_run_pb2_grpc.RecurringRunServiceServicer):
 
     @rpc_errors
     def DeleteRecurringRun(self, request: pb.DeleteRecurringRunRequest, context: grpc.ServicerContext) -> empty_pb2.Empty:
-        self.service.delete(request.recurring_run_id)
+        policy = request.propagation_policy
+        names = pb.DeleteRecurringRunRequest.PropagationPolicy
+        if policy == names.PROPAGATION_POLICY_UNSPECIFIED:
+            name = "ORPHAN"  # KFP's behaviour: the runs stay
+        else:
+            name = names.Name(policy) if policy in names.values() else str(policy)
+        self.service.delete(request.recurring_run_id, propagation=name)
         return EMPTY
 
     @rpc_errors

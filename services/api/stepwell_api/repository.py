@@ -7,16 +7,97 @@ passes the session in; everything here runs inside it.
 from __future__ import annotations
 
 import json
+import typing
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import and_, func, insert, inspect, or_, select, text, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Insert,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from stepwell_api.domain import Outputs, Run, RunState, TaskDetail
-from stepwell_api.models import RunRow, RunTaskRow
+from stepwell_api.models import ExperimentRow, RunRow, RunTaskRow
+
+ARCHIVED = "ARCHIVED"  # resources.ARCHIVED (resources imports this module)
+
+#: What :meth:`RunRepository.insert_in_experiment` writes; ``experiment_id`` and
+#: ``namespace`` come from the experiment's row, every other column starts NULL.
+CREATE_COLUMNS = (
+    "run_id",
+    "display_name",
+    "description",
+    "pipeline_name",
+    "pipeline_spec",
+    "platform_spec",
+    "parameters",
+    "pipeline_root",
+    "state",
+    "error",
+    "outputs",
+    "created_at",
+    "scheduled_at",
+    "handover_attempts",
+    "storage_state",
+    "recurring_run_id",
+    "pipeline_id",
+    "pipeline_version_id",
+    "service_account",
+)
+#: JSON columns among them; their values are passed as JSON text.
+JSON_COLUMNS = frozenset({"pipeline_spec", "platform_spec", "parameters", "outputs"})
+_insert_in_experiment: dict[str, Insert] = {}
+
+
+def _insert_in_experiment_statement(dialect: str) -> Insert:
+    """``INSERT INTO api_runs (...) SELECT <values>, e.experiment_id, e.namespace FROM
+    api_experiments e WHERE <the experiment may take runs> RETURNING namespace``, built
+    once per dialect so SQLAlchemy compiles it once."""
+    statement = _insert_in_experiment.get(dialect)
+    if statement is not None:
+        return statement
+    runs = typing.cast(Table, RunRow.__table__)
+    experiments = ExperimentRow.__table__.alias("e")
+    values: list[Any] = []
+    for key in CREATE_COLUMNS:
+        if key in JSON_COLUMNS:
+            param = bindparam(f"p_{key}", type_=Text)
+            # Postgres types a bare literal in a SELECT list as text, which a json
+            # column refuses; SQLite keeps JSON as text anyway (and CAST AS JSON there
+            # would mean NUMERIC).
+            values.append(cast(param, JSON) if dialect == "postgresql" else param)
+        else:
+            values.append(bindparam(f"p_{key}", type_=runs.c[key].type))
+    requested = bindparam("p_requested_namespace", type_=String)
+    source = select(*values, experiments.c.experiment_id, experiments.c.namespace).where(
+        experiments.c.experiment_id == bindparam("p_experiment_id", type_=String),
+        experiments.c.storage_state != ARCHIVED,
+        or_(requested == "", experiments.c.namespace == requested),
+    )
+    statement = (
+        insert(runs)
+        .from_select([*CREATE_COLUMNS, "experiment_id", "namespace"], source, include_defaults=False)
+        .returning(runs.c.namespace)
+    )
+    _insert_in_experiment[dialect] = statement
+    return statement
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -48,6 +129,27 @@ class RunRepository:
         not the ORM's unit of work: CreateRun is the hottest write path."""
         values = {column.key: getattr(row, column.key) for column in RunRow.__table__.columns}
         self.session.execute(insert(RunRow), [values])
+
+    @staticmethod
+    def insert_in_experiment(
+        connection: Connection | Session, values: dict[str, Any], experiment_id: str, requested_namespace: str
+    ) -> str | None:
+        """Inserts a new run into ``experiment_id`` in one statement, provided the
+        experiment exists, is not archived and (when ``requested_namespace`` is set) is
+        in that namespace; the run takes the experiment's namespace, which is returned.
+        None when nothing was inserted (the caller finds out why).
+
+        ``values`` holds :data:`CREATE_COLUMNS`, the :data:`JSON_COLUMNS` as JSON text.
+        CreateRun's hottest path: on an autocommit connection this is the whole write,
+        one round trip.
+        """
+        statement = _insert_in_experiment_statement(connection.get_bind().dialect.name
+                                                    if isinstance(connection, Session) else connection.dialect.name)
+        params = {f"p_{key}": values[key] for key in CREATE_COLUMNS}
+        params["p_experiment_id"] = experiment_id
+        params["p_requested_namespace"] = requested_namespace
+        row = connection.execute(statement, params).first()
+        return None if row is None else str(row[0])
 
     def get_row(self, run_id: str) -> RunRow | None:
         """The run's row, or None."""

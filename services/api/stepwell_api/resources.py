@@ -42,6 +42,20 @@ class Pipeline:
 
 
 @dataclass
+class MetadataChange:
+    """What UpdatePipeline / UpdatePipelineVersion change (None = unchanged).
+
+    ``fixed`` holds the immutable fields the caller sent (name, namespace ...): each
+    must equal the stored value, so a read-modify-write of the whole object works and
+    an attempt to rename is refused."""
+
+    display_name: str | None = None
+    description: str | None = None
+    tags: dict[str, str] | None = None
+    fixed: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class PipelineVersion:
     pipeline_version_id: str
     pipeline_id: str

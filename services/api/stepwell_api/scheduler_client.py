@@ -8,6 +8,7 @@ opens a channel to the new one.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -38,6 +39,13 @@ def _struct(data: dict[str, object]) -> struct_pb2.Struct:
     message = struct_pb2.Struct()
     json_format.ParseDict(data, message)
     return message
+
+
+@functools.lru_cache(maxsize=128)
+def _struct_bytes(data_json: str) -> bytes:
+    message = struct_pb2.Struct()
+    json_format.Parse(data_json, message)
+    return bytes(message.SerializeToString())
 
 
 class GrpcScheduler:
@@ -73,11 +81,14 @@ class GrpcScheduler:
         """Calls ``Scheduler.StartRun``."""
         request = scheduler_pb2.StartRunRequest(
             run_id=handover.run_id,
-            pipeline_spec=_struct(handover.pipeline_spec),
             parameters=_struct(handover.parameters),
             pipeline_root=handover.pipeline_root,
             namespace=handover.namespace,
         )
+        if handover.pipeline_spec_json:  # the same spec text converts once
+            request.pipeline_spec.MergeFromString(_struct_bytes(handover.pipeline_spec_json))
+        else:
+            request.pipeline_spec.CopyFrom(_struct(handover.pipeline_spec))
         try:
             self._get_stub().StartRun(request, timeout=self._timeout)
         except grpc.RpcError as err:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from sqlalchemy import func, update
+from sqlalchemy import Table, bindparam, func, update
 
 from stepwell.errors import FailedPrecondition, InvalidArgument, NotFound, StepwellError
 from stepwell.server import Database
@@ -177,14 +178,9 @@ class SchedulerLink:
                 batch, self._acks = self._acks, set()
             if not batch:
                 return  # another thread wrote ours
-            with self.db.session() as session:
-                rows = session.execute(
-                    update(RunRow)
-                    .where(RunRow.run_id.in_(sorted(batch)))
-                    .values(handed_at=func.coalesce(RunRow.handed_at, utcnow()))
-                    .returning(RunRow.run_id, RunRow.cancel_requested_at, RunRow.cancel_acked_at),
-                    execution_options={"synchronize_session": False},
-                ).all()
+            # One statement, so one autocommit round trip.
+            with self.db.autocommit() as connection:
+                rows = connection.execute(_RECORD_ACKS, {"ids": sorted(batch), "now": utcnow()}).all()
         for acked_id, requested, cancel_acked in rows:
             if requested is not None and cancel_acked is None:
                 self._send_cancel(acked_id)
@@ -225,6 +221,16 @@ class SchedulerLink:
             if row is not None and row.cancel_acked_at is None:
                 row.cancel_acked_at = utcnow()
         return True
+
+
+_runs = typing.cast(Table, RunRow.__table__)
+#: Records acknowledged handovers (built once: compiled once).
+_RECORD_ACKS = (
+    update(_runs)
+    .where(_runs.c.run_id.in_(bindparam("ids", expanding=True)))
+    .values(handed_at=func.coalesce(_runs.c.handed_at, bindparam("now", type_=_runs.c.handed_at.type)))
+    .returning(_runs.c.run_id, _runs.c.cancel_requested_at, _runs.c.cancel_acked_at)
+)
 
 
 def _handover_of(row: RunRow) -> Handover:

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import defer, undefer
 
 from stepwell.errors import FailedPrecondition, InvalidArgument, NotFound
-from stepwell.ir import load_pipeline_spec, resolve_parameters
+from stepwell.ir import resolve_parameters
 from stepwell.server import Database
 from stepwell_api.domain import (
     FINAL_STATES,
+    Handover,
     NewRun,
     Run,
     RunPage,
@@ -34,14 +37,15 @@ from stepwell_api.models import ID_LENGTH, NAMESPACE_LENGTH, RunRow, RunTaskRow
 from stepwell_api.pipelines import PipelineService
 from stepwell_api.repository import RunRepository, as_utc
 from stepwell_api.resources import ARCHIVED, AVAILABLE
+from stepwell_api.run_artifacts import ArtifactCleaner
 from stepwell_api.scheduler_link import (
     REFUSALS,
     HandoverPass,
     SchedulerGateway,
     SchedulerLink,
-    _handover_of,
     utcnow,
 )
+from stepwell_api.specs import CheckedSpec, SpecCache, to_json
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +77,14 @@ class RunService(SchedulerLink):
         default_namespace: str = "",
         pipelines: PipelineService | None = None,
         experiments: ExperimentService | None = None,
+        artifacts: ArtifactCleaner | None = None,
     ) -> None:
         super().__init__(db, scheduler)
+        self.artifacts = artifacts
         self.default_namespace = default_namespace
         self.pipelines = pipelines or PipelineService(db, default_namespace)
         self.experiments = experiments or ExperimentService(db, default_namespace)
+        self.specs = SpecCache()
 
     # -- create -------------------------------------------------------------------------
 
@@ -91,30 +98,90 @@ class RunService(SchedulerLink):
 
         An empty display name defaults to ``"<pipeline name> <UTC timestamp>"`` (KFP
         refuses an empty name; Stepwell's CLI does not ask for one).
+
+        The write is one statement on an autocommit connection: the run is inserted
+        into its experiment only if the experiment may take it (exists, not archived,
+        in the requested namespace). Only when nothing was inserted is the experiment
+        read, to say why.
         """
-        row = self.prepare(new)
-        defaulted = not row.experiment_id
-        for attempt in range(2):
+        prepared = self._prepare(new)
+        values, checked = prepared.values, prepared.checked
+        experiment_id = new.experiment_id
+        defaulted = not experiment_id
+        namespace: str | None = None
+        for attempt in range(3):
             if defaulted:
-                row.experiment_id = self.experiments.default_experiment_id(row.namespace, fresh=attempt > 0)
-            try:
-                with self.db.session() as session:
-                    row.experiment_id, row.namespace = self.experiments.resolve(
-                        session, row.experiment_id, new.namespace
-                    )
-                    RunRepository(session).add(row)
-                    handover = _handover_of(row)
+                experiment_id = self.experiments.default_experiment_id(values["namespace"], fresh=attempt > 0)
+            namespace = self._insert(values, experiment_id, new.namespace)
+            if namespace is not None:
                 break
+            try:  # nothing was inserted: raise what is wrong with the experiment
+                with self.db.session() as session:
+                    self.experiments.resolve(session, experiment_id, new.namespace)
             except NotFound:
-                if not defaulted or attempt:
-                    raise  # a remembered Default experiment was deleted: look it up again
-        log.info("run %s (%s) recorded as PENDING", row.run_id, row.pipeline_name)
+                if not defaulted:
+                    raise
+                # a remembered Default experiment was deleted: look it up again
+            # else it changed under us (unarchived, created): try again
+        if namespace is None:
+            raise FailedPrecondition(f"experiment {experiment_id!r} kept changing while the run was created; retry")
+        run_id = values["run_id"]
+        log.info("run %s (%s) recorded as PENDING", run_id, checked.name)
+        handover = Handover(
+            run_id=run_id,
+            pipeline_spec=checked.full_spec,
+            parameters=prepared.parameters,
+            pipeline_root=values["pipeline_root"],
+            namespace=namespace,
+            pipeline_spec_json=checked.full_json,
+        )
         outcome = self._hand_over(handover)
         if outcome not in ("handed", "unreachable"):
-            return self.get_run(row.run_id)
-        if outcome == "handed":
-            row.handed_at = utcnow()
-        return RunRepository(session).to_domain(row)
+            return self.get_run(run_id)
+        return Run(
+            run_id=run_id,
+            display_name=values["display_name"],
+            description=values["description"],
+            namespace=namespace,
+            experiment_id=experiment_id,
+            pipeline_name=checked.name,
+            pipeline_spec=checked.full_spec,  # shared with the spec cache: read-only
+            pipeline_spec_json=checked.full_json,
+            parameters=prepared.parameters,
+            pipeline_root=values["pipeline_root"],
+            state=RunState.PENDING,
+            created_at=values["created_at"],
+            scheduled_at=values["scheduled_at"],
+            handed_at=utcnow() if outcome == "handed" else None,
+            storage_state=AVAILABLE,
+            pipeline_id=values["pipeline_id"],
+            pipeline_version_id=values["pipeline_version_id"],
+            service_account=values["service_account"],
+        )
+
+    def _insert(self, values: dict[str, Any], experiment_id: str, requested_namespace: str) -> str | None:
+        """Inserts the run (see :meth:`RunRepository.insert_in_experiment`); returns its
+        namespace, None when the experiment refused it.
+
+        A connection found dead is retried once: the run id is new, so a duplicate key
+        on the retry means the first attempt did commit."""
+        for attempt in range(2):
+            try:
+                with self.db.autocommit() as connection:
+                    return RunRepository.insert_in_experiment(connection, values, experiment_id, requested_namespace)
+            except IntegrityError:
+                if not attempt:
+                    raise
+                with self.db.session() as session:
+                    row = RunRepository(session).get_row(values["run_id"])
+                    if row is None:
+                        raise
+                    return row.namespace
+            except DBAPIError as err:
+                if attempt or not err.connection_invalidated:
+                    raise
+                log.warning("lost the database connection while creating run %s; retrying", values["run_id"])
+        raise AssertionError("unreachable")
 
     def prepare(
         self,
@@ -130,20 +197,38 @@ class RunService(SchedulerLink):
         fills defaults and expands KFP's ``[[RunUUID]]``, ``[[CurrentTime]]``,
         ``[[ScheduledTime]]`` and ``[[Index]]`` macros in string parameters.
         """
+        prepared = self._prepare(new, now, scheduled_at, recurring_run_id, index)
+        values = dict(prepared.values)
+        values.update(
+            experiment_id=new.experiment_id,
+            pipeline_spec=prepared.checked.doc.spec,
+            platform_spec=prepared.checked.doc.platform_spec,
+            parameters=prepared.parameters,
+            outputs={},
+        )
+        return RunRow(**values)
+
+    def _prepare(
+        self,
+        new: NewRun,
+        now: datetime | None = None,
+        scheduled_at: datetime | None = None,
+        recurring_run_id: str = "",
+        index: int = 0,
+    ) -> _Prepared:
+        """What :meth:`prepare` checks and computes, with the JSON columns as text."""
         pipeline_id, version_id = new.pipeline_id, new.pipeline_version_id
-        source: Any = new.pipeline_spec
-        if not source:
+        if new.has_inline_spec:
+            checked = self.specs.check(new.spec_digest, new.load_spec)
+        else:
             if not pipeline_id and not version_id:
                 raise InvalidArgument("run.pipeline_spec or run.pipeline_version_reference is required")
-            version = (
-                self.pipelines.get_version(version_id, pipeline_id)
-                if version_id
-                else self.pipelines.latest_version(pipeline_id)
+            pipeline_id, version_id = self.pipelines.version_ids(version_id, pipeline_id)
+            # A version's spec never changes: its id names its content.
+            checked = self.specs.check(
+                b"version:" + version_id.encode(), lambda: self.pipelines.get_version(version_id).full_spec
             )
-            pipeline_id, version_id = version.pipeline_id, version.pipeline_version_id
-            source = version.full_spec
-        doc = load_pipeline_spec(source)
-        parameters = resolve_parameters(doc.root_parameters, dict(new.parameters))
+        parameters = resolve_parameters(checked.root_parameters, dict(new.parameters))
         namespace = new.namespace or self.default_namespace
         _check_length("run.namespace", namespace, NAMESPACE_LENGTH)
         _check_length("run.experiment_id", new.experiment_id, ID_LENGTH)
@@ -157,30 +242,30 @@ class RunService(SchedulerLink):
             "[[Index]]": str(index),
         }
         parameters = {k: _expand(v, macros) for k, v in parameters.items()}
-        display_name = new.display_name.strip() or f"{doc.name} {scheduled_at:%Y-%m-%d %H:%M:%S}"
-        return RunRow(
-            run_id=run_id,
-            display_name=display_name,
-            description=new.description,
-            namespace=namespace,
-            experiment_id=new.experiment_id,
-            pipeline_name=doc.name,
-            pipeline_spec=doc.spec,
-            platform_spec=doc.platform_spec,
-            parameters=parameters,
-            pipeline_root=new.pipeline_root,
-            state=RunState.PENDING.value,
-            error="",
-            outputs={},
-            created_at=now,
-            scheduled_at=scheduled_at,
-            handover_attempts=0,
-            storage_state=AVAILABLE,
-            recurring_run_id=recurring_run_id,
-            pipeline_id=pipeline_id,
-            pipeline_version_id=version_id,
-            service_account=new.service_account,
-        )
+        display_name = new.display_name.strip() or f"{checked.name} {scheduled_at:%Y-%m-%d %H:%M:%S}"
+        values = {
+            "run_id": run_id,
+            "display_name": display_name,
+            "description": new.description,
+            "namespace": namespace,
+            "pipeline_name": checked.name,
+            "pipeline_spec": checked.spec_json,
+            "platform_spec": checked.platform_json,
+            "parameters": to_json(parameters),
+            "pipeline_root": new.pipeline_root,
+            "state": RunState.PENDING.value,
+            "error": "",
+            "outputs": "{}",
+            "created_at": now,
+            "scheduled_at": scheduled_at,
+            "handover_attempts": 0,
+            "storage_state": AVAILABLE,
+            "recurring_run_id": recurring_run_id,
+            "pipeline_id": pipeline_id,
+            "pipeline_version_id": version_id,
+            "service_account": new.service_account,
+        }
+        return _Prepared(values=values, checked=checked, parameters=parameters)
 
     # -- read ---------------------------------------------------------------------------
 
@@ -242,8 +327,25 @@ class RunService(SchedulerLink):
                     )
             row.storage_state = AVAILABLE
 
-    def delete_run(self, run_id: str) -> None:
-        """Deletes the run and its task records; an active run is asked to stop first."""
+    def delete_run(self, run_id: str, delete_artifacts: bool = False) -> None:
+        """Deletes the run and its task records; an active run is asked to stop first.
+
+        With ``delete_artifacts`` the run must have ended; what it stored is deleted
+        first (:mod:`stepwell_api.run_artifacts`), and its records only once that
+        succeeded, so a failed attempt can simply be repeated.
+        """
+        if delete_artifacts:
+            if self.artifacts is None:
+                raise FailedPrecondition("deleting a run's artifacts is not configured on this API service")
+            with self.db.session() as session:
+                row = self._row(session, run_id)
+                state = RunState(row.state) if row.state in RunState.__members__ else RunState.RUNTIME_STATE_UNSPECIFIED
+                if state not in FINAL_STATES:
+                    raise FailedPrecondition(
+                        f"run {run_id!r} is {state.value}; terminate it and let it end before deleting its artifacts"
+                    )
+                pipeline_name, namespace = row.pipeline_name, row.namespace
+            self.artifacts.delete_run_artifacts(run_id, pipeline_name, namespace)
         with self.db.session() as session:
             row = self._row(session, run_id, lock=True)
             active = RunState(row.state) not in FINAL_STATES and row.handed_at is not None
@@ -308,7 +410,6 @@ class RunService(SchedulerLink):
         """
         if not run_id:
             raise InvalidArgument("run_id is required")
-        send_cancel = False
         with self.db.session() as session:
             repo = RunRepository(session)
             row = repo.lock_row(run_id)
@@ -319,20 +420,32 @@ class RunService(SchedulerLink):
                 raise FailedPrecondition(
                     f"run {run_id!r} already ended ({state.value}); there is nothing to terminate"
                 )
-            now = utcnow()
-            row.cancel_requested_at = row.cancel_requested_at or now
-            if row.handed_at is None:
-                # The scheduler never acknowledged it: nothing runs, so it is over now.
-                # Should a handover be in flight, its acknowledgement sends CancelRun.
-                row.state = RunState.CANCELED.value
-                row.finished_at = now
-            else:
-                row.state = RunState.CANCELING.value
-                row.cancel_acked_at = None
-                send_cancel = True
+            send_cancel = self.request_cancel(row)
         if send_cancel:
             self._send_cancel(run_id)
         return self.get_run(run_id)
+
+    @staticmethod
+    def request_cancel(row: RunRow) -> bool:
+        """Records the wish to stop an active run (the caller's transaction holds its
+        row). True when the scheduler must be sent CancelRun: a run it never
+        acknowledged is CANCELED at once instead (should a handover be in flight, its
+        acknowledgement sends CancelRun). Unacknowledged cancellations are re-sent by
+        the handover loop, so the wish is never lost."""
+        now = utcnow()
+        row.cancel_requested_at = row.cancel_requested_at or now
+        if row.handed_at is None:
+            row.state = RunState.CANCELED.value
+            row.finished_at = now
+            return False
+        row.state = RunState.CANCELING.value
+        row.cancel_acked_at = None
+        return True
+
+    def send_cancels(self, run_ids: list[str]) -> bool:
+        """Sends CancelRun for each run now; False when the scheduler could not be reached
+        (the handover loop keeps trying)."""
+        return all([self._send_cancel(run_id) for run_id in run_ids])
 
     # -- status reports -----------------------------------------------------------------
 
@@ -375,6 +488,16 @@ class RunService(SchedulerLink):
                 row.handed_at = now  # a report proves the scheduler has the run
             row.status_updated_at = report.update_time or now
             repo.replace_tasks(report.run_id, report.task_details)
+
+@dataclass
+class _Prepared:
+    """A checked run before it is written: column values (JSON columns as text), the
+    checked spec, and the resolved parameters."""
+
+    values: dict[str, Any]
+    checked: CheckedSpec
+    parameters: dict[str, Any]
+
 
 def _check_length(field: str, value: str, limit: int) -> None:
     if len(value) > limit:

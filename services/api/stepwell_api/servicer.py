@@ -61,7 +61,7 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
 
     @rpc_errors
     def DeleteRun(self, request: run_pb2.DeleteRunRequest, context: grpc.ServicerContext) -> empty_pb2.Empty:
-        self.service.delete_run(request.run_id)
+        self.service.delete_run(request.run_id, delete_artifacts=request.delete_artifacts)
         return EMPTY
 
     @rpc_errors

@@ -124,6 +124,19 @@ def _action(name: str, method: str, help_text: str) -> None:
 for _name, _method, _help in (
     ("enable", "enable_recurring_run", "Enable a recurring run (fire times count from now)."),
     ("disable", "disable_recurring_run", "Disable a recurring run."),
-    ("delete", "delete_recurring_run", "Delete a recurring run (its runs stay)."),
 ):
     _action(_name, _method, _help)
+
+
+@recurring.command("delete")
+@click.argument("recurring_run_id")
+@click.option("--propagation-policy", type=click.Choice(["ORPHAN", "BACKGROUND", "FOREGROUND"], case_sensitive=False),
+              default="ORPHAN", show_default=True,
+              help="Its active runs: ORPHAN keeps them running; BACKGROUND stops them after, FOREGROUND before, the deletion.")
+@server_option
+@handle_errors
+def delete(recurring_run_id: str, propagation_policy: str, server: str | None, as_json: bool) -> None:
+    """Delete a recurring run (finished runs always stay)."""
+    with connect(server) as client:
+        client.delete_recurring_run(recurring_run_id, propagation_policy=propagation_policy)
+    click.echo(f"recurring run {recurring_run_id}: delete done", err=True)

@@ -239,6 +239,21 @@ for _name, _method, _help in (
     ("retry", "retry_run", "Run a FAILED or CANCELED run's failed tasks again."),
     ("archive", "archive_run", "Archive a run."),
     ("unarchive", "unarchive_run", "Unarchive a run."),
-    ("delete", "delete_run", "Delete a run and its task records."),
 ):
     _action(_name, _method, _help)
+
+
+@runs.command("delete")
+@click.argument("run_id")
+@click.option("--artifacts", is_flag=True,
+              help="Also delete what the run stored (its artifact folder and cache entries); the run must have ended.")
+@server_option
+@handle_errors
+def delete(run_id: str, artifacts: bool, server: str | None, as_json: bool) -> None:
+    """Delete a run and its task records."""
+    with connect(server) as client:
+        client.delete_run(run_id, delete_artifacts=artifacts)
+    if as_json:
+        click.echo(json.dumps({"run_id": run_id, "done": "delete", "artifacts_deleted": artifacts}))
+    else:
+        click.echo(f"run {run_id}: delete done" + (" (with its artifacts)" if artifacts else ""))

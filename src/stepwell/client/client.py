@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -50,15 +49,12 @@ def pipeline_spec_from_func(pipeline_func: Any) -> dict[str, Any]:
 
 
 def pipeline_spec_from_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Reads and checks a compiled pipeline spec (YAML or JSON) from ``path``."""
-    from stepwell.errors import InvalidArgument
-    from stepwell.ir import load_pipeline_spec
+    """Reads and checks a compiled pipeline package from ``path``: YAML or JSON, or a
+    zip or tar.gz holding ``pipeline.yaml`` or a single YAML/JSON file (what
+    ``kfp.Client`` accepts too)."""
+    from stepwell.client.packages import read_package_file
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise InvalidArgument(f"cannot read pipeline package {str(path)!r}: {err}") from None
-    doc = load_pipeline_spec(text)
+    doc = read_package_file(path)
     if doc.platform_spec:
         return {"pipeline_spec": doc.spec, "platform_spec": doc.platform_spec}
     return doc.spec
@@ -174,7 +170,7 @@ class Client(ResourceMethods):
         experiment_id: str | None = None,
         description: str = "",
     ) -> Run:
-        """Starts a run of a compiled pipeline file (YAML or JSON)."""
+        """Starts a run of a compiled pipeline package: YAML, JSON, zip or tar.gz."""
         spec = pipeline_spec_from_file(pipeline_file)
         return self.create_run(
             spec, arguments, run_name or "", description, pipeline_root or "",
@@ -247,9 +243,13 @@ class Client(ResourceMethods):
     def unarchive_run(self, run_id: str) -> None:
         self._call(self._runs.UnarchiveRun, run_pb2.UnarchiveRunRequest(run_id=run_id))
 
-    def delete_run(self, run_id: str) -> None:
-        """Deletes the run and its task records (an active run is stopped first)."""
-        self._call(self._runs.DeleteRun, run_pb2.DeleteRunRequest(run_id=run_id))
+    def delete_run(self, run_id: str, delete_artifacts: bool = False) -> None:
+        """Deletes the run and its task records (an active run is stopped first).
+
+        With ``delete_artifacts`` (Stepwell) the run must have ended, and what it stored
+        goes too: its artifact folder (outputs of every attempt, task logs) and the
+        cache entries pointing at it."""
+        self._call(self._runs.DeleteRun, run_pb2.DeleteRunRequest(run_id=run_id, delete_artifacts=delete_artifacts))
 
     def watch_run(self, run_id: str, interval: float = 0.1, timeout: float | None = None) -> Iterator[Run]:
         """Yields the run each time it changes, ending with its final state.

@@ -89,6 +89,30 @@ class ResourceMethods:
         )
         return convert.version_from_proto(self._call(self._pipelines.UploadPipelineVersion, request))
 
+    def update_pipeline(
+        self, pipeline_id: str, display_name: str | None = None, description: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> Pipeline:
+        """Changes a pipeline's display name, description or tags (``{}`` clears the tags);
+        what is None stays."""
+        message = pipeline_pb2.Pipeline(pipeline_id=pipeline_id, display_name=display_name or "",
+                                        description=description or "", tags=tags or {})
+        request = pipeline_pb2.UpdatePipelineRequest(pipeline=message)
+        request.update_mask.paths.extend(_paths(display_name=display_name, description=description, tags=tags))
+        return convert.pipeline_from_proto(self._call(self._pipelines.UpdatePipeline, request))
+
+    def update_pipeline_version(
+        self, pipeline_id: str, pipeline_version_id: str, display_name: str | None = None,
+        description: str | None = None, tags: dict[str, str] | None = None,
+    ) -> PipelineVersion:
+        """Changes a version's display name, description or tags; its spec never changes."""
+        message = pipeline_pb2.PipelineVersion(
+            pipeline_id=pipeline_id, pipeline_version_id=pipeline_version_id, display_name=display_name or "",
+            description=description or "", tags=tags or {})
+        request = pipeline_pb2.UpdatePipelineVersionRequest(pipeline_version=message)
+        request.update_mask.paths.extend(_paths(display_name=display_name, description=description, tags=tags))
+        return convert.version_from_proto(self._call(self._pipelines.UpdatePipelineVersion, request))
+
     def get_pipeline(self, pipeline_id: str) -> Pipeline:
         reply = self._call(self._pipelines.GetPipeline, pipeline_pb2.GetPipelineRequest(pipeline_id=pipeline_id))
         return convert.pipeline_from_proto(reply)
@@ -271,8 +295,23 @@ class ResourceMethods:
     def disable_recurring_run(self, recurring_run_id: str) -> None:
         self._call(self._recurring.DisableRecurringRun, recurring_run_pb2.DisableRecurringRunRequest(recurring_run_id=recurring_run_id))
 
-    def delete_recurring_run(self, recurring_run_id: str) -> None:
-        self._call(self._recurring.DeleteRecurringRun, recurring_run_pb2.DeleteRecurringRunRequest(recurring_run_id=recurring_run_id))
+    def delete_recurring_run(self, recurring_run_id: str, propagation_policy: str | None = None) -> None:
+        """Deletes a recurring run. ``propagation_policy`` (KFP's field) says what happens
+        to its active runs: ``"ORPHAN"`` (the default) keeps them running,
+        ``"BACKGROUND"`` stops them after the deletion, ``"FOREGROUND"`` before it."""
+        policy = (propagation_policy or "PROPAGATION_POLICY_UNSPECIFIED").upper()
+        names = list(recurring_run_pb2.DeleteRecurringRunRequest.PropagationPolicy.keys())
+        if policy not in names:
+            raise InvalidArgument(f"propagation_policy {propagation_policy!r} is not one of {names[1:]}")
+        request = recurring_run_pb2.DeleteRecurringRunRequest(
+            recurring_run_id=recurring_run_id, propagation_policy=policy  # type: ignore[arg-type]
+        )
+        self._call(self._recurring.DeleteRecurringRun, request)
+
+
+def _paths(**fields: object) -> list[str]:
+    """update_mask paths: the fields that are not None."""
+    return [name for name, value in fields.items() if value is not None]
 
 
 def _fill_trigger(

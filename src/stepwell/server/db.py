@@ -14,14 +14,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 _upgrade_lock = threading.Lock()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url`` tuned for a service: WAL and a busy timeout on SQLite, a pool on Postgres."""
+def make_engine(url: str, *, pre_ping: bool = True) -> Engine:
+    """An engine for ``url`` tuned for a service: WAL and a busy timeout on SQLite, a pool on Postgres.
+
+    ``pre_ping`` tests every pooled connection with a round trip before handing it out
+    (a Postgres restart then costs no failed call). A service whose calls are a single
+    statement may turn it off: a dead connection then fails one call, with
+    ``connection_invalidated`` set on the error (:func:`stepwell.server.rpc_errors`
+    answers UNAVAILABLE), and SQLAlchemy replaces every older pooled connection.
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1] if "///" in url else ""
         if path and path != ":memory:":
@@ -38,7 +45,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=pre_ping)
 
 
 def upgrade(engine: Engine, migrations_dir: str | os.PathLike[str], version_table: str) -> None:
@@ -86,16 +93,29 @@ def run_migrations_env(target_metadata: MetaData) -> None:
 class Database:
     """An engine and its session factory; the service layer opens transactions with :meth:`session`."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pre_ping: bool = True) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, pre_ping=pre_ping)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Shares the engine's pool; every statement commits on its own.
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
         """A transaction: commits when the block ends normally, rolls back on an exception."""
         with self._sessions.begin() as session:
             yield session
+
+    @contextlib.contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection on which every statement is its own transaction.
+
+        For hot paths whose write is one statement: no BEGIN and COMMIT round trips,
+        no ORM unit of work. Anything needing two statements to agree belongs in
+        :meth:`session`.
+        """
+        with self._autocommit.connect() as connection:
+            yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -35,9 +35,8 @@ def rpc_errors(method: F) -> F:
             return method(self, request, context)
         except StepwellError as err:
             context.abort(grpc_code_for(err), str(err))
-        except Exception:
-            log.exception("%s failed", method.__qualname__)
-            context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}; see the server log")
+        except Exception as err:
+            _abort_unexpected(method, err, context)
 
     @functools.wraps(method)
     def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
@@ -45,13 +44,22 @@ def rpc_errors(method: F) -> F:
             yield from method(self, request, context)
         except StepwellError as err:
             context.abort(grpc_code_for(err), str(err))
-        except Exception:
-            log.exception("%s failed", method.__qualname__)
-            context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}; see the server log")
+        except Exception as err:
+            _abort_unexpected(method, err, context)
 
     import inspect
 
     return streaming if inspect.isgeneratorfunction(method) else unary  # type: ignore[return-value]
+
+
+def _abort_unexpected(method: Callable[..., Any], err: Exception, context: grpc.ServicerContext) -> None:
+    # A database connection that died under the call (SQLAlchemy sets
+    # ``connection_invalidated`` and replaces the pool's connections): worth retrying.
+    if getattr(err, "connection_invalidated", False):
+        log.warning("%s lost its database connection: %s", method.__qualname__, err)
+        context.abort(grpc.StatusCode.UNAVAILABLE, "the database connection was lost; retry the call")
+    log.exception("%s failed", method.__qualname__)
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}; see the server log")
 
 
 @dataclass

@@ -24,12 +24,13 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1astepwell/v1/pipeline.proto\x12\x0bstepwell.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\x9a\x02\n\x08Pipeline\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tnamespace\x18\x06 \x01(\t\x12!\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x12.google.rpc.Status\x12-\n\x04tags\x18\x08 \x03(\x0b\x32\x1f.stepwell.v1.Pipeline.TagsEntry\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1b\n\x03Url\x12\x14\n\x0cpipeline_url\x18\x01 \x01(\t\"\xa2\x03\n\x0fPipelineVersion\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x1b\n\x13pipeline_version_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x0bpackage_url\x18\x07 \x01(\x0b\x32\x10.stepwell.v1.Url\x12\x17\n\x0f\x63ode_source_url\x18\x08 \x01(\t\x12.\n\rpipeline_spec\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12!\n\x05\x65rror\x18\n \x01(\x0b\x32\x12.google.rpc.Status\x12\x34\n\x04tags\x18\x0b \x03(\x0b\x32&.stepwell.v1.PipelineVersion.TagsEntry\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"@\n\x15\x43reatePipelineRequest\x12\'\n\x08pipeline\x18\x01 \x01(\x0b\x32\x15.stepwell.v1.Pipeline\")\n\x12GetPipelineRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\";\n\x18GetPipelineByNameRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"q\n\x14ListPipelinesRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x0f\n\x07sort_by\x18\x04 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x05 \x01(\t\"n\n\x15ListPipelinesResponse\x12(\n\tpipelines\x18\x01 \x03(\x0b\x32\x15.stepwell.v1.Pipeline\x12\x12\n\ntotal_size\x18\x02 \x01(\x05\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"=\n\x15\x44\x65letePipelineRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61scade\x18\x02 \x01(\x08\"\x82\x01\n\x1f\x43reatePipelineAndVersionRequest\x12\'\n\x08pipeline\x18\x01 \x01(\x0b\x32\x15.stepwell.v1.Pipeline\x12\x36\n\x10pipeline_version\x18\x02 \x01(\x0b\x32\x1c.stepwell.v1.PipelineVersion\"k\n\x1c\x43reatePipelineVersionRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x36\n\x10pipeline_version\x18\x02 \x01(\x0b\x32\x1c.stepwell.v1.PipelineVersion\"M\n\x19GetPipelineVersionRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x1b\n\x13pipeline_version_id\x18\x02 \x01(\t\"z\n\x1bListPipelineVersionsRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x0f\n\x07sort_by\x18\x04 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x05 \x01(\t\"\x84\x01\n\x1cListPipelineVersionsResponse\x12\x37\n\x11pipeline_versions\x18\x01 \x03(\x0b\x32\x1c.stepwell.v1.PipelineVersion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"P\n\x1c\x44\x65letePipelineVersionRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x1b\n\x13pipeline_version_id\x18\x02 \x01(\t\"\xef\x01\n\x15UploadPipelineRequest\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x11\n\tnamespace\x18\x06 \x01(\t\x12:\n\x04tags\x18\x07 \x03(\x0b\x32,.stepwell.v1.UploadPipelineRequest.TagsEntry\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x98\x02\n\x1cUploadPipelineVersionRequest\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x13\n\x0bpipeline_id\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x41\n\x04tags\x18\x07 \x03(\x0b\x32\x33.stepwell.v1.UploadPipelineVersionRequest.TagsEntry\x12\x17\n\x0f\x63ode_source_url\x18\x08 \x01(\t\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xdb\x0c\n\x0fPipelineService\x12v\n\x0e\x43reatePipeline\x12\".stepwell.v1.CreatePipelineRequest\x1a\x15.stepwell.v1.Pipeline\")\x82\xd3\xe4\x93\x02#\"\x17/apis/v2beta1/pipelines:\x08pipeline\x12t\n\x0bGetPipeline\x12\x1f.stepwell.v1.GetPipelineRequest\x1a\x15.stepwell.v1.Pipeline\"-\x82\xd3\xe4\x93\x02\'\x12%/apis/v2beta1/pipelines/{pipeline_id}\x12\x7f\n\x11GetPipelineByName\x12%.stepwell.v1.GetPipelineByNameRequest\x1a\x15.stepwell.v1.Pipeline\",\x82\xd3\xe4\x93\x02&\x12$/apis/v2beta1/pipelines/names/{name}\x12w\n\rListPipelines\x12!.stepwell.v1.ListPipelinesRequest\x1a\".stepwell.v1.ListPipelinesResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/apis/v2beta1/pipelines\x12{\n\x0e\x44\x65letePipeline\x12\".stepwell.v1.DeletePipelineRequest\x1a\x16.google.protobuf.Empty\"-\x82\xd3\xe4\x93\x02\'*%/apis/v2beta1/pipelines/{pipeline_id}\x12\x8a\x01\n\x18\x43reatePipelineAndVersion\x12,.stepwell.v1.CreatePipelineAndVersionRequest\x1a\x15.stepwell.v1.Pipeline\")\x82\xd3\xe4\x93\x02#\"\x1e/apis/v2beta1/pipelines/create:\x01*\x12\xaa\x01\n\x15\x43reatePipelineVersion\x12).stepwell.v1.CreatePipelineVersionRequest\x1a\x1c.stepwell.v1.PipelineVersion\"H\x82\xd3\xe4\x93\x02\x42\"./apis/v2beta1/pipelines/{pipeline_id}/versions:\x10pipeline_version\x12\xa8\x01\n\x12GetPipelineVersion\x12&.stepwell.v1.GetPipelineVersionRequest\x1a\x1c.stepwell.v1.PipelineVersion\"L\x82\xd3\xe4\x93\x02\x46\x12\x44/apis/v2beta1/pipelines/{pipeline_id}/versions/{pipeline_version_id}\x12\xa3\x01\n\x14ListPipelineVersions\x12(.stepwell.v1.ListPipelineVersionsRequest\x1a).stepwell.v1.ListPipelineVersionsResponse\"6\x82\xd3\xe4\x93\x02\x30\x12./apis/v2beta1/pipelines/{pipeline_id}/versions\x12\xa8\x01\n\x15\x44\x65letePipelineVersion\x12).stepwell.v1.DeletePipelineVersionRequest\x1a\x16.google.protobuf.Empty\"L\x82\xd3\xe4\x93\x02\x46*D/apis/v2beta1/pipelines/{pipeline_id}/versions/{pipeline_version_id}\x12K\n\x0eUploadPipeline\x12\".stepwell.v1.UploadPipelineRequest\x1a\x15.stepwell.v1.Pipeline\x12`\n\x15UploadPipelineVersion\x12).stepwell.v1.UploadPipelineVersionRequest\x1a\x1c.stepwell.v1.PipelineVersionb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1astepwell/v1/pipeline.proto\x12\x0bstepwell.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\x9a\x02\n\x08Pipeline\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tnamespace\x18\x06 \x01(\t\x12!\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x12.google.rpc.Status\x12-\n\x04tags\x18\x08 \x03(\x0b\x32\x1f.stepwell.v1.Pipeline.TagsEntry\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1b\n\x03Url\x12\x14\n\x0cpipeline_url\x18\x01 \x01(\t\"\xa2\x03\n\x0fPipelineVersion\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x1b\n\x13pipeline_version_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x0bpackage_url\x18\x07 \x01(\x0b\x32\x10.stepwell.v1.Url\x12\x17\n\x0f\x63ode_source_url\x18\x08 \x01(\t\x12.\n\rpipeline_spec\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12!\n\x05\x65rror\x18\n \x01(\x0b\x32\x12.google.rpc.Status\x12\x34\n\x04tags\x18\x0b \x03(\x0b\x32&.stepwell.v1.PipelineVersion.TagsEntry\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"@\n\x15\x43reatePipelineRequest\x12\'\n\x08pipeline\x18\x01 \x01(\x0b\x32\x15.stepwell.v1.Pipeline\")\n\x12GetPipelineRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\";\n\x18GetPipelineByNameRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"q\n\x14ListPipelinesRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x0f\n\x07sort_by\x18\x04 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x05 \x01(\t\"n\n\x15ListPipelinesResponse\x12(\n\tpipelines\x18\x01 \x03(\x0b\x32\x15.stepwell.v1.Pipeline\x12\x12\n\ntotal_size\x18\x02 \x01(\x05\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"=\n\x15\x44\x65letePipelineRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61scade\x18\x02 \x01(\x08\"\x82\x01\n\x1f\x43reatePipelineAndVersionRequest\x12\'\n\x08pipeline\x18\x01 \x01(\x0b\x32\x15.stepwell.v1.Pipeline\x12\x36\n\x10pipeline_version\x18\x02 \x01(\x0b\x32\x1c.stepwell.v1.PipelineVersion\"k\n\x1c\x43reatePipelineVersionRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x36\n\x10pipeline_version\x18\x02 \x01(\x0b\x32\x1c.stepwell.v1.PipelineVersion\"M\n\x19GetPipelineVersionRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x1b\n\x13pipeline_version_id\x18\x02 \x01(\t\"z\n\x1bListPipelineVersionsRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x0f\n\x07sort_by\x18\x04 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x05 \x01(\t\"\x84\x01\n\x1cListPipelineVersionsResponse\x12\x37\n\x11pipeline_versions\x18\x01 \x03(\x0b\x32\x1c.stepwell.v1.PipelineVersion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"P\n\x1c\x44\x65letePipelineVersionRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x1b\n\x13pipeline_version_id\x18\x02 \x01(\t\"q\n\x15UpdatePipelineRequest\x12\'\n\x08pipeline\x18\x01 \x01(\x0b\x32\x15.stepwell.v1.Pipeline\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"\x87\x01\n\x1cUpdatePipelineVersionRequest\x12\x36\n\x10pipeline_version\x18\x01 \x01(\x0b\x32\x1c.stepwell.v1.PipelineVersion\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"\xef\x01\n\x15UploadPipelineRequest\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x11\n\tnamespace\x18\x06 \x01(\t\x12:\n\x04tags\x18\x07 \x03(\x0b\x32,.stepwell.v1.UploadPipelineRequest.TagsEntry\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x98\x02\n\x1cUploadPipelineVersionRequest\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x13\n\x0bpipeline_id\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x41\n\x04tags\x18\x07 \x03(\x0b\x32\x33.stepwell.v1.UploadPipelineVersionRequest.TagsEntry\x12\x17\n\x0f\x63ode_source_url\x18\x08 \x01(\t\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xd1\x0f\n\x0fPipelineService\x12v\n\x0e\x43reatePipeline\x12\".stepwell.v1.CreatePipelineRequest\x1a\x15.stepwell.v1.Pipeline\")\x82\xd3\xe4\x93\x02#\"\x17/apis/v2beta1/pipelines:\x08pipeline\x12t\n\x0bGetPipeline\x12\x1f.stepwell.v1.GetPipelineRequest\x1a\x15.stepwell.v1.Pipeline\"-\x82\xd3\xe4\x93\x02\'\x12%/apis/v2beta1/pipelines/{pipeline_id}\x12\x7f\n\x11GetPipelineByName\x12%.stepwell.v1.GetPipelineByNameRequest\x1a\x15.stepwell.v1.Pipeline\",\x82\xd3\xe4\x93\x02&\x12$/apis/v2beta1/pipelines/names/{name}\x12w\n\rListPipelines\x12!.stepwell.v1.ListPipelinesRequest\x1a\".stepwell.v1.ListPipelinesResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/apis/v2beta1/pipelines\x12{\n\x0e\x44\x65letePipeline\x12\".stepwell.v1.DeletePipelineRequest\x1a\x16.google.protobuf.Empty\"-\x82\xd3\xe4\x93\x02\'*%/apis/v2beta1/pipelines/{pipeline_id}\x12\x8a\x01\n\x18\x43reatePipelineAndVersion\x12,.stepwell.v1.CreatePipelineAndVersionRequest\x1a\x15.stepwell.v1.Pipeline\")\x82\xd3\xe4\x93\x02#\"\x1e/apis/v2beta1/pipelines/create:\x01*\x12\xaa\x01\n\x15\x43reatePipelineVersion\x12).stepwell.v1.CreatePipelineVersionRequest\x1a\x1c.stepwell.v1.PipelineVersion\"H\x82\xd3\xe4\x93\x02\x42\"./apis/v2beta1/pipelines/{pipeline_id}/versions:\x10pipeline_version\x12\xa8\x01\n\x12GetPipelineVersion\x12&.stepwell.v1.GetPipelineVersionRequest\x1a\x1c.stepwell.v1.PipelineVersion\"L\x82\xd3\xe4\x93\x02\x46\x12\x44/apis/v2beta1/pipelines/{pipeline_id}/versions/{pipeline_version_id}\x12\xa3\x01\n\x14ListPipelineVersions\x12(.stepwell.v1.ListPipelineVersionsRequest\x1a).stepwell.v1.ListPipelineVersionsResponse\"6\x82\xd3\xe4\x93\x02\x30\x12./apis/v2beta1/pipelines/{pipeline_id}/versions\x12\xa8\x01\n\x15\x44\x65letePipelineVersion\x12).stepwell.v1.DeletePipelineVersionRequest\x1a\x16.google.protobuf.Empty\"L\x82\xd3\xe4\x93\x02\x46*D/apis/v2beta1/pipelines/{pipeline_id}/versions/{pipeline_version_id}\x12\x8d\x01\n\x0eUpdatePipeline\x12\".stepwell.v1.UpdatePipelineRequest\x1a\x15.stepwell.v1.Pipeline\"@\x82\xd3\xe4\x93\x02:2./apis/v2beta1/pipelines/{pipeline.pipeline_id}:\x08pipeline\x12\xe3\x01\n\x15UpdatePipelineVersion\x12).stepwell.v1.UpdatePipelineVersionRequest\x1a\x1c.stepwell.v1.PipelineVersion\"\x80\x01\x82\xd3\xe4\x93\x02z2f/apis/v2beta1/pipelines/{pipeline_version.pipeline_id}/versions/{pipeline_version.pipeline_version_id}:\x10pipeline_version\x12K\n\x0eUploadPipeline\x12\".stepwell.v1.UploadPipelineRequest\x1a\x15.stepwell.v1.Pipeline\x12`\n\x15UploadPipelineVersion\x12).stepwell.v1.UploadPipelineVersionRequest\x1a\x1c.stepwell.v1.PipelineVersionb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -64,48 +65,56 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PIPELINESERVICE'].methods_by_name['ListPipelineVersions']._serialized_options = b'\202\323\344\223\0020\022./apis/v2beta1/pipelines/{pipeline_id}/versions'
   _globals['_PIPELINESERVICE'].methods_by_name['DeletePipelineVersion']._loaded_options = None
   _globals['_PIPELINESERVICE'].methods_by_name['DeletePipelineVersion']._serialized_options = b'\202\323\344\223\002F*D/apis/v2beta1/pipelines/{pipeline_id}/versions/{pipeline_version_id}'
-  _globals['_PIPELINE']._serialized_start=191
-  _globals['_PIPELINE']._serialized_end=473
-  _globals['_PIPELINE_TAGSENTRY']._serialized_start=430
-  _globals['_PIPELINE_TAGSENTRY']._serialized_end=473
-  _globals['_URL']._serialized_start=475
-  _globals['_URL']._serialized_end=502
-  _globals['_PIPELINEVERSION']._serialized_start=505
-  _globals['_PIPELINEVERSION']._serialized_end=923
-  _globals['_PIPELINEVERSION_TAGSENTRY']._serialized_start=430
-  _globals['_PIPELINEVERSION_TAGSENTRY']._serialized_end=473
-  _globals['_CREATEPIPELINEREQUEST']._serialized_start=925
-  _globals['_CREATEPIPELINEREQUEST']._serialized_end=989
-  _globals['_GETPIPELINEREQUEST']._serialized_start=991
-  _globals['_GETPIPELINEREQUEST']._serialized_end=1032
-  _globals['_GETPIPELINEBYNAMEREQUEST']._serialized_start=1034
-  _globals['_GETPIPELINEBYNAMEREQUEST']._serialized_end=1093
-  _globals['_LISTPIPELINESREQUEST']._serialized_start=1095
-  _globals['_LISTPIPELINESREQUEST']._serialized_end=1208
-  _globals['_LISTPIPELINESRESPONSE']._serialized_start=1210
-  _globals['_LISTPIPELINESRESPONSE']._serialized_end=1320
-  _globals['_DELETEPIPELINEREQUEST']._serialized_start=1322
-  _globals['_DELETEPIPELINEREQUEST']._serialized_end=1383
-  _globals['_CREATEPIPELINEANDVERSIONREQUEST']._serialized_start=1386
-  _globals['_CREATEPIPELINEANDVERSIONREQUEST']._serialized_end=1516
-  _globals['_CREATEPIPELINEVERSIONREQUEST']._serialized_start=1518
-  _globals['_CREATEPIPELINEVERSIONREQUEST']._serialized_end=1625
-  _globals['_GETPIPELINEVERSIONREQUEST']._serialized_start=1627
-  _globals['_GETPIPELINEVERSIONREQUEST']._serialized_end=1704
-  _globals['_LISTPIPELINEVERSIONSREQUEST']._serialized_start=1706
-  _globals['_LISTPIPELINEVERSIONSREQUEST']._serialized_end=1828
-  _globals['_LISTPIPELINEVERSIONSRESPONSE']._serialized_start=1831
-  _globals['_LISTPIPELINEVERSIONSRESPONSE']._serialized_end=1963
-  _globals['_DELETEPIPELINEVERSIONREQUEST']._serialized_start=1965
-  _globals['_DELETEPIPELINEVERSIONREQUEST']._serialized_end=2045
-  _globals['_UPLOADPIPELINEREQUEST']._serialized_start=2048
-  _globals['_UPLOADPIPELINEREQUEST']._serialized_end=2287
-  _globals['_UPLOADPIPELINEREQUEST_TAGSENTRY']._serialized_start=430
-  _globals['_UPLOADPIPELINEREQUEST_TAGSENTRY']._serialized_end=473
-  _globals['_UPLOADPIPELINEVERSIONREQUEST']._serialized_start=2290
-  _globals['_UPLOADPIPELINEVERSIONREQUEST']._serialized_end=2570
-  _globals['_UPLOADPIPELINEVERSIONREQUEST_TAGSENTRY']._serialized_start=430
-  _globals['_UPLOADPIPELINEVERSIONREQUEST_TAGSENTRY']._serialized_end=473
-  _globals['_PIPELINESERVICE']._serialized_start=2573
-  _globals['_PIPELINESERVICE']._serialized_end=4200
+  _globals['_PIPELINESERVICE'].methods_by_name['UpdatePipeline']._loaded_options = None
+  _globals['_PIPELINESERVICE'].methods_by_name['UpdatePipeline']._serialized_options = b'\202\323\344\223\002:2./apis/v2beta1/pipelines/{pipeline.pipeline_id}:\010pipeline'
+  _globals['_PIPELINESERVICE'].methods_by_name['UpdatePipelineVersion']._loaded_options = None
+  _globals['_PIPELINESERVICE'].methods_by_name['UpdatePipelineVersion']._serialized_options = b'\202\323\344\223\002z2f/apis/v2beta1/pipelines/{pipeline_version.pipeline_id}/versions/{pipeline_version.pipeline_version_id}:\020pipeline_version'
+  _globals['_PIPELINE']._serialized_start=225
+  _globals['_PIPELINE']._serialized_end=507
+  _globals['_PIPELINE_TAGSENTRY']._serialized_start=464
+  _globals['_PIPELINE_TAGSENTRY']._serialized_end=507
+  _globals['_URL']._serialized_start=509
+  _globals['_URL']._serialized_end=536
+  _globals['_PIPELINEVERSION']._serialized_start=539
+  _globals['_PIPELINEVERSION']._serialized_end=957
+  _globals['_PIPELINEVERSION_TAGSENTRY']._serialized_start=464
+  _globals['_PIPELINEVERSION_TAGSENTRY']._serialized_end=507
+  _globals['_CREATEPIPELINEREQUEST']._serialized_start=959
+  _globals['_CREATEPIPELINEREQUEST']._serialized_end=1023
+  _globals['_GETPIPELINEREQUEST']._serialized_start=1025
+  _globals['_GETPIPELINEREQUEST']._serialized_end=1066
+  _globals['_GETPIPELINEBYNAMEREQUEST']._serialized_start=1068
+  _globals['_GETPIPELINEBYNAMEREQUEST']._serialized_end=1127
+  _globals['_LISTPIPELINESREQUEST']._serialized_start=1129
+  _globals['_LISTPIPELINESREQUEST']._serialized_end=1242
+  _globals['_LISTPIPELINESRESPONSE']._serialized_start=1244
+  _globals['_LISTPIPELINESRESPONSE']._serialized_end=1354
+  _globals['_DELETEPIPELINEREQUEST']._serialized_start=1356
+  _globals['_DELETEPIPELINEREQUEST']._serialized_end=1417
+  _globals['_CREATEPIPELINEANDVERSIONREQUEST']._serialized_start=1420
+  _globals['_CREATEPIPELINEANDVERSIONREQUEST']._serialized_end=1550
+  _globals['_CREATEPIPELINEVERSIONREQUEST']._serialized_start=1552
+  _globals['_CREATEPIPELINEVERSIONREQUEST']._serialized_end=1659
+  _globals['_GETPIPELINEVERSIONREQUEST']._serialized_start=1661
+  _globals['_GETPIPELINEVERSIONREQUEST']._serialized_end=1738
+  _globals['_LISTPIPELINEVERSIONSREQUEST']._serialized_start=1740
+  _globals['_LISTPIPELINEVERSIONSREQUEST']._serialized_end=1862
+  _globals['_LISTPIPELINEVERSIONSRESPONSE']._serialized_start=1865
+  _globals['_LISTPIPELINEVERSIONSRESPONSE']._serialized_end=1997
+  _globals['_DELETEPIPELINEVERSIONREQUEST']._serialized_start=1999
+  _globals['_DELETEPIPELINEVERSIONREQUEST']._serialized_end=2079
+  _globals['_UPDATEPIPELINEREQUEST']._serialized_start=2081
+  _globals['_UPDATEPIPELINEREQUEST']._serialized_end=2194
+  _globals['_UPDATEPIPELINEVERSIONREQUEST']._serialized_start=2197
+  _globals['_UPDATEPIPELINEVERSIONREQUEST']._serialized_end=2332
+  _globals['_UPLOADPIPELINEREQUEST']._serialized_start=2335
+  _globals['_UPLOADPIPELINEREQUEST']._serialized_end=2574
+  _globals['_UPLOADPIPELINEREQUEST_TAGSENTRY']._serialized_start=464
+  _globals['_UPLOADPIPELINEREQUEST_TAGSENTRY']._serialized_end=507
+  _globals['_UPLOADPIPELINEVERSIONREQUEST']._serialized_start=2577
+  _globals['_UPLOADPIPELINEVERSIONREQUEST']._serialized_end=2857
+  _globals['_UPLOADPIPELINEVERSIONREQUEST_TAGSENTRY']._serialized_start=464
+  _globals['_UPLOADPIPELINEVERSIONREQUEST_TAGSENTRY']._serialized_end=507
+  _globals['_PIPELINESERVICE']._serialized_start=2860
+  _globals['_PIPELINESERVICE']._serialized_end=4861
 # @@protoc_insertion_point(module_scope)

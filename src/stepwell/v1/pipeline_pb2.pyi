@@ -2,6 +2,7 @@ import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf import empty_pb2 as _empty_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.rpc import status_pb2 as _status_pb2
@@ -186,6 +187,22 @@ class DeletePipelineVersionRequest(_message.Message):
     pipeline_id: str
     pipeline_version_id: str
     def __init__(self, pipeline_id: _Optional[str] = ..., pipeline_version_id: _Optional[str] = ...) -> None: ...
+
+class UpdatePipelineRequest(_message.Message):
+    __slots__ = ("pipeline", "update_mask")
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    pipeline: Pipeline
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, pipeline: _Optional[_Union[Pipeline, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdatePipelineVersionRequest(_message.Message):
+    __slots__ = ("pipeline_version", "update_mask")
+    PIPELINE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    pipeline_version: PipelineVersion
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, pipeline_version: _Optional[_Union[PipelineVersion, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
 
 class UploadPipelineRequest(_message.Message):
     __slots__ = ("content", "filename", "name", "display_name", "description", "namespace", "tags")

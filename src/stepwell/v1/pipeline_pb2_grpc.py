@@ -90,6 +90,16 @@ class PipelineServiceStub:
                 request_serializer=stepwell_dot_v1_dot_pipeline__pb2.DeletePipelineVersionRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.UpdatePipeline = channel.unary_unary(
+                '/stepwell.v1.PipelineService/UpdatePipeline',
+                request_serializer=stepwell_dot_v1_dot_pipeline__pb2.UpdatePipelineRequest.SerializeToString,
+                response_deserializer=stepwell_dot_v1_dot_pipeline__pb2.Pipeline.FromString,
+                _registered_method=True)
+        self.UpdatePipelineVersion = channel.unary_unary(
+                '/stepwell.v1.PipelineService/UpdatePipelineVersion',
+                request_serializer=stepwell_dot_v1_dot_pipeline__pb2.UpdatePipelineVersionRequest.SerializeToString,
+                response_deserializer=stepwell_dot_v1_dot_pipeline__pb2.PipelineVersion.FromString,
+                _registered_method=True)
         self.UploadPipeline = channel.unary_unary(
                 '/stepwell.v1.PipelineService/UploadPipeline',
                 request_serializer=stepwell_dot_v1_dot_pipeline__pb2.UploadPipelineRequest.SerializeToString,
@@ -173,6 +183,22 @@ class PipelineServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdatePipeline(self, request, context):
+        """Changes a pipeline's display_name, description or tags. With update_mask,
+        exactly the named fields change (an empty tags map clears them); without
+        it, every one of those fields that is set. Other fields cannot change.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePipelineVersion(self, request, context):
+        """The same for a pipeline version (its spec never changes: upload a new version).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def UploadPipeline(self, request, context):
         """Creates a pipeline and its first version from a package (YAML, JSON, zip
         or tar.gz), in one transaction.
@@ -239,6 +265,16 @@ def add_PipelineServiceServicer_to_server(servicer, server):
                     servicer.DeletePipelineVersion,
                     request_deserializer=stepwell_dot_v1_dot_pipeline__pb2.DeletePipelineVersionRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'UpdatePipeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePipeline,
+                    request_deserializer=stepwell_dot_v1_dot_pipeline__pb2.UpdatePipelineRequest.FromString,
+                    response_serializer=stepwell_dot_v1_dot_pipeline__pb2.Pipeline.SerializeToString,
+            ),
+            'UpdatePipelineVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePipelineVersion,
+                    request_deserializer=stepwell_dot_v1_dot_pipeline__pb2.UpdatePipelineVersionRequest.FromString,
+                    response_serializer=stepwell_dot_v1_dot_pipeline__pb2.PipelineVersion.SerializeToString,
             ),
             'UploadPipeline': grpc.unary_unary_rpc_method_handler(
                     servicer.UploadPipeline,
@@ -526,6 +562,60 @@ class PipelineService:
             '/stepwell.v1.PipelineService/DeletePipelineVersion',
             stepwell_dot_v1_dot_pipeline__pb2.DeletePipelineVersionRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePipeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stepwell.v1.PipelineService/UpdatePipeline',
+            stepwell_dot_v1_dot_pipeline__pb2.UpdatePipelineRequest.SerializeToString,
+            stepwell_dot_v1_dot_pipeline__pb2.Pipeline.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePipelineVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stepwell.v1.PipelineService/UpdatePipelineVersion',
+            stepwell_dot_v1_dot_pipeline__pb2.UpdatePipelineVersionRequest.SerializeToString,
+            stepwell_dot_v1_dot_pipeline__pb2.PipelineVersion.FromString,
             options,
             channel_credentials,
             insecure,

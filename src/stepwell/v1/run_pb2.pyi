@@ -242,12 +242,14 @@ class UnarchiveRunRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., experiment_id: _Optional[str] = ...) -> None: ...
 
 class DeleteRunRequest(_message.Message):
-    __slots__ = ("run_id", "experiment_id")
+    __slots__ = ("run_id", "experiment_id", "delete_artifacts")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DELETE_ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     experiment_id: str
-    def __init__(self, run_id: _Optional[str] = ..., experiment_id: _Optional[str] = ...) -> None: ...
+    delete_artifacts: bool
+    def __init__(self, run_id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., delete_artifacts: _Optional[bool] = ...) -> None: ...
 
 class RetryRunRequest(_message.Message):
     __slots__ = ("run_id", "experiment_id")

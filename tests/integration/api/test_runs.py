@@ -402,3 +402,94 @@ def test_scheduler_address_set_after_start_is_used(
     assert run.state == S.PENDING and fake_scheduler.started == []
     api.app.settings.scheduler_address = fake_scheduler.address
     wait_for(lambda: fake_scheduler.started_ids() == [run.run_id], what="StartRun at the new address")
+
+
+# -- CreateRun's one-statement write, and the spec cache ----------------------------------
+
+
+def _experiment_stub(api: Api) -> Any:
+    from stepwell.v1 import experiment_pb2_grpc
+
+    return experiment_pb2_grpc.ExperimentServiceStub(api.channel)
+
+
+def test_create_run_into_an_experiment_checks_it_in_the_same_statement(api: Api, hello_spec: Spec) -> None:
+    from stepwell.v1 import experiment_pb2
+
+    experiments = _experiment_stub(api)
+    exp = experiments.CreateExperiment(
+        experiment_pb2.CreateExperimentRequest(experiment=experiment_pb2.Experiment(display_name="x", namespace="ns1")),
+        timeout=10,
+    )
+    run = create(api, hello_spec, {"msg": "a"}, experiment_id=exp.experiment_id)
+    assert run.experiment_id == exp.experiment_id and run.namespace == "ns1"  # the experiment's namespace
+    assert get(api, run.run_id).namespace == "ns1"
+    before = api.count_rows()
+    # Another namespace, an unknown id, an archived experiment: refused, nothing written.
+    with pytest.raises(grpc.RpcError) as err:
+        create(api, hello_spec, {"msg": "a"}, experiment_id=exp.experiment_id, namespace="ns2")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "ns1" in str(err.value.details())
+    with pytest.raises(grpc.RpcError) as err:
+        create(api, hello_spec, {"msg": "a"}, experiment_id="no-such-experiment")
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND and "no-such-experiment" in str(err.value.details())
+    experiments.ArchiveExperiment(experiment_pb2.ArchiveExperimentRequest(experiment_id=exp.experiment_id), timeout=10)
+    with pytest.raises(grpc.RpcError) as err:
+        create(api, hello_spec, {"msg": "a"}, experiment_id=exp.experiment_id)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "archived" in str(err.value.details())
+    assert api.count_rows() == before
+
+
+def test_a_deleted_default_experiment_is_created_again(api: Api, hello_spec: Spec) -> None:
+    from stepwell.v1 import experiment_pb2
+
+    first = create(api, hello_spec, {"msg": "a"})
+    _experiment_stub(api).DeleteExperiment(
+        experiment_pb2.DeleteExperimentRequest(experiment_id=first.experiment_id), timeout=10
+    )
+    second = create(api, hello_spec, {"msg": "b"})
+    assert second.experiment_id and second.experiment_id != first.experiment_id
+    assert get(api, second.run_id).experiment_id == second.experiment_id
+
+
+def test_the_same_spec_is_checked_once_and_parameters_every_time(api: Api, hello_spec: Spec) -> None:
+    specs = api.app.service.specs
+    hits = specs.hits
+    one = create(api, hello_spec, {"msg": "a"})
+    two = create(api, hello_spec, {"msg": "b", "times": 7})
+    assert specs.hits >= hits + 1  # the second run reused the checked spec
+    with pytest.raises(grpc.RpcError) as err:  # a cache hit still checks the parameters
+        create(api, hello_spec, {"msg": "c", "nope": 1})
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "nope" in str(err.value.details())
+    with pytest.raises(grpc.RpcError) as err:
+        create(api, hello_spec, {"times": 2})
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "msg" in str(err.value.details())
+    # What CreateRun answers is what GetRun and ListRuns read back.
+    for created in (one, two):
+        stored = get(api, created.run_id)
+        assert json_format.MessageToDict(created.pipeline_spec) == json_format.MessageToDict(stored.pipeline_spec)
+        assert params_of(created) == params_of(stored)
+        assert (created.display_name, created.experiment_id, created.created_at) == (
+            stored.display_name, stored.experiment_id, stored.created_at)
+    assert params_of(get(api, two.run_id)) == {"msg": "b", "times": 7}
+    listed = api.stub.ListRuns(run_pb2.ListRunsRequest(), timeout=10).runs
+    assert {r.run_id for r in listed} >= {one.run_id, two.run_id}
+    assert all(json_format.MessageToDict(r.pipeline_spec) == hello_spec for r in listed)
+
+
+def test_a_wrong_spec_is_refused_every_time(api: Api, hello_spec: Spec) -> None:
+    bad = dict(hello_spec, schemaVersion="2.0.0")
+    for _ in range(2):  # a refused spec is not remembered as checked
+        with pytest.raises(grpc.RpcError) as err:
+            create(api, bad, {"msg": "a"})
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "schemaVersion" in str(err.value.details())
+    assert api.count_rows() == 0
+
+
+def test_a_platform_spec_survives_create_get_and_list(api: Api, hello_spec: Spec) -> None:
+    platform = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {"exec-hello": {"nodeSelector": {"labels": {"a": "b"}}}}}}}}
+    wrapped = {"pipeline_spec": hello_spec, "platform_spec": platform}
+    run = create(api, wrapped, {"msg": "a"})
+    assert json_format.MessageToDict(run.pipeline_spec) == wrapped
+    assert json_format.MessageToDict(get(api, run.run_id).pipeline_spec) == wrapped
+    listed = api.stub.ListRuns(run_pb2.ListRunsRequest(), timeout=10).runs
+    assert [json_format.MessageToDict(r.pipeline_spec) for r in listed] == [wrapped]

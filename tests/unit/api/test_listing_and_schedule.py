@@ -152,7 +152,10 @@ def test_every_rest_route_comes_from_the_protos() -> None:
     assert ("POST", "/apis/v2beta1/runs/{run_id}:retry") in routes
     assert ("GET", "/apis/v2beta1/pipelines/names/{name}") in routes
     assert ("PATCH", "/apis/v2beta1/recurringruns/{recurring_run.recurring_run_id}") in routes
-    # KFP's gateway routes but UpdatePipeline/UpdatePipelineVersion, plus UpdateRecurringRun
+    assert ("PATCH", "/apis/v2beta1/pipelines/{pipeline.pipeline_id}") in routes
+    assert ("PATCH", "/apis/v2beta1/pipelines/{pipeline_version.pipeline_id}/versions/"
+                     "{pipeline_version.pipeline_version_id}") in routes
+    # KFP's gateway routes, plus UpdateRecurringRun
     # (uploads and healthz are plain handlers, as in KFP).
-    assert len(routes) == 31
+    assert len(routes) == 33
     assert not any("ReportRunStatus" in t or "Upload" in t for _, t in routes)

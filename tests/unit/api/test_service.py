@@ -192,3 +192,57 @@ def test_handover_loop_hands_over_in_the_background(service: RunService, gateway
     finally:
         loop.stop()
     assert [h.run_id for h in gateway.started] == [run.run_id]
+
+
+def test_spec_cache_is_bounded_and_never_remembers_a_refused_spec() -> None:
+    from stepwell_api.specs import SpecCache
+
+    cache = SpecCache(max_entries=2)
+    loads: list[str] = []
+
+    def load(name: str) -> Callable[[], dict[str, Any]]:
+        def spec() -> dict[str, Any]:
+            loads.append(name)
+            return {**SPEC, "pipelineInfo": {"name": name}}
+        return spec
+
+    assert cache.check(b"a", load("a")).name == "a"
+    assert cache.check(b"a", load("a")).name == "a" and loads == ["a"]  # a hit: not loaded again
+    cache.check(b"b", load("b"))
+    cache.check(b"c", load("c"))  # evicts "a", the least recently used
+    assert len(cache) == 2
+    cache.check(b"a", load("a"))
+    assert loads == ["a", "b", "c", "a"]
+    for _ in range(2):
+        with pytest.raises(InvalidArgument):
+            cache.check(b"bad", lambda: {**SPEC, "schemaVersion": "1.0"})
+    assert b"bad" not in cache._entries
+    assert cache.check(b"", load("x")).name == "x" and len(cache) == 2  # no digest: not remembered
+
+
+def test_foreground_deletion_keeps_the_recurring_run_while_the_scheduler_is_down(
+    service: RunService, gateway: Gateway, db: Database
+) -> None:
+    from stepwell_api.recurring import RecurringRunService
+    from stepwell_api.resources import RecurringRunChange, Trigger
+
+    recurring = RecurringRunService(db, service)
+    created = recurring.create(RecurringRunChange(display_name="r", pipeline_spec=SPEC, trigger=Trigger(interval_second=1)))
+    from datetime import datetime, timedelta, timezone
+
+    assert recurring.fire_due(now=datetime.now(timezone.utc) + timedelta(seconds=1.5)) == 1
+    service.hand_over_pending()
+    (run,) = service.list_runs().runs
+    service.report_status(StatusReport(run_id=run.run_id, state=RunState.RUNNING))
+    gateway.down = True
+    with pytest.raises(Unavailable, match="retry"):
+        recurring.delete(created.recurring_run_id, propagation="FOREGROUND")
+    kept = recurring.get(created.recurring_run_id)
+    assert not kept.enabled and service.get_run(run.run_id).state == RunState.CANCELING
+    gateway.down = False
+    recurring.delete(created.recurring_run_id, propagation="FOREGROUND")
+    assert gateway.canceled == [run.run_id]
+    with pytest.raises(NotFound):
+        recurring.get(created.recurring_run_id)
+    with pytest.raises(InvalidArgument, match="propagation_policy"):
+        recurring.delete("x", propagation="SIDEWAYS")
