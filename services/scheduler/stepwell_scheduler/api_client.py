@@ -1,7 +1,11 @@
 """Reports run status to the API service, in the background, retrying until it is heard.
 
-Reports for the same run coalesce: only the newest status is sent. A failed report
-never affects the run; it is retried after ``retry_seconds``.
+Reports for the same run coalesce: only the newest status is sent. A report carries the
+whole run, so its cost grows with the number of tasks; after each report of a run, the
+next one waits for a few times what the last one cost (at most a second), which keeps
+reporting a small share of the work for a run of thousands of tasks and costs a run of a
+few tasks nothing. A failed report never affects the run; it is retried after
+``retry_seconds``.
 """
 
 from __future__ import annotations
@@ -14,10 +18,15 @@ from collections.abc import Callable
 import grpc
 from google.protobuf import timestamp_pb2
 
-from stepwell.v1 import run_pb2, run_pb2_grpc, scheduler_pb2
+from stepwell.v1 import common_pb2, run_pb2, run_pb2_grpc, scheduler_pb2
 from stepwell_scheduler.peers import LazyStub
 
 log = logging.getLogger(__name__)
+
+_FINAL = frozenset({common_pb2.SUCCEEDED, common_pb2.FAILED, common_pb2.CANCELED, common_pb2.SKIPPED})
+#: The gap after a report, as a multiple of what the report cost, and its upper bound.
+_SPACING_FACTOR = 3.0
+_MAX_SPACING = 1.0
 
 
 class ApiClient:
@@ -58,6 +67,7 @@ class StatusReporter:
         self._status_of = status_of
         self._retry = retry_seconds
         self._dirty: dict[str, float] = {}  # run_id -> not before (monotonic)
+        self._next_allowed: dict[str, float] = {}  # run_id -> earliest next report (monotonic)
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="status-reporter", daemon=True)
@@ -68,7 +78,8 @@ class StatusReporter:
     def mark(self, run_id: str) -> None:
         """Schedules a report of ``run_id``'s current status."""
         with self._cond:
-            self._dirty[run_id] = min(self._dirty.get(run_id, 0.0), time.monotonic())
+            not_before = max(time.monotonic(), self._next_allowed.get(run_id, 0.0))
+            self._dirty[run_id] = min(self._dirty.get(run_id, not_before), not_before)
             self._cond.notify()
 
     def pending(self) -> set[str]:
@@ -103,15 +114,25 @@ class StatusReporter:
     def _loop(self) -> None:
         while (run_id := self._next()) is not None:
             try:
+                started = time.monotonic()
                 status = self._status_of(run_id)
                 if status is not None:
                     self._client.report(status)
+                self._space_out(run_id, started, status)
             except grpc.RpcError as err:
                 log.warning("could not report run %s to the API service (%s); retrying", run_id, err.code())
                 self._retry_later(run_id)
             except Exception:
                 log.exception("could not report run %s; retrying", run_id)
                 self._retry_later(run_id)
+
+    def _space_out(self, run_id: str, started: float, status: scheduler_pb2.RunStatus | None) -> None:
+        done = time.monotonic()
+        with self._cond:
+            if status is None or status.state in _FINAL:
+                self._next_allowed.pop(run_id, None)
+            else:
+                self._next_allowed[run_id] = done + min(_MAX_SPACING, _SPACING_FACTOR * (done - started))
 
     def _retry_later(self, run_id: str) -> None:
         with self._cond:
