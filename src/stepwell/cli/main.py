@@ -46,7 +46,19 @@ def _parse_params(pairs: tuple[str, ...], spec: dict[str, Any]) -> dict[str, Any
     return given
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _StepwellGroup(click.Group):
+    """``stepwell run FILE`` runs a pipeline; ``stepwell run list|get|terminate|...`` (like
+    ``stepwell runs ...``) manages recorded runs, as the other resource groups do."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        if len(args) > 1 and args[0] == "run":
+            runs = self.get_command(ctx, "runs")
+            if isinstance(runs, click.Group) and args[1] in runs.list_commands(ctx):
+                return "runs", runs, args[1:]
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_StepwellGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="stepwell")
 def cli() -> None:
     """Stepwell: run ML pipelines (KFP-compatible) on a laptop or a cluster."""
@@ -63,7 +75,10 @@ def cli() -> None:
 def run(
     file: str, params: tuple[str, ...], pipeline_name: str | None, server: str | None, as_json: bool, run_name: str, no_cache: bool
 ) -> None:
-    """Run the pipeline in FILE (a .py file with a @dsl.pipeline, or a compiled .yaml/.json)."""
+    """Run the pipeline in FILE (a .py file with a @dsl.pipeline, or a compiled .yaml/.json).
+
+    `stepwell run list|get|terminate|retry|...` manage recorded runs (same as `stepwell runs`).
+    """
     from stepwell.cli.loading import load_pipeline_file
     from stepwell.ir import with_caching
 

@@ -126,3 +126,17 @@ def test_second_run_is_served_from_the_cache_and_no_cache_runs_again(tmp_path: P
     done = stepwell(*args, "--no-cache", env=env)
     assert done.returncode == 0, done.stderr
     assert ledger.read_text().count("called") == 2
+
+
+def test_run_subcommands_manage_recorded_runs(tmp_path: Path) -> None:
+    env = {"STEPWELL_HOME": str(tmp_path)}
+    done = stepwell("run", "examples/quickstart.py", "-p", "rows=2", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(done.stdout)["run_id"]
+    listed = stepwell("run", "list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert [r["run_id"] for r in json.loads(listed.stdout)] == [run_id]
+    assert json.loads(stepwell("runs", "list", "--json", env=env).stdout) == json.loads(listed.stdout)
+    got = stepwell("run", "get", run_id, "--json", env=env)
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout)["state"] == "SUCCEEDED"
