@@ -14,6 +14,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.rpc import status_pb2
 
 from stepwell.errors import InvalidArgument
+from stepwell.protoconv import dict_to_struct, python_to_value, struct_to_dict, value_to_python
 from stepwell.v1 import common_pb2, run_pb2
 from stepwell_api.domain import (
     ArtifactRef,
@@ -24,32 +25,6 @@ from stepwell_api.domain import (
     StatusReport,
     TaskDetail,
 )
-
-
-def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
-    """A ``Struct`` as a plain dict (numbers come back as floats)."""
-    return dict(json_format.MessageToDict(message))
-
-
-def dict_to_struct(data: dict[str, Any]) -> struct_pb2.Struct:
-    """A plain JSON dict as a ``Struct``."""
-    message = struct_pb2.Struct()
-    json_format.ParseDict(data, message)
-    return message
-
-
-def value_to_python(value: struct_pb2.Value) -> Any:
-    """A ``Value`` as a plain JSON value; an unset value is None."""
-    if value.WhichOneof("kind") is None:
-        return None
-    return json_format.MessageToDict(value)
-
-
-def python_to_value(data: Any) -> struct_pb2.Value:
-    """A plain JSON value as a ``Value``."""
-    message = struct_pb2.Value()
-    json_format.ParseDict(data, message)
-    return message
 
 
 def timestamp_to_datetime(message: Any, field: str) -> datetime | None:

@@ -7,13 +7,11 @@ so Stepwell errors become their gRPC status codes.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 import grpc
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from stepwell.errors import InvalidArgument
+from stepwell.protoconv import datetime_to_timestamp as timestamp
+from stepwell.protoconv import dict_to_struct, struct_to_dict
 from stepwell.server import rpc_errors
 from stepwell.v1 import metadata_pb2 as pb
 from stepwell.v1 import metadata_pb2_grpc
@@ -205,11 +203,6 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServicer):
 # -- protobuf to domain ------------------------------------------------------------------
 
 
-def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
-    """A ``Struct`` as a plain JSON-like dict (numbers come back as floats)."""
-    return json_format.MessageToDict(value)
-
-
 def state_from_proto(value: int, field: str) -> domain.ExecutionState | None:
     """The domain state for a proto ``Execution.State``; ``None`` for STATE_UNSPECIFIED."""
     if value == pb.Execution.STATE_UNSPECIFIED:
@@ -244,20 +237,6 @@ def new_artifact_from_proto(artifact: pb.Artifact) -> domain.NewArtifact:
 
 
 # -- domain to protobuf ------------------------------------------------------------------
-
-
-def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
-    """A JSON-like dict as a ``Struct``."""
-    struct = struct_pb2.Struct()
-    struct.update(value)
-    return struct
-
-
-def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    """A datetime as a protobuf ``Timestamp``."""
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 def context_to_proto(ctx: domain.Context) -> pb.Context:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import json_format, struct_pb2
 
+from stepwell import protoconv
 from stepwell.client.types import (
     ArtifactRef,
     Experiment,
@@ -24,25 +24,12 @@ def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
     """A Struct as a plain dict, with whole-number doubles turned back into ints."""
     from stepwell.ir import integral
 
-    return integral(json_format.MessageToDict(message)) if message.fields else {}
+    return dict(integral(protoconv.struct_to_dict(message)))
 
 
-def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    message.update(value)
-    return message
-
-
-def value_of(value: Any) -> struct_pb2.Value:
-    message = struct_pb2.Value()
-    json_format.ParseDict(value, message)
-    return message
-
-
-def _time(ts: timestamp_pb2.Timestamp) -> datetime | None:
-    if ts.seconds == 0 and ts.nanos == 0:
-        return None
-    return ts.ToDatetime(tzinfo=timezone.utc)
+dict_to_struct = protoconv.dict_to_struct
+value_of = protoconv.python_to_value
+_time = protoconv.timestamp_to_datetime
 
 
 def _state(value: int) -> str:
