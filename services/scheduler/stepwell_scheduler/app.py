@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy import Engine as SqlEngine
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from stepwell.server import Database, RunningServer, ServiceBinding, start_server, upgrade
 from stepwell.v1 import scheduler_pb2_grpc
@@ -56,6 +56,25 @@ def migrate(engine: SqlEngine) -> None:
             lock_conn.commit()
 
 
+def _end_stalled_transactions(engine: SqlEngine, lease_seconds: float) -> None:
+    """On Postgres, lets the server end a transaction left idle longer than a lease: a
+    stalled scheduler (stopped, swapped out) must not keep the row locks that another
+    scheduler needs to take its runs over. The engine's transactions never wait on
+    anything but the database."""
+    if engine.dialect.name != "postgresql":
+        return
+    millis = max(1000, int(lease_seconds * 1000))
+
+    @event.listens_for(engine, "connect")
+    def _set_timeout(dbapi_connection: Any, connection_record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"SET idle_in_transaction_session_timeout = {millis}")
+        finally:
+            cursor.close()
+        dbapi_connection.commit()
+
+
 class SchedulerApp:
     """The scheduler service, ready to serve on its own or to be mounted in a shared server."""
 
@@ -75,6 +94,7 @@ class SchedulerApp:
             inline_modules=INLINE_MODULES if self.settings.local_inline_python else (),
         )
         self.database = Database(database_url or self.settings.scheduler_db_url())
+        _end_stalled_transactions(self.database.engine, self.settings.scheduler_lease_seconds)
         self.changes = ChangeBoard()
         self.metadata = MetadataClient(lambda: self.settings.metadata_address)
         self.api = ApiClient(lambda: self.settings.api_address)

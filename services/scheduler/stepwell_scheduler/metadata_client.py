@@ -83,6 +83,33 @@ class MetadataClient:
         created = self._stub.get().CreateExecution(pb.CreateExecutionRequest(execution=execution), timeout=self.timeout)
         return int(created.id)
 
+    def task_executions(self, context_id: int, name: str, run_id: str) -> dict[int, tuple[int, bool]]:
+        """The executions recorded for a task of a run, by attempt: ``(id, still RUNNING)``.
+
+        Used when a restarted scheduler cannot tell whether it created an execution
+        before it was killed: executions are keyed by run, task and attempt.
+        """
+        if not context_id:
+            return {}
+        reply = self._stub.get().GetExecutions(pb.GetExecutionsRequest(context_id=context_id), timeout=self.timeout)
+        found: dict[int, tuple[int, bool]] = {}
+        for execution in reply.executions:
+            props = json_format.MessageToDict(execution.custom_properties)
+            if execution.name == name and props.get("run_id") == run_id:
+                attempt = int(float(props.get("attempt") or 0))
+                found[attempt] = (int(execution.id), execution.state == pb.Execution.RUNNING)
+        return found
+
+    def recorded_outputs(self, execution_id: int) -> dict[str, list[int]]:
+        """Ids of the artifacts already recorded as the execution's outputs, by output name
+        (empty when none are): lets a replayed harvest skip recording them again."""
+        reply = self._stub.get().GetEvents(pb.GetEventsRequest(execution_ids=[execution_id]), timeout=self.timeout)
+        found: dict[str, dict[int, int]] = {}
+        for event in reply.events:
+            if event.type == pb.Event.OUTPUT:
+                found.setdefault(event.path, {})[event.index] = int(event.artifact_id)
+        return {name: [ids[i] for i in sorted(ids)] for name, ids in found.items()}
+
     def record_inputs(self, execution_id: int, artifacts: Mapping[str, list[Mapping[str, Any]]]) -> None:
         """INPUT events linking the execution to the (already recorded) artifacts it consumes."""
         events = [

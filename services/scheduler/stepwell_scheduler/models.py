@@ -61,8 +61,14 @@ class RunRow(Base):
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     #: When the run times out (None: never).
     deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: The scheduler process driving the run ("" : none) and until when its lease holds;
+    #: another scheduler takes the run over once the lease has expired (see ``engine.leases``).
+    lease_owner: Mapped[str] = mapped_column(String(128), default="")
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: CancelRun arrived (at any scheduler); the owner applies it.
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
-    __table_args__ = (Index("ix_sched_runs_state", "state"),)
+    __table_args__ = (Index("ix_sched_runs_state", "state"), Index("ix_sched_runs_lease_owner", "lease_owner"))
 
 
 class TaskRow(Base):
@@ -101,6 +107,11 @@ class TaskRow(Base):
     not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     #: When the running attempt times out (None: never).
     deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: The scheduler that claimed the newest attempt (its lease owner id).
+    worker: Mapped[str] = mapped_column(String(128), default="")
+    #: Queued again after a scheduler died while the task was claimed: the metadata
+    #: execution of its next attempt may exist already (look it up before creating one).
+    lookup_execution: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         UniqueConstraint("run_id", "qualified_name", name="uq_sched_tasks_run_task"),

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from stepwell.errors import FailedPrecondition, InvalidArgument, NotFound
 from stepwell.ir import load_pipeline_spec, resolve_parameters
@@ -100,30 +101,41 @@ class SchedulerService:
             (platform.get("pipelineConfig") or {}).get("activeDeadlineSeconds") or 0
         )
         created = now()
-        with self.db.session() as s:
-            if s.get(RunRow, run_id) is not None:
-                return True
-            s.add(
-                RunRow(
-                    run_id=run_id,
-                    pipeline_name=doc.name,
-                    namespace=namespace,
-                    spec=doc.spec,
-                    parameters=values,
-                    pipeline_root=root,
-                    state=PENDING,
-                    error="",
-                    outputs={},
-                    pipeline_context_id=0,
-                    run_context_id=0,
-                    created_at=created,
-                    options=options,
-                    deadline_at=created + timedelta(seconds=timeout) if timeout else None,
+        try:
+            with self.db.session() as s:
+                if s.get(RunRow, run_id) is not None:
+                    return True
+                s.add(
+                    RunRow(
+                        run_id=run_id,
+                        pipeline_name=doc.name,
+                        namespace=namespace,
+                        spec=doc.spec,
+                        parameters=values,
+                        pipeline_root=root,
+                        state=PENDING,
+                        error="",
+                        outputs={},
+                        pipeline_context_id=0,
+                        run_context_id=0,
+                        created_at=created,
+                        options=options,
+                        deadline_at=created + timedelta(seconds=timeout) if timeout else None,
+                        # The scheduler that accepts a run drives it.
+                        lease_owner=self.engine.owner,
+                        lease_expires_at=self.engine.leases.expiry(),
+                        cancel_requested=False,
+                    )
                 )
-            )
+        except IntegrityError:
+            # The same run reached another scheduler on this database at the same time.
+            with self.db.session() as s:
+                if s.get(RunRow, run_id) is not None:
+                    return True
+            raise
         if timeout:
             self.engine.arm_timers()
-        self.engine.wake(run_id)
+        self.engine.adopt_run(run_id)
         return False
 
     def retry_run(self, run_id: str) -> None:
@@ -151,12 +163,14 @@ class SchedulerService:
                 elif row.state == PENDING:
                     row.not_before = None
             run.state, run.error, run.finished_at, run.outputs = RUNNING, "", None, {}
+            run.lease_owner, run.lease_expires_at = self.engine.owner, self.engine.leases.expiry()
+            run.cancel_requested = False
             options = {k: v for k, v in (run.options or {}).items() if k != "timed_out"}
             run.options = options
             timeout = float(options.get("timeout_seconds") or 0)
             run.deadline_at = now() + timedelta(seconds=timeout) if timeout else None
         self.engine.arm_timers()
-        self.engine.wake(run_id)
+        self.engine.adopt_run(run_id)
 
     def task_log(self, run_id: str, task_id: str) -> tuple[str, str]:
         """``(text, log_uri)`` of a task's stored log (the newest attempt's)."""
@@ -170,14 +184,18 @@ class SchedulerService:
         return read_log(self.engine.stores, log_uri, task_dir), log_uri
 
     def cancel_run(self, run_id: str) -> None:
-        """Asks the engine to cancel the run (a finished run is left as it is)."""
+        """Records the cancel request; the scheduler driving the run applies it (at once
+        when that is this one, else at its next lease renewal). A finished run is left as it is."""
         with self.db.session() as s:
-            run = s.get(RunRow, run_id)
+            run = s.get(RunRow, run_id, with_for_update=True)
             if run is None:
                 raise NotFound(f"run {run_id!r} is not known to the scheduler")
             if run.state in FINAL_STATES:
                 return
-        self.engine.request_cancel(run_id)
+            run.cancel_requested = True
+            mine = run.lease_owner == self.engine.owner
+        if mine:
+            self.engine.request_cancel(run_id)
 
     def unfinished_runs(self) -> list[str]:
         """Runs that are still going (their status is worth re-sending to a new API address)."""

@@ -67,10 +67,9 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
         status = self.service.status(request.run_id)
         yield status
         while status.state not in _FINAL and context.is_active():
-            version = changes.wait(request.run_id, seen, self.watch_poll_seconds)
-            if version == seen:
-                continue
-            seen = version
+            # Woken by this scheduler's changes, else every poll interval: another
+            # scheduler on the same database may be driving the run.
+            seen = changes.wait(request.run_id, seen, self.watch_poll_seconds)
             fresh = self.service.status(request.run_id)
             if fresh != status:
                 status = fresh

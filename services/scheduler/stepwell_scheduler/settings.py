@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
+
 from stepwell.server import ServiceSettings
 
 
@@ -34,6 +36,14 @@ class SchedulerSettings(ServiceSettings):
     * ``STEPWELL_LOCAL_INLINE_PYTHON`` — with ``fork``, run Stepwell lightweight components'
       ``python3 -m stepwell.runtime.executor`` in a fork of the task's launcher rather than a
       second interpreter (default true; the user code still gets a process of its own).
+    * ``STEPWELL_SCHEDULER_LEASE_SECONDS`` — how long a scheduler's claim on a run holds
+      without renewal (renewed every third of it); when a scheduler dies, another one on
+      the same database takes its runs over after this (at once when the dead one ran on
+      the same host);
+    * ``STEPWELL_SCHEDULER_WORKER_ID`` — this scheduler's lease owner id (default: host,
+      pid, process start time and a random suffix; must be unique among live schedulers);
+    * ``STEPWELL_SCHEDULER_FAILPOINTS`` — for durability tests only: crash points
+      (:mod:`stepwell_scheduler.engine.failpoints`).
     """
 
     scheduler_database_url: str = ""
@@ -45,6 +55,9 @@ class SchedulerSettings(ServiceSettings):
     cache_enabled: bool = True
     local_start_method: Literal["fork", "spawn"] = "fork"
     local_inline_python: bool = True
+    scheduler_lease_seconds: float = Field(default=15.0, gt=0)
+    scheduler_worker_id: str = ""
+    scheduler_failpoints: str = ""
 
     def scheduler_db_url(self) -> str:
         """The database this service uses."""

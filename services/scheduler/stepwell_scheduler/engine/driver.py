@@ -4,15 +4,16 @@ Each step it harvests finished task attempts, applies cancellations and timeouts
 advances the DAGs of runs that changed, and dispatches queued tasks up to
 ``max_parallel_tasks`` (dispatch: :mod:`.launch`; harvest and retries: :mod:`.harvest`).
 All state is written to the database; the in-memory maps (plans, handles) are caches
-that :meth:`Engine.resume` rebuilds after a restart. Calls to the metadata service are
-made outside database transactions, and a metadata failure never fails a task.
+that are rebuilt when a run is taken over (:mod:`.recovery`). Several schedulers may
+share one database: each drives the runs it holds a lease on (:mod:`.leases`). Calls to
+the metadata service are made outside database transactions, and a metadata failure
+never fails a task.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 from collections.abc import Callable
 
@@ -21,11 +22,14 @@ from sqlalchemy import func, select
 from stepwell.server import Database
 from stepwell.storage import StoreRouter, s3_config_from_env
 from stepwell_scheduler.engine.dag import DagAdvancer, now
+from stepwell_scheduler.engine.failpoints import Failpoints
 from stepwell_scheduler.engine.harvest import HarvestMixin
 from stepwell_scheduler.engine.launch import _SEP, LaunchMixin
 from stepwell_scheduler.engine.launch import task_key as _key
-from stepwell_scheduler.engine.plan import CONTAINER, PipelinePlan
+from stepwell_scheduler.engine.leases import Leases, new_worker_id
+from stepwell_scheduler.engine.plan import PipelinePlan
 from stepwell_scheduler.engine.provision import attempt_root, run_root
+from stepwell_scheduler.engine.recovery import RecoveryMixin
 from stepwell_scheduler.executors import Executor, TaskHandle
 from stepwell_scheduler.metadata_client import MetadataClient
 from stepwell_scheduler.models import (
@@ -43,7 +47,7 @@ from stepwell_scheduler.settings import SchedulerSettings
 log = logging.getLogger(__name__)
 
 
-class Engine(LaunchMixin, HarvestMixin):
+class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
     """Drives runs: plans, dispatches, harvests and settles them."""
 
     def __init__(
@@ -68,6 +72,13 @@ class Engine(LaunchMixin, HarvestMixin):
         self._exited: collections.deque[str] = collections.deque()
         self._cancels: collections.deque[tuple[str, str]] = collections.deque()
         self._dirty: set[str] = set()
+        #: Runs this scheduler holds a lease on (a cache of ``sched_runs.lease_owner``).
+        self._owned: set[str] = set()
+        #: Task keys whose harvest may repeat one a killed scheduler began.
+        self._replay: set[str] = set()
+        self._tick_due = False
+        self.failpoint = Failpoints(settings.scheduler_failpoints)
+        self.leases = Leases(database, settings.scheduler_worker_id or new_worker_id(), settings.scheduler_lease_seconds)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -76,9 +87,15 @@ class Engine(LaunchMixin, HarvestMixin):
 
     # ----- life cycle -------------------------------------------------------------------
 
+    @property
+    def owner(self) -> str:
+        """This scheduler's lease owner id."""
+        return self.leases.owner
+
     def start(self) -> None:
-        """Resumes unfinished runs from the database and starts the engine thread."""
-        self.resume()
+        """Takes over runs nobody drives, re-attaches to their tasks and starts the engine."""
+        self._resume()
+        self.leases.start_heartbeat(self._tick)
         self._thread = threading.Thread(target=self._loop, name="scheduler-engine", daemon=True)
         self._thread.start()
 
@@ -86,11 +103,16 @@ class Engine(LaunchMixin, HarvestMixin):
         """Stops the engine thread; task processes keep running unless ``kill_tasks``."""
         self._stopping.set()
         self._wake.set()
+        self.leases.stop_heartbeat()
         if self._thread is not None:
             self._thread.join(timeout=10)
         if kill_tasks:
             for handle in list(self._handles.values()):
                 self.executor.cancel(handle)
+        try:
+            self.leases.release()
+        except Exception as err:
+            log.warning("could not release the scheduler's run leases: %s", err)
         self.executor.shutdown()
 
     def wake(self, run_id: str | None = None) -> None:
@@ -107,6 +129,10 @@ class Engine(LaunchMixin, HarvestMixin):
             self._cancels.append((run_id, reason))
         self._wake.set()
 
+    def _tick(self) -> None:
+        self._tick_due = True
+        self._wake.set()
+
     def _exited_callback(self, key: str) -> None:
         with self._lock:
             self._exited.append(key)
@@ -119,6 +145,9 @@ class Engine(LaunchMixin, HarvestMixin):
             if self._stopping.is_set():
                 break
             try:
+                if self._tick_due:
+                    self._tick_due = False
+                    self._lease_tick()
                 self._check_timers()
                 self.step()
             except Exception:
@@ -173,14 +202,14 @@ class Engine(LaunchMixin, HarvestMixin):
         if needs_contexts:
             pipeline_ctx, run_ctx = self._contexts(run)
             with self.db.session() as s:
-                fresh = s.get(RunRow, run_id)
+                fresh = self._owned_run(s, run_id)
                 if fresh is None:
                     return
                 if fresh.state == PENDING:
                     fresh.state = RUNNING
                 fresh.pipeline_context_id, fresh.run_context_id = pipeline_ctx, run_ctx
         with self.db.session() as s:
-            run = s.get(RunRow, run_id)
+            run = self._owned_run(s, run_id)
             if run is None or run.state in FINAL_STATES:
                 return
             rows = {r.qualified_name: r for r in s.scalars(select(TaskRow).where(TaskRow.run_id == run_id))}
@@ -189,8 +218,10 @@ class Engine(LaunchMixin, HarvestMixin):
             timed_out = str((run.options or {}).get("timed_out") or "")
             if final == CANCELED and timed_out:
                 run.state, run.error, final = FAILED, timed_out, FAILED
+        self.failpoint("advanced")
         if final is not None:
             self._plans.pop(run_id, None)
+            self._owned.discard(run_id)
             log.info("run %s ended %s", run_id, final)
 
     def _contexts(self, run: RunRow) -> tuple[int, int]:
@@ -209,7 +240,7 @@ class Engine(LaunchMixin, HarvestMixin):
 
     def _apply_cancel(self, run_id: str, reason: str = "") -> bool:
         with self.db.session() as s:
-            run = s.get(RunRow, run_id)
+            run = self._owned_run(s, run_id)
             if run is None or run.state in FINAL_STATES:
                 return False
             run.state = CANCELING
@@ -223,63 +254,37 @@ class Engine(LaunchMixin, HarvestMixin):
                 self.executor.cancel(handle)
         return True
 
-    def resume(self) -> None:
-        """Re-attaches to the work of unfinished runs after a (re)start."""
-        with self.db.session() as s:
-            runs = list(s.scalars(select(RunRow).where(RunRow.state.not_in(FINAL_STATES))))
-            running = list(
-                s.scalars(
-                    select(TaskRow).where(
-                        TaskRow.run_id.in_([r.run_id for r in runs]),
-                        TaskRow.state == RUNNING,
-                        TaskRow.kind == CONTAINER,
-                    )
-                )
-            )
-        requeue: list[int] = []
-        for row in running:
-            key = _key(row.run_id, row.qualified_name)
-            result_file = os.path.join(row.task_dir, "result.json")
-            task_file = os.path.join(row.task_dir, "task.json")
-            launcher_log = os.path.join(row.task_dir, "launcher.log")
-            handle = self.executor.adopt(key, row.pid, result_file, launcher_log, task_file)
-            if handle is not None:
-                self._handles[key] = handle
-                log.info("re-attached to task %s of run %s (pid %d)", row.qualified_name, row.run_id, row.pid)
-            elif os.path.exists(result_file):
-                self._exited.append(key)
-            else:
-                requeue.append(row.id)
-        if requeue:
-            with self.db.session() as s:
-                for row_id in requeue:
-                    fresh = s.get(TaskRow, row_id)
-                    if fresh is not None:
-                        fresh.state, fresh.pid = PENDING, 0
-        with self._lock:
-            self._dirty.update(r.run_id for r in runs)
-        self._wake.set()
-
     def _check_timers(self) -> None:
         """Kills attempts past their deadline and cancels runs past theirs."""
         if not self._timers:
             return
         stamp = now()
+        mine = RunRow.lease_owner == self.leases.owner
         with self.db.session() as s:
             late_tasks = list(
-                s.scalars(select(TaskRow).where(TaskRow.state == RUNNING, TaskRow.deadline_at <= stamp))
+                s.scalars(
+                    select(TaskRow)
+                    .join(RunRow, RunRow.run_id == TaskRow.run_id)
+                    .where(mine, TaskRow.state == RUNNING, TaskRow.deadline_at <= stamp)
+                )
             )
-            late_runs = list(s.scalars(select(RunRow).where(RunRow.state == RUNNING, RunRow.deadline_at <= stamp)))
+            late_runs = list(
+                s.scalars(select(RunRow).where(mine, RunRow.state == RUNNING, RunRow.deadline_at <= stamp))
+            )
             pending_timers = s.scalar(
                 select(func.count())
                 .select_from(TaskRow)
+                .join(RunRow, RunRow.run_id == TaskRow.run_id)
                 .where(
+                    mine,
                     ((TaskRow.state == PENDING) & TaskRow.not_before.is_not(None))
-                    | ((TaskRow.state == RUNNING) & TaskRow.deadline_at.is_not(None))
+                    | ((TaskRow.state == RUNNING) & TaskRow.deadline_at.is_not(None)),
                 )
             )
             run_timers = s.scalar(
-                select(func.count()).select_from(RunRow).where(RunRow.state == RUNNING, RunRow.deadline_at.is_not(None))
+                select(func.count())
+                .select_from(RunRow)
+                .where(mine, RunRow.state == RUNNING, RunRow.deadline_at.is_not(None))
             )
         for row in late_tasks:
             key = _key(row.run_id, row.qualified_name)

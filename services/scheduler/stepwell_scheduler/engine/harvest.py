@@ -4,6 +4,11 @@ A mixin of :class:`~stepwell_scheduler.engine.driver.Engine`. A failed attempt o
 with a ``retryPolicy`` goes back to PENDING with ``not_before`` set to the backoff
 (``backoffDuration * backoffFactor**(attempt-1)``, capped by ``backoffMaxDuration``); a
 successful attempt of a task with a fingerprint becomes a cache entry.
+
+Only the scheduler holding the run's lease records a result, and a *replayed* harvest
+(the result of an attempt a killed scheduler may have begun to record) records nothing
+twice: artifacts already linked to the execution by OUTPUT events are reused, the
+execution update is idempotent, and a cache entry that exists is not added again.
 """
 
 from __future__ import annotations
@@ -15,10 +20,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from stepwell.server import Database
 from stepwell_scheduler.engine.dag import now
+from stepwell_scheduler.engine.failpoints import Failpoints
 from stepwell_scheduler.engine.launch import _SEP
+from stepwell_scheduler.engine.leases import Leases
 from stepwell_scheduler.engine.plan import PipelinePlan
 from stepwell_scheduler.executors import Executor, TaskHandle
 from stepwell_scheduler.metadata_client import MetadataClient
@@ -69,19 +77,29 @@ class HarvestMixin:
     _handles: dict[str, TaskHandle]
     _timed_out: dict[str, str]
     _timers: bool
+    _replay: set[str]
+    leases: Leases
+    failpoint: Failpoints
 
     if TYPE_CHECKING:
 
         def _plan(self, run: RunRow) -> PipelinePlan: ...
+        def _owned_run(self, s: Session, run_id: str) -> RunRow | None: ...
+        def _drop(self, run_id: str) -> None: ...
 
     def _harvest(self, key: str) -> str | None:
         run_id, _, qualified = key.partition(_SEP)
         handle = self._handles.pop(key, None)
         timeout_error = self._timed_out.pop(key, "")
+        replay = key in self._replay
+        self._replay.discard(key)
         with self.db.session() as s:
             row = s.scalar(select(TaskRow).where(TaskRow.run_id == run_id, TaskRow.qualified_name == qualified))
             run = s.get(RunRow, run_id)
-        if row is None or run is None or row.state != RUNNING:
+        if run is not None and run.lease_owner != self.leases.owner:
+            self._drop(run_id)
+            return None
+        if row is None or run is None or row.state != RUNNING or not row.task_dir:
             return run_id
         result = _read_json(os.path.join(row.task_dir, "result.json"))
         if result is None:
@@ -100,12 +118,14 @@ class HarvestMixin:
         if run.state == CANCELING and state != SUCCEEDED:
             state, error = CANCELED, "canceled"
         if row.execution_id:
-            self._record_outputs(run, row.execution_id, outputs, state)
+            self._record_outputs(run, row.execution_id, outputs, state, replay=replay)
         if state == FAILED and run.state != CANCELING and self._schedule_retry(run, row, error, log_tail, log_uri):
             return run_id
         if state == SUCCEEDED and row.fingerprint and row.execution_id:
-            self._put_cache_entry(run, row, outputs)
+            self._put_cache_entry(run, row, outputs, replay=replay)
+        self.failpoint("outputs-recorded")
         self._finish_row(run_id, qualified, state, error=error, outputs=outputs, log_tail=log_tail, log_uri=log_uri)
+        self.failpoint("task-finished")
         return run_id
 
     def _schedule_retry(self, run: RunRow, row: TaskRow, error: str, log_tail: str, log_uri: str) -> bool:
@@ -115,8 +135,8 @@ class HarvestMixin:
             return False
         log.info("task %s of run %s failed (attempt %d); retrying in %.1fs", row.qualified_name, run.run_id, row.attempt, delay)
         with self.db.session() as s:
-            fresh = s.get(TaskRow, row.id)
-            if fresh is not None:
+            fresh = s.get(TaskRow, row.id) if self._owned_run(s, run.run_id) is not None else None
+            if fresh is not None and fresh.state == RUNNING:
                 fresh.state, fresh.pid, fresh.deadline_at = PENDING, 0, None
                 fresh.not_before = now() + timedelta(seconds=delay)
                 fresh.error = f"attempt {row.attempt} failed: {error}; retrying"
@@ -124,8 +144,12 @@ class HarvestMixin:
         self._timers = True
         return True
 
-    def _put_cache_entry(self, run: RunRow, row: TaskRow, outputs: dict[str, Any]) -> None:
+    def _put_cache_entry(self, run: RunRow, row: TaskRow, outputs: dict[str, Any], replay: bool = False) -> None:
         try:
+            if replay:
+                entry = self.metadata.lookup_cache(run.pipeline_name, run.namespace, row.fingerprint)
+                if entry is not None and entry["execution_id"] == row.execution_id:
+                    return
             self.metadata.put_cache_entry(
                 pipeline_name=run.pipeline_name,
                 namespace=run.namespace,
@@ -138,16 +162,24 @@ class HarvestMixin:
         except Exception as err:
             log.warning("could not store the cache entry of task %s: %s", row.qualified_name, err)
 
-    def _record_outputs(self, run: RunRow, execution_id: int, outputs: dict[str, Any], state: str) -> None:
-        """Records produced artifacts (filling in their ids) and the execution's final state."""
+    def _record_outputs(
+        self, run: RunRow, execution_id: int, outputs: dict[str, Any], state: str, replay: bool = False
+    ) -> None:
+        """Records produced artifacts (filling in their ids) and the execution's final state.
+
+        ``replay``: the artifacts may have been recorded already (by a killed scheduler);
+        when the execution has OUTPUT events, their artifacts are used instead.
+        """
         if not execution_id:
             return
         try:
             artifacts = outputs.get("artifacts") or {}
             if state == SUCCEEDED and artifacts:
-                ids = self.metadata.record_outputs(
-                    execution_id, artifacts, [run.pipeline_context_id, run.run_context_id]
-                )
+                ids = self.metadata.recorded_outputs(execution_id) if replay else {}
+                if not ids:
+                    ids = self.metadata.record_outputs(
+                        execution_id, artifacts, [run.pipeline_context_id, run.run_context_id]
+                    )
                 for name, records in artifacts.items():
                     for record, artifact_id in zip(records, ids.get(name, []), strict=False):
                         record["artifact_id"] = artifact_id
@@ -165,11 +197,18 @@ class HarvestMixin:
         outputs: dict[str, Any] | None = None,
         log_tail: str = "",
         log_uri: str = "",
+        fields: dict[str, Any] | None = None,
     ) -> None:
+        """Ends a task row (when this scheduler still holds the run); ``fields`` are other
+        columns to set in the same transaction."""
         with self.db.session() as s:
+            if self._owned_run(s, run_id) is None:
+                return
             row = s.scalar(select(TaskRow).where(TaskRow.run_id == run_id, TaskRow.qualified_name == qualified))
             if row is None:
                 return
+            for name, value in (fields or {}).items():
+                setattr(row, name, value)
             row.state, row.error, row.finished_at = state, error, now()
             row.outputs = outputs or {}
             row.log_tail = log_tail

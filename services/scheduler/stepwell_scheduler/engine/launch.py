@@ -4,6 +4,13 @@ A mixin of :class:`~stepwell_scheduler.engine.driver.Engine`; it reads the attri
 engine sets up. A cache hit (kfp-facts §4.4) starts no process: the task reuses the cached
 execution's outputs (the same artifact records), after checking that every reused
 artifact still exists in the store.
+
+Dispatch first *claims* queued tasks of runs this scheduler holds (``SELECT ... FOR UPDATE
+SKIP LOCKED``, then PENDING -> RUNNING with no pid, in one transaction), and only then
+records the execution and starts the process: the database always knows of an attempt
+before it can exist. The order per attempt — claim; create the execution (keyed by run,
+task and attempt); store attempt, folder and execution id; start the process; store its
+pid — is what :mod:`.recovery` relies on after a crash between any two of these steps.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from stepwell.ir.cache_key import fingerprint_for_task
 from stepwell.server import Database
 from stepwell.storage import LocalStore, StoreRouter, is_s3_uri
 from stepwell_scheduler.engine.dag import job_placeholders, now
+from stepwell_scheduler.engine.failpoints import Failpoints
+from stepwell_scheduler.engine.leases import Leases
 from stepwell_scheduler.engine.plan import IMPORTER, PipelinePlan
 from stepwell_scheduler.engine.provision import build_task_file
 from stepwell_scheduler.executors import Executor, LaunchRequest, TaskHandle
@@ -59,18 +68,22 @@ class LaunchMixin:
     work_dir: Path
     _handles: dict[str, TaskHandle]
     _timers: bool
+    failpoint: Failpoints
     stores: StoreRouter
+    leases: Leases
 
     if TYPE_CHECKING:  # provided by the engine and the harvest mixin
 
         def _plan(self, run: RunRow) -> PipelinePlan: ...
         def wake(self, run_id: str | None = None) -> None: ...
         def _finish_row(self, run_id: str, qualified: str, state: str, **kwargs: Any) -> None: ...
-        def _record_outputs(self, run: RunRow, execution_id: int, outputs: dict[str, Any], state: str) -> None: ...
+        def _record_outputs(
+            self, run: RunRow, execution_id: int, outputs: dict[str, Any], state: str, replay: bool = False
+        ) -> None: ...
 
     def _dispatch(self) -> set[str]:
         free = self.settings.max_parallel_tasks - len(self._handles)
-        if free <= 0:
+        if free <= 0 or not self.leases.healthy():
             return set()
         stamp = now()
         with self.db.session() as s:
@@ -80,17 +93,27 @@ class LaunchMixin:
                     .join(RunRow, RunRow.run_id == TaskRow.run_id)
                     .where(
                         TaskRow.state == PENDING,
+                        RunRow.lease_owner == self.leases.owner,
                         RunRow.state.in_([RUNNING, CANCELING]),
                         or_(TaskRow.not_before.is_(None), TaskRow.not_before <= stamp),
                     )
                     .order_by(TaskRow.ready_at, TaskRow.id)
                     .limit(free)
+                    .with_for_update(of=TaskRow, skip_locked=True)
                 )
             )
+            claimed: list[tuple[TaskRow, RunRow]] = []
+            for row, run in queued:
+                if task_key(run.run_id, row.qualified_name) in self._handles:
+                    continue
+                # The claim: nobody else starts this attempt; the previous attempt's
+                # folder and execution no longer describe the task.
+                row.state, row.pid, row.worker, row.task_dir, row.execution_id = RUNNING, 0, self.leases.owner, "", 0
+                claimed.append((row, run))
+        if claimed:
+            self.failpoint("claimed")
         touched: set[str] = set()
-        for row, run in queued:
-            if task_key(run.run_id, row.qualified_name) in self._handles:
-                continue
+        for row, run in claimed:
             if row.kind == IMPORTER:
                 self._run_importer(run, row)
                 self.wake(run.run_id)
@@ -121,10 +144,8 @@ class LaunchMixin:
         if not self.caching_enabled(run, task.spec):
             return False
         fingerprint = fingerprint_for_task(task.spec, task.component, plan.executor(task.component), row.inputs or {})
-        with self.db.session() as s:
-            fresh = s.get(TaskRow, row.id)
-            if fresh is not None:
-                fresh.fingerprint = fingerprint
+        # Stored with the launch on a miss, with the result on a hit: a crash in between
+        # looks the entry up again rather than taking the task for a known miss.
         row.fingerprint = fingerprint
         try:
             entry = self.metadata.lookup_cache(run.pipeline_name, run.namespace, fingerprint)
@@ -145,12 +166,20 @@ class LaunchMixin:
                 self.metadata.finish_execution(execution_id, "CACHED", outputs.get("parameters") or {})
             except Exception as err:
                 log.warning("could not record the cached execution of %s: %s", row.qualified_name, err)
-        with self.db.session() as s:
-            fresh = s.get(TaskRow, row.id)
-            if fresh is not None:
-                fresh.cached, fresh.execution_id = True, execution_id
-                fresh.started_at = fresh.started_at or now()
-        self._finish_row(run.run_id, row.qualified_name, SUCCEEDED, outputs=outputs)
+        self.failpoint("cache-recorded")
+        self._finish_row(
+            run.run_id,
+            row.qualified_name,
+            SUCCEEDED,
+            outputs=outputs,
+            fields={
+                "cached": True,
+                "execution_id": execution_id,
+                "fingerprint": fingerprint,
+                "started_at": now(),
+                "lookup_execution": False,
+            },
+        )
         return True
 
     def _missing_artifacts(self, outputs: dict[str, Any]) -> str:
@@ -178,6 +207,7 @@ class LaunchMixin:
             attempt_dir = self._attempt_dir(run.run_id, row.qualified_name, attempt)
         key = task_key(run.run_id, row.qualified_name)
         executor = plan.executor(task.component)
+        execution_id = 0
         try:
             attempt_dir.mkdir(parents=True, exist_ok=True)
             task_file = build_task_file(
@@ -194,6 +224,16 @@ class LaunchMixin:
             )
             task_path = str(attempt_dir / "task.json")
             task_file.save(task_path)
+            image = str(task_file.container.get("image", ""))
+            execution_id = self._start_execution(run, row, CONTAINER_EXECUTION, attempt, image)
+            self.failpoint("execution-created")
+            with self.db.session() as s:
+                fresh = s.get(TaskRow, row.id)
+                if fresh is not None:
+                    fresh.attempt, fresh.task_dir, fresh.log_uri = attempt, str(attempt_dir), task_file.log_uri
+                    fresh.execution_id, fresh.fingerprint, fresh.started_at = execution_id, row.fingerprint, now()
+                    fresh.lookup_execution = False
+            self.failpoint("attempt-stored")
             env = {**os.environ, **self.settings.storage_env()}
             handle = self.executor.submit(
                 LaunchRequest(
@@ -203,34 +243,45 @@ class LaunchMixin:
                     launcher_log=str(attempt_dir / "launcher.log"),
                     cwd=str(attempt_dir),
                     env=env,
-                    image=str(task_file.container.get("image", "")),
+                    image=image,
                 )
             )
         except Exception as err:
             log.exception("could not start task %s of run %s", row.qualified_name, run.run_id)
+            self._record_outputs(run, execution_id, {}, FAILED)
             self._finish_row(run.run_id, row.qualified_name, FAILED, error=f"could not start the task: {err}")
             self.wake(run.run_id)
             return
+        self.failpoint("submitted")
         started = now()
         timeout = task_timeout(run, executor, (plan.spec.get("deploymentSpec") or {}), task.component)
         self._handles[key] = handle
         with self.db.session() as s:
             fresh = s.get(TaskRow, row.id)
             if fresh is not None:
-                fresh.state, fresh.started_at, fresh.attempt = RUNNING, started, attempt
-                fresh.pid, fresh.task_dir, fresh.log_uri = handle.pid, str(attempt_dir), task_file.log_uri
+                fresh.pid = handle.pid
                 fresh.deadline_at = started + timedelta(seconds=timeout) if timeout else None
         if timeout:
             self._timers = True
-        execution_id = self._start_execution(run, row, CONTAINER_EXECUTION, attempt, task_file.container.get("image", ""))
-        if execution_id:
-            with self.db.session() as s:
-                fresh = s.get(TaskRow, row.id)
-                if fresh is not None:
-                    fresh.execution_id = execution_id
 
     def _start_execution(self, run: RunRow, row: TaskRow, execution_type: str, attempt: int, image: str) -> int:
+        """Records the attempt's execution (RUNNING) and its input events; 0 on failure.
+
+        A task queued again after a takeover first looks for the execution a killed
+        scheduler may have created for the same run, task and attempt, and reuses it;
+        any other execution of the task still RUNNING belongs to a lost attempt (the task
+        is not running now) and is closed as FAILED.
+        """
         try:
+            if row.lookup_execution:
+                found = self.metadata.task_executions(run.run_context_id, row.qualified_name, run.run_id)
+                for other, (lost, running) in found.items():
+                    if other != attempt and running:
+                        self.metadata.finish_execution(lost, "FAILED", {}, error="a lost attempt: the scheduler stopped")
+                if attempt in found:
+                    execution_id = found[attempt][0]
+                    self.metadata.record_inputs(execution_id, (row.inputs or {}).get("artifacts") or {})
+                    return execution_id
             execution_id = self.metadata.start_execution(
                 execution_type=execution_type,
                 name=row.qualified_name,
@@ -273,16 +324,17 @@ class LaunchMixin:
             record["size"] = info.size if info else 0
         except Exception:
             record["size"] = 0
+        replay = row.lookup_execution
         execution_id = self._start_execution(run, row, IMPORTER_EXECUTION, 1, "")
         outputs = {"parameters": {}, "artifacts": {"artifact": [record]}}
-        self._record_outputs(run, execution_id, outputs, SUCCEEDED)
-        with self.db.session() as s:
-            fresh = s.get(TaskRow, row.id)
-            if fresh is not None:
-                fresh.started_at = fresh.started_at or now()
-                fresh.execution_id = execution_id
-                fresh.attempt = 1
-        self._finish_row(run.run_id, row.qualified_name, SUCCEEDED, outputs=outputs)
+        self._record_outputs(run, execution_id, outputs, SUCCEEDED, replay=replay)
+        self._finish_row(
+            run.run_id,
+            row.qualified_name,
+            SUCCEEDED,
+            outputs=outputs,
+            fields={"started_at": now(), "execution_id": execution_id, "attempt": 1, "lookup_execution": False},
+        )
 
 
 def task_timeout(run: RunRow, executor: dict[str, Any], deployment: dict[str, Any], component: dict[str, Any]) -> float:

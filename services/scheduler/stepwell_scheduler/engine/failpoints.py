@@ -1,0 +1,45 @@
+"""Named crash points for durability tests: the scheduler kills itself (SIGKILL) there.
+
+``STEPWELL_SCHEDULER_FAILPOINTS=name[@n],...`` makes the *n*-th pass (default the first)
+through the named point end the process at once, as ``kill -9`` would, so a test can
+stop the scheduler between two steps that must survive a crash together. Unset (the
+default), a failpoint is one set lookup.
+
+Points: ``claimed`` (tasks claimed, nothing started), ``execution-created`` (the
+attempt's execution recorded, the attempt not stored), ``attempt-stored`` (folder and
+execution stored, no process), ``submitted`` (process started, pid not stored),
+``outputs-recorded`` (result recorded in the metadata service, task row not ended),
+``task-finished`` (task row ended, DAG not advanced), ``cache-recorded`` (a cache hit's
+execution recorded, task row not ended), ``advanced`` (a run's DAG advanced).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+
+log = logging.getLogger(__name__)
+
+
+class Failpoints:
+    """The configured crash points and how often each was passed."""
+
+    def __init__(self, spec: str = "") -> None:
+        self._at: dict[str, int] = {}
+        for item in filter(None, (part.strip() for part in spec.split(","))):
+            name, _, count = item.partition("@")
+            self._at[name] = int(count or 1)
+        self._passes: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str) -> None:
+        if name not in self._at:
+            return
+        with self._lock:
+            self._passes[name] = self._passes.get(name, 0) + 1
+            hit = self._passes[name] == self._at[name]
+        if hit:
+            log.warning("failpoint %s reached: killing the scheduler", name)
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,198 @@
+"""Taking runs over: after a restart, or from another scheduler whose lease expired.
+
+A mixin of :class:`~stepwell_scheduler.engine.driver.Engine`. For each claimed run, every
+task attempt the database shows as RUNNING is
+
+* re-attached to when its process still lives (the executor recognises it by pid and
+  task file), so it is not started again;
+* harvested when its process is gone but left a result file — a *replay*: the previous
+  scheduler may have recorded part of the result in the metadata service already, so
+  the harvest first looks for what exists (executions are keyed by run, task and
+  attempt; output artifacts by their execution's OUTPUT events);
+* otherwise queued again (PENDING): it had been claimed but either never started or
+  died without a result. Its next launch is a new attempt with its own folder and
+  artifact URIs, and the lost attempt's execution is closed as FAILED.
+
+So a finished task is never run again and a running one at most once more.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from stepwell.server import Database
+from stepwell_scheduler.engine.launch import _SEP, task_key
+from stepwell_scheduler.engine.leases import Leases
+from stepwell_scheduler.engine.plan import CONTAINER, IMPORTER, PipelinePlan
+from stepwell_scheduler.executors import Executor, TaskHandle
+from stepwell_scheduler.metadata_client import MetadataClient
+from stepwell_scheduler.models import CANCELING, FINAL_STATES, PENDING, RUNNING, RunRow, TaskRow
+
+log = logging.getLogger(__name__)
+
+
+class RecoveryMixin:
+    """Run ownership and re-attachment (part of the engine)."""
+
+    db: Database
+    executor: Executor
+    metadata: MetadataClient
+    leases: Leases
+    _handles: dict[str, TaskHandle]
+    _plans: dict[str, PipelinePlan]
+    _timed_out: dict[str, str]
+    _owned: set[str]
+    _replay: set[str]
+    _exited: collections.deque[str]
+    _cancels: collections.deque[tuple[str, str]]
+    _dirty: set[str]
+    _lock: threading.Lock
+    _wake: threading.Event
+
+    if TYPE_CHECKING:
+
+        def request_cancel(self, run_id: str, reason: str = "") -> None: ...
+
+    def _owned_run(self, s: Session, run_id: str) -> RunRow | None:
+        """The run, row-locked, when this scheduler holds its lease; else None (and the
+        run's local state is dropped when another scheduler holds it)."""
+        run = s.get(RunRow, run_id, with_for_update=True)
+        if run is None:
+            return None
+        if run.lease_owner != self.leases.owner:
+            self._drop(run_id)
+            return None
+        return run
+
+    def _drop(self, run_id: str) -> None:
+        """Forgets a run another scheduler has taken over; its task processes keep running
+        (the new owner re-attaches to them)."""
+        if run_id in self._owned:
+            log.warning("scheduler %s no longer holds run %s; leaving it to its new owner", self.leases.owner, run_id)
+        self._owned.discard(run_id)
+        self._plans.pop(run_id, None)
+        prefix = run_id + _SEP
+        for key in [k for k in self._handles if k.startswith(prefix)]:
+            self._handles.pop(key, None)
+            self._timed_out.pop(key, None)
+
+    def adopt_run(self, run_id: str) -> None:
+        """Notes a run this scheduler has just taken (StartRun, RetryRun) and wakes the engine."""
+        with self._lock:
+            self._owned.add(run_id)
+            self._dirty.add(run_id)
+        self._wake.set()
+
+    def _resume(self) -> None:
+        """At start: renews (and so proves) this scheduler's id, then takes over runs left
+        by dead schedulers, and any it held under the same id before a restart."""
+        self.leases.renew()
+        with self.db.session() as s:
+            held = list(
+                s.scalars(
+                    select(RunRow.run_id).where(
+                        RunRow.lease_owner == self.leases.owner, RunRow.state.not_in(FINAL_STATES)
+                    )
+                )
+            )
+        self._reattach(held + self.leases.claim())
+
+    def _lease_tick(self) -> None:
+        """Periodically: drops runs taken over by others, claims orphaned runs, and applies
+        cancellations requested at another scheduler."""
+        with self._lock:
+            owned = set(self._owned)
+        lost = owned - self.leases.still_owned(owned)
+        for run_id in lost:
+            self._drop(run_id)
+        claimed = self.leases.claim()
+        if claimed:
+            self._reattach(claimed)
+        for run_id in self.leases.cancel_requests():
+            self.request_cancel(run_id)
+
+    def _reattach(self, run_ids: list[str]) -> None:
+        if not run_ids:
+            return
+        with self.db.session() as s:
+            runs = list(
+                s.scalars(
+                    select(RunRow).where(
+                        RunRow.run_id.in_(run_ids),
+                        RunRow.lease_owner == self.leases.owner,
+                        RunRow.state.not_in(FINAL_STATES),
+                    )
+                )
+            )
+            ids = [r.run_id for r in runs]
+            running = list(
+                s.scalars(
+                    select(TaskRow).where(
+                        TaskRow.run_id.in_(ids),
+                        TaskRow.state == RUNNING,
+                        TaskRow.kind.in_([CONTAINER, IMPORTER]),
+                    )
+                )
+            )
+        requeue: list[TaskRow] = []
+        replays: list[str] = []
+        for row in running:
+            key = task_key(row.run_id, row.qualified_name)
+            if key in self._handles:
+                continue
+            result_file = os.path.join(row.task_dir, "result.json") if row.task_dir else ""
+            if row.kind == CONTAINER and row.pid > 0 and row.task_dir:
+                launcher_log = os.path.join(row.task_dir, "launcher.log")
+                task_file = os.path.join(row.task_dir, "task.json")
+                handle = self.executor.adopt(key, row.pid, result_file, launcher_log, task_file)
+                if handle is not None:
+                    self._handles[key] = handle
+                    log.info("re-attached to task %s of run %s (pid %d)", row.qualified_name, row.run_id, row.pid)
+                    continue
+            if result_file and os.path.exists(result_file):
+                replays.append(key)
+            else:
+                requeue.append(row)
+        self._requeue(requeue)
+        with self._lock:
+            self._owned.update(ids)
+            self._replay.update(replays)
+            self._exited.extend(replays)
+            self._dirty.update(ids)
+            self._cancels.extend((r.run_id, "") for r in runs if r.state == CANCELING)
+        if runs:
+            log.info("driving %d run(s): %s", len(ids), ", ".join(ids))
+        self._wake.set()
+
+    def _requeue(self, rows: list[TaskRow]) -> None:
+        """Puts claimed attempts that left no process and no result back in the queue.
+
+        A lost attempt whose execution was recorded is closed as FAILED first (closing is
+        idempotent, so a crash in between only repeats it); an attempt that may have
+        recorded one without storing its id is marked for a lookup at its next launch.
+        """
+        for row in rows:
+            if row.execution_id:
+                try:
+                    self.metadata.finish_execution(
+                        row.execution_id, "FAILED", {}, error="the scheduler stopped while this attempt ran; it runs again"
+                    )
+                except Exception as err:
+                    log.warning("could not close the lost execution %s: %s", row.execution_id, err)
+        if not rows:
+            return
+        with self.db.session() as s:
+            for row in rows:
+                fresh = s.get(TaskRow, row.id)
+                if fresh is None or fresh.state != RUNNING:
+                    continue
+                log.info("task %s of run %s left no process and no result; queuing it again", row.qualified_name, row.run_id)
+                fresh.state, fresh.pid, fresh.deadline_at = PENDING, 0, None
+                fresh.lookup_execution = not fresh.execution_id
