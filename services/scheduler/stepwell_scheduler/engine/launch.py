@@ -234,6 +234,11 @@ class LaunchMixin:
                     fresh.execution_id, fresh.fingerprint, fresh.started_at = execution_id, row.fingerprint, now()
                     fresh.lookup_execution = False
             self.failpoint("attempt-stored")
+            if not self.leases.healthy():
+                # Stalled (e.g. stopped) since the claim: another scheduler may own the run
+                # by now and re-queue this attempt; starting it here could run it twice.
+                log.warning("not starting task %s of run %s: this scheduler's lease is running out", row.qualified_name, run.run_id)
+                return
             env = {**os.environ, **self.settings.storage_env()}
             handle = self.executor.submit(
                 LaunchRequest(
