@@ -234,10 +234,10 @@ class LaunchMixin:
                     fresh.execution_id, fresh.fingerprint, fresh.started_at = execution_id, row.fingerprint, now()
                     fresh.lookup_execution = False
             self.failpoint("attempt-stored")
-            if not self.leases.healthy():
-                # Stalled (e.g. stopped) since the claim: another scheduler may own the run
-                # by now and re-queue this attempt; starting it here could run it twice.
-                log.warning("not starting task %s of run %s: this scheduler's lease is running out", row.qualified_name, run.run_id)
+            if not self.leases.hold(run.run_id):
+                # Stalled (e.g. stopped) since the claim and the run has a new owner, which
+                # re-queues this attempt: starting it here could run the task twice.
+                log.warning("not starting task %s of run %s: another scheduler took the run over", row.qualified_name, run.run_id)
                 return
             env = {**os.environ, **self.settings.storage_env()}
             handle = self.executor.submit(

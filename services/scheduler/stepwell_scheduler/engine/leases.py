@@ -128,6 +128,19 @@ class Leases:
             )
         self._valid_until = started + self.seconds
 
+    def hold(self, run_id: str) -> bool:
+        """Renews the lease on ``run_id`` if this scheduler still owns it; False when another
+        scheduler took the run over. A compare-and-set in the database: once it returns
+        True, nobody can take the run over for a whole lease, whatever this process's
+        heartbeat did meanwhile."""
+        with self.db.session() as s:
+            renewed = s.execute(
+                update(RunRow)
+                .where(RunRow.run_id == run_id, RunRow.lease_owner == self.owner)
+                .values(lease_expires_at=self.expiry())
+            ).rowcount
+        return bool(renewed)
+
     def healthy(self) -> bool:
         """Whether the leases will hold long enough to start a task safely (at least a
         third of their duration): a stalled scheduler stops dispatching before another
