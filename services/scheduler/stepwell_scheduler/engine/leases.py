@@ -134,7 +134,7 @@ class Leases:
         True, nobody can take the run over for a whole lease, whatever this process's
         heartbeat did meanwhile."""
         with self.db.session() as s:
-            renewed = s.execute(
+            renewed = s.connection().execute(
                 update(RunRow)
                 .where(RunRow.run_id == run_id, RunRow.lease_owner == self.owner)
                 .values(lease_expires_at=self.expiry())
