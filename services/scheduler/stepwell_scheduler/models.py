@@ -46,7 +46,9 @@ class RunRow(Base):
     run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     pipeline_name: Mapped[str] = mapped_column(String(256))
     namespace: Mapped[str] = mapped_column(String(128), default="")
-    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: The whole PipelineSpec (can be hundreds of KiB): deferred, so loading a run does not
+    #: decode it; the engine decodes it once per run into a cached plan.
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, deferred=True)
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
     pipeline_root: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(16), default=PENDING)

@@ -31,7 +31,7 @@ from stepwell_scheduler.models import (
     RunRow,
     TaskRow,
 )
-from stepwell_scheduler.status import run_status
+from stepwell_scheduler.status import StatusCache
 
 
 class ChangeBoard:
@@ -66,6 +66,7 @@ class SchedulerService:
         self.engine = engine
         self.default_root = default_root
         self.changes = changes
+        self._statuses = StatusCache()
 
     def start_run(
         self,
@@ -212,11 +213,7 @@ class SchedulerService:
     def find_status(self, run_id: str) -> scheduler_pb2.RunStatus | None:
         """The run's current status, or None for an unknown run."""
         with self.db.session() as s:
-            run = s.get(RunRow, run_id)
-            if run is None:
-                return None
-            rows = list(s.scalars(select(TaskRow).where(TaskRow.run_id == run_id)))
-            return run_status(run, rows)
+            return self._statuses.status(s, run_id)
 
 
 def _waits_for_completion(plan: PipelinePlan, qualified: str) -> bool:

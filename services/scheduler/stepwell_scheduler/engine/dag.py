@@ -89,6 +89,8 @@ class DagAdvancer:
 
     run: RunRow
     plan: PipelinePlan
+    #: The run's rows by qualified name; rows may be detached (from an earlier step's
+    #: session): every row the advancer changes or creates is passed to ``add``.
     rows: dict[str, TaskRow]
     add: Callable[[TaskRow], None]
     changed: bool = False
@@ -336,6 +338,7 @@ class DagAdvancer:
 
     def _end(self, row: TaskRow, state: str, error: str) -> None:
         row.state, row.error, row.finished_at = state, error, now()
+        self.add(row)  # the row may come from the engine's view of an earlier step
         self.changed = True
 
     def _finish_dag(self, row: TaskRow, state: str, error: str) -> None:

@@ -3,8 +3,11 @@
 Each step it harvests finished task attempts, applies cancellations and timeouts,
 advances the DAGs of runs that changed, and dispatches queued tasks up to
 ``max_parallel_tasks`` (dispatch: :mod:`.launch`; harvest and retries: :mod:`.harvest`).
-All state is written to the database; the in-memory maps (plans, handles) are caches
-that are rebuilt when a run is taken over (:mod:`.recovery`). Several schedulers may
+All state is written to the database; the in-memory maps (plans, handles, and each
+run's *view* of its task rows) are caches that are rebuilt when a run is taken over
+(:mod:`.recovery`). A view is loaded whole once, then each step reloads only the rows
+this engine changed since (harvests, claims, retries; ``_touch``); a cancellation, a
+retry, a takeover or any failed step drops it, and the next step loads it whole again. Several schedulers may
 share one database: each drives the runs it holds a lease on (:mod:`.leases`). Calls to
 the metadata service are made outside database transactions, and a metadata failure
 never fails a task.
@@ -16,8 +19,10 @@ import collections
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
+from sqlalchemy.orm import Session
 
 from stepwell.server import Database
 from stepwell.storage import StoreRouter, s3_config_from_env
@@ -72,6 +77,12 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
         self._exited: collections.deque[str] = collections.deque()
         self._cancels: collections.deque[tuple[str, str]] = collections.deque()
         self._dirty: set[str] = set()
+        #: Per run: its task rows as this engine last wrote or read them (a cache; the
+        #: database is the truth), and the rows changed since outside ``_advance``.
+        self._views: dict[str, dict[str, TaskRow]] = {}
+        self._touched: dict[str, set[str]] = {}
+        #: Runs whose view must be reloaded whole (changed by another thread: a retry).
+        self._stale: set[str] = set()
         #: Runs this scheduler holds a lease on (a cache of ``sched_runs.lease_owner``).
         self._owned: set[str] = set()
         #: Task keys whose harvest may repeat one a killed scheduler began.
@@ -190,16 +201,71 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
     def _plan(self, run: RunRow) -> PipelinePlan:
         plan = self._plans.get(run.run_id)
         if plan is None:
-            plan = self._plans[run.run_id] = PipelinePlan(run.spec)
+            state = inspect(run)
+            spec: dict[str, Any] | None
+            if "spec" in state.dict or state.session is not None:
+                spec = run.spec
+            else:  # a detached run whose (deferred) spec was never loaded
+                with self.db.session() as s:
+                    spec = s.scalar(select(RunRow.spec).where(RunRow.run_id == run.run_id))
+            plan = self._plans[run.run_id] = PipelinePlan(spec or {})
         return plan
 
+    def _touch(self, run_id: str, qualified: str) -> None:
+        """Notes that this engine changed a task row of ``run_id`` outside ``_advance``:
+        the next advance reloads it into the run's view."""
+        self._touched.setdefault(run_id, set()).add(qualified)
+
+    def _forget_view(self, run_id: str) -> None:
+        self._views.pop(run_id, None)
+        self._touched.pop(run_id, None)
+
+    def _view(self, s: Session, run_id: str) -> dict[str, TaskRow]:
+        """The run's task rows: loaded whole the first time (and after a takeover, a
+        retry or a cancellation), then only the rows this engine touched since."""
+        with self._lock:
+            stale = run_id in self._stale
+            self._stale.discard(run_id)
+        view = None if stale else self._views.get(run_id)
+        touched = self._touched.pop(run_id, set())
+        if view is None:
+            view = {r.qualified_name: r for r in s.scalars(select(TaskRow).where(TaskRow.run_id == run_id))}
+            self._views[run_id] = view
+        elif touched:
+            names = sorted(touched)
+            for i in range(0, len(names), 500):
+                chunk = names[i : i + 500]
+                query = select(TaskRow).where(TaskRow.run_id == run_id, TaskRow.qualified_name.in_(chunk))
+                for row in s.scalars(query):
+                    view[row.qualified_name] = row
+        return view
+
     def _advance(self, run_id: str) -> None:
-        with self.db.session() as s:
-            run = s.get(RunRow, run_id)
-            if run is None or run.state in FINAL_STATES:
-                return
-            needs_contexts = run.state == PENDING
-        if needs_contexts:
+        try:
+            self._advance_run(run_id)
+        except BaseException:
+            self._forget_view(run_id)
+            raise
+
+    def _advance_run(self, run_id: str) -> None:
+        for _ in range(2):
+            with self.db.session() as s:
+                run = self._owned_run(s, run_id)
+                if run is None or run.state in FINAL_STATES:
+                    self._forget_view(run_id)
+                    return
+                if run.state == PENDING:
+                    needs_contexts = True
+                else:
+                    needs_contexts = False
+                    rows = self._view(s, run_id)
+                    advancer = DagAdvancer(run=run, plan=self._plan(run), rows=rows, add=s.add)
+                    final = advancer.advance()
+                    timed_out = str((run.options or {}).get("timed_out") or "")
+                    if final == CANCELED and timed_out:
+                        run.state, run.error, final = FAILED, timed_out, FAILED
+            if not needs_contexts:
+                break
             pipeline_ctx, run_ctx = self._contexts(run)
             with self.db.session() as s:
                 fresh = self._owned_run(s, run_id)
@@ -208,19 +274,12 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
                 if fresh.state == PENDING:
                     fresh.state = RUNNING
                 fresh.pipeline_context_id, fresh.run_context_id = pipeline_ctx, run_ctx
-        with self.db.session() as s:
-            run = self._owned_run(s, run_id)
-            if run is None or run.state in FINAL_STATES:
-                return
-            rows = {r.qualified_name: r for r in s.scalars(select(TaskRow).where(TaskRow.run_id == run_id))}
-            advancer = DagAdvancer(run=run, plan=self._plan(run), rows=rows, add=s.add)
-            final = advancer.advance()
-            timed_out = str((run.options or {}).get("timed_out") or "")
-            if final == CANCELED and timed_out:
-                run.state, run.error, final = FAILED, timed_out, FAILED
+        else:
+            return
         self.failpoint("advanced")
         if final is not None:
             self._plans.pop(run_id, None)
+            self._forget_view(run_id)
             self._owned.discard(run_id)
             log.info("run %s ended %s", run_id, final)
 
@@ -248,6 +307,7 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
                 run.options = {**(run.options or {}), "timed_out": reason}
             for row in s.scalars(select(TaskRow).where(TaskRow.run_id == run_id, TaskRow.state == PENDING)):
                 row.state, row.error, row.finished_at = CANCELED, "canceled", now()
+        self._forget_view(run_id)
         prefix = run_id + _SEP
         for key, handle in list(self._handles.items()):
             if key.startswith(prefix):

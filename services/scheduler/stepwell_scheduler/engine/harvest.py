@@ -86,6 +86,7 @@ class HarvestMixin:
         def _plan(self, run: RunRow) -> PipelinePlan: ...
         def _owned_run(self, s: Session, run_id: str) -> RunRow | None: ...
         def _drop(self, run_id: str) -> None: ...
+        def _touch(self, run_id: str, qualified: str) -> None: ...
 
     def _harvest(self, key: str) -> str | None:
         run_id, _, qualified = key.partition(_SEP)
@@ -141,6 +142,7 @@ class HarvestMixin:
                 fresh.not_before = now() + timedelta(seconds=delay)
                 fresh.error = f"attempt {row.attempt} failed: {error}; retrying"
                 fresh.log_tail, fresh.log_uri = log_tail, log_uri or fresh.log_uri
+                self._touch(run.run_id, row.qualified_name)
         self._timers = True
         return True
 
@@ -215,6 +217,7 @@ class HarvestMixin:
             row.deadline_at = None
             if log_uri:
                 row.log_uri = log_uri
+            self._touch(run_id, qualified)
 
 
 def _read_json(path: str) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 from stepwell.ir.cache_key import fingerprint_for_task
 from stepwell.server import Database
@@ -76,6 +76,7 @@ class LaunchMixin:
 
         def _plan(self, run: RunRow) -> PipelinePlan: ...
         def wake(self, run_id: str | None = None) -> None: ...
+        def _touch(self, run_id: str, qualified: str) -> None: ...
         def _finish_row(self, run_id: str, qualified: str, state: str, **kwargs: Any) -> None: ...
         def _record_outputs(
             self, run: RunRow, execution_id: int, outputs: dict[str, Any], state: str, replay: bool = False
@@ -109,6 +110,7 @@ class LaunchMixin:
                 # The claim: nobody else starts this attempt; the previous attempt's
                 # folder and execution no longer describe the task.
                 row.state, row.pid, row.worker, row.task_dir, row.execution_id = RUNNING, 0, self.leases.owner, "", 0
+                self._touch(run.run_id, row.qualified_name)
                 claimed.append((row, run))
         if claimed:
             self.failpoint("claimed")
@@ -227,12 +229,16 @@ class LaunchMixin:
             image = str(task_file.container.get("image", ""))
             execution_id = self._start_execution(run, row, CONTAINER_EXECUTION, attempt, image)
             self.failpoint("execution-created")
-            with self.db.session() as s:
-                fresh = s.get(TaskRow, row.id)
-                if fresh is not None:
-                    fresh.attempt, fresh.task_dir, fresh.log_uri = attempt, str(attempt_dir), task_file.log_uri
-                    fresh.execution_id, fresh.fingerprint, fresh.started_at = execution_id, row.fingerprint, now()
-                    fresh.lookup_execution = False
+            self._update_row(
+                row.id,
+                attempt=attempt,
+                task_dir=str(attempt_dir),
+                log_uri=task_file.log_uri,
+                execution_id=execution_id,
+                fingerprint=row.fingerprint,
+                started_at=now(),
+                lookup_execution=False,
+            )
             self.failpoint("attempt-stored")
             if not self.leases.hold(run.run_id):
                 # Stalled (e.g. stopped) since the claim and the run has a new owner, which
@@ -261,13 +267,15 @@ class LaunchMixin:
         started = now()
         timeout = task_timeout(run, executor, (plan.spec.get("deploymentSpec") or {}), task.component)
         self._handles[key] = handle
-        with self.db.session() as s:
-            fresh = s.get(TaskRow, row.id)
-            if fresh is not None:
-                fresh.pid = handle.pid
-                fresh.deadline_at = started + timedelta(seconds=timeout) if timeout else None
+        self._update_row(row.id, pid=handle.pid, deadline_at=started + timedelta(seconds=timeout) if timeout else None)
         if timeout:
             self._timers = True
+
+    def _update_row(self, row_id: int, **values: Any) -> None:
+        """Sets columns of one claimed task row: a single UPDATE in its own transaction
+        (no ORM unit of work; the row was claimed by this scheduler)."""
+        with self.db.autocommit() as connection:
+            connection.execute(update(TaskRow).where(TaskRow.id == row_id).values(**values))
 
     def _start_execution(self, run: RunRow, row: TaskRow, execution_type: str, attempt: int, image: str) -> int:
         """Records the attempt's execution (RUNNING) and its input events; 0 on failure.

@@ -53,12 +53,14 @@ class RecoveryMixin:
     _exited: collections.deque[str]
     _cancels: collections.deque[tuple[str, str]]
     _dirty: set[str]
+    _stale: set[str]
     _lock: threading.Lock
     _wake: threading.Event
 
     if TYPE_CHECKING:
 
         def request_cancel(self, run_id: str, reason: str = "") -> None: ...
+        def _forget_view(self, run_id: str) -> None: ...
 
     def _owned_run(self, s: Session, run_id: str) -> RunRow | None:
         """The run, row-locked, when this scheduler holds its lease; else None (and the
@@ -78,6 +80,7 @@ class RecoveryMixin:
             log.warning("scheduler %s no longer holds run %s; leaving it to its new owner", self.leases.owner, run_id)
         self._owned.discard(run_id)
         self._plans.pop(run_id, None)
+        self._forget_view(run_id)
         prefix = run_id + _SEP
         for key in [k for k in self._handles if k.startswith(prefix)]:
             self._handles.pop(key, None)
@@ -88,6 +91,7 @@ class RecoveryMixin:
         with self._lock:
             self._owned.add(run_id)
             self._dirty.add(run_id)
+            self._stale.add(run_id)
         self._wake.set()
 
     def _resume(self) -> None:
@@ -132,6 +136,8 @@ class RecoveryMixin:
                 )
             )
             ids = [r.run_id for r in runs]
+            for run_id in run_ids:
+                self._forget_view(run_id)
             running = list(
                 s.scalars(
                     select(TaskRow).where(
