@@ -7,7 +7,6 @@ from stepwell.server.rpc import (
     make_channel,
     rpc_errors,
     start_server,
-    wait_healthy,
 )
 from stepwell.server.settings import ServiceSettings
 
@@ -22,5 +21,4 @@ __all__ = [
     "run_migrations_env",
     "start_server",
     "upgrade",
-    "wait_healthy",
 ]

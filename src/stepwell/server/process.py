@@ -64,3 +64,48 @@ def serve(name: str, app: Any, start: Callable[[], str], log_level: str = "INFO"
         app.stop(grace=5.0)
         log.info("stopped")
     return 0
+
+
+def service_command(
+    name: str,
+    summary: str,
+    settings_factory: Callable[[], Any],
+    app_factory: Callable[[Any, str], Any],
+    default_port: int,
+) -> Any:
+    """The ``stepwell-<name>`` click command of a service with ``--port``, ``--host``,
+    ``--database-url`` and ``--log-level``.
+
+    ``settings_factory()`` reads the service's settings (a pydantic ``ValidationError`` is
+    reported as a bad ``STEPWELL_*`` setting); ``app_factory(settings, database_url)``
+    builds the app, whose ``start(port=, host=)`` returns the running server and whose
+    settings carry ``<name>_host``.
+    """
+    import click
+    from pydantic import ValidationError
+
+    env = f"STEPWELL_{name.upper()}"
+
+    @click.command(name=f"stepwell-{name}", help=summary, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.option("--port", type=int, default=None, help=f"gRPC port [default: ${env}_PORT or {default_port}; 0 picks a free one]")
+    @click.option("--host", default=None, help=f"Address to bind [default: ${env}_HOST or 127.0.0.1]")
+    @click.option(
+        "--database-url",
+        default=None,
+        help=f"SQLAlchemy URL [default: ${env}_DATABASE_URL, $STEPWELL_DATABASE_URL or SQLite under $STEPWELL_HOME]",
+    )
+    @click.option("--log-level", default=None, help="Logging level [default: $STEPWELL_LOG_LEVEL or INFO]")
+    def command(port: int | None, host: str | None, database_url: str | None, log_level: str | None) -> None:
+        try:
+            settings = settings_factory()
+        except ValidationError as err:
+            raise click.ClickException(f"bad STEPWELL_* setting: {err}") from err
+        app = app_factory(settings, database_url or "")
+
+        def start() -> str:
+            server = app.start(port=port, host=host)
+            return f"{host or getattr(settings, f'{name}_host')}:{server.port}"
+
+        sys.exit(serve(name, app, start, log_level or settings.log_level))
+
+    return command

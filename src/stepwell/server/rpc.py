@@ -133,22 +133,3 @@ def make_channel(address: str) -> grpc.Channel:
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
         ],
     )
-
-
-def wait_healthy(address: str, timeout: float = 30.0) -> None:
-    """Blocks until the server at ``address`` answers its health check as SERVING."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    with make_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no healthy gRPC server at {address} after {timeout:.0f}s")
-            time.sleep(0.05)
