@@ -229,6 +229,48 @@ class UpdateExecutionRequest(_message.Message):
     custom_properties: _struct_pb2.Struct
     def __init__(self, id: _Optional[int] = ..., state: _Optional[_Union[Execution.State, str]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., custom_properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
+class NewExecution(_message.Message):
+    __slots__ = ("execution", "input_events")
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    INPUT_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    execution: Execution
+    input_events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ..., input_events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+
+class CreateExecutionsRequest(_message.Message):
+    __slots__ = ("executions",)
+    EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    executions: _containers.RepeatedCompositeFieldContainer[NewExecution]
+    def __init__(self, executions: _Optional[_Iterable[_Union[NewExecution, _Mapping]]] = ...) -> None: ...
+
+class CreateExecutionsResponse(_message.Message):
+    __slots__ = ("executions",)
+    EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    executions: _containers.RepeatedCompositeFieldContainer[Execution]
+    def __init__(self, executions: _Optional[_Iterable[_Union[Execution, _Mapping]]] = ...) -> None: ...
+
+class FinishedExecution(_message.Message):
+    __slots__ = ("update", "outputs", "context_ids")
+    UPDATE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_IDS_FIELD_NUMBER: _ClassVar[int]
+    update: UpdateExecutionRequest
+    outputs: _containers.RepeatedCompositeFieldContainer[ArtifactAndEvent]
+    context_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, update: _Optional[_Union[UpdateExecutionRequest, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[ArtifactAndEvent, _Mapping]]] = ..., context_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class FinishExecutionsRequest(_message.Message):
+    __slots__ = ("executions",)
+    EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    executions: _containers.RepeatedCompositeFieldContainer[FinishedExecution]
+    def __init__(self, executions: _Optional[_Iterable[_Union[FinishedExecution, _Mapping]]] = ...) -> None: ...
+
+class FinishExecutionsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[RecordArtifactsResponse]
+    def __init__(self, results: _Optional[_Iterable[_Union[RecordArtifactsResponse, _Mapping]]] = ...) -> None: ...
+
 class GetExecutionsRequest(_message.Message):
     __slots__ = ("context_id", "ids")
     CONTEXT_ID_FIELD_NUMBER: _ClassVar[int]

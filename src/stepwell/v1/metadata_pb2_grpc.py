@@ -61,6 +61,16 @@ class MetadataStub:
                 request_serializer=stepwell_dot_v1_dot_metadata__pb2.GetExecutionsRequest.SerializeToString,
                 response_deserializer=stepwell_dot_v1_dot_metadata__pb2.GetExecutionsResponse.FromString,
                 _registered_method=True)
+        self.CreateExecutions = channel.unary_unary(
+                '/stepwell.v1.Metadata/CreateExecutions',
+                request_serializer=stepwell_dot_v1_dot_metadata__pb2.CreateExecutionsRequest.SerializeToString,
+                response_deserializer=stepwell_dot_v1_dot_metadata__pb2.CreateExecutionsResponse.FromString,
+                _registered_method=True)
+        self.FinishExecutions = channel.unary_unary(
+                '/stepwell.v1.Metadata/FinishExecutions',
+                request_serializer=stepwell_dot_v1_dot_metadata__pb2.FinishExecutionsRequest.SerializeToString,
+                response_deserializer=stepwell_dot_v1_dot_metadata__pb2.FinishExecutionsResponse.FromString,
+                _registered_method=True)
         self.RecordArtifacts = channel.unary_unary(
                 '/stepwell.v1.Metadata/RecordArtifacts',
                 request_serializer=stepwell_dot_v1_dot_metadata__pb2.RecordArtifactsRequest.SerializeToString,
@@ -141,6 +151,24 @@ class MetadataServicer:
 
     def GetExecutions(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateExecutions(self, request, context):
+        """Creates several executions, each with its INPUT events, in one transaction
+        (the scheduler starts a batch of task attempts at once).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FinishExecutions(self, request, context):
+        """Ends several executions in one transaction: each one's output artifacts with
+        their OUTPUT events, then its final state and output parameters. Idempotent: an
+        execution that already has OUTPUT events keeps them (and they are returned)
+        instead of recording its artifacts again.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -233,6 +261,16 @@ def add_MetadataServicer_to_server(servicer, server):
                     servicer.GetExecutions,
                     request_deserializer=stepwell_dot_v1_dot_metadata__pb2.GetExecutionsRequest.FromString,
                     response_serializer=stepwell_dot_v1_dot_metadata__pb2.GetExecutionsResponse.SerializeToString,
+            ),
+            'CreateExecutions': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateExecutions,
+                    request_deserializer=stepwell_dot_v1_dot_metadata__pb2.CreateExecutionsRequest.FromString,
+                    response_serializer=stepwell_dot_v1_dot_metadata__pb2.CreateExecutionsResponse.SerializeToString,
+            ),
+            'FinishExecutions': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinishExecutions,
+                    request_deserializer=stepwell_dot_v1_dot_metadata__pb2.FinishExecutionsRequest.FromString,
+                    response_serializer=stepwell_dot_v1_dot_metadata__pb2.FinishExecutionsResponse.SerializeToString,
             ),
             'RecordArtifacts': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordArtifacts,
@@ -417,6 +455,60 @@ class Metadata:
             '/stepwell.v1.Metadata/GetExecutions',
             stepwell_dot_v1_dot_metadata__pb2.GetExecutionsRequest.SerializeToString,
             stepwell_dot_v1_dot_metadata__pb2.GetExecutionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateExecutions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stepwell.v1.Metadata/CreateExecutions',
+            stepwell_dot_v1_dot_metadata__pb2.CreateExecutionsRequest.SerializeToString,
+            stepwell_dot_v1_dot_metadata__pb2.CreateExecutionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FinishExecutions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stepwell.v1.Metadata/FinishExecutions',
+            stepwell_dot_v1_dot_metadata__pb2.FinishExecutionsRequest.SerializeToString,
+            stepwell_dot_v1_dot_metadata__pb2.FinishExecutionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

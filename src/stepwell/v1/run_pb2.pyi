@@ -148,7 +148,7 @@ class RunDetails(_message.Message):
     def __init__(self, pipeline_context_id: _Optional[int] = ..., pipeline_run_context_id: _Optional[int] = ..., task_details: _Optional[_Iterable[_Union[PipelineTaskDetail, _Mapping]]] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "display_name", "description", "namespace", "experiment_id", "pipeline_spec", "runtime_config", "state", "created_at", "scheduled_at", "finished_at", "outputs", "task_details", "pipeline_name", "storage_state", "pipeline_version_id", "pipeline_version_reference", "service_account", "error", "run_details", "recurring_run_id")
+    __slots__ = ("run_id", "display_name", "description", "namespace", "experiment_id", "pipeline_spec", "runtime_config", "state", "created_at", "scheduled_at", "finished_at", "outputs", "task_details", "pipeline_name", "storage_state", "pipeline_version_id", "pipeline_version_reference", "service_account", "error", "run_details", "recurring_run_id", "status_version", "partial_tasks")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -170,6 +170,8 @@ class Run(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RUN_DETAILS_FIELD_NUMBER: _ClassVar[int]
     RECURRING_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_TASKS_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     display_name: str
     description: str
@@ -191,7 +193,9 @@ class Run(_message.Message):
     error: _status_pb2.Status
     run_details: RunDetails
     recurring_run_id: str
-    def __init__(self, run_id: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., namespace: _Optional[str] = ..., experiment_id: _Optional[str] = ..., pipeline_spec: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., runtime_config: _Optional[_Union[RuntimeConfig, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.RuntimeState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outputs: _Optional[_Union[_common_pb2.Outputs, _Mapping]] = ..., task_details: _Optional[_Iterable[_Union[TaskDetail, _Mapping]]] = ..., pipeline_name: _Optional[str] = ..., storage_state: _Optional[_Union[StorageState, str]] = ..., pipeline_version_id: _Optional[str] = ..., pipeline_version_reference: _Optional[_Union[PipelineVersionReference, _Mapping]] = ..., service_account: _Optional[str] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., run_details: _Optional[_Union[RunDetails, _Mapping]] = ..., recurring_run_id: _Optional[str] = ...) -> None: ...
+    status_version: int
+    partial_tasks: bool
+    def __init__(self, run_id: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., namespace: _Optional[str] = ..., experiment_id: _Optional[str] = ..., pipeline_spec: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., runtime_config: _Optional[_Union[RuntimeConfig, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.RuntimeState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outputs: _Optional[_Union[_common_pb2.Outputs, _Mapping]] = ..., task_details: _Optional[_Iterable[_Union[TaskDetail, _Mapping]]] = ..., pipeline_name: _Optional[str] = ..., storage_state: _Optional[_Union[StorageState, str]] = ..., pipeline_version_id: _Optional[str] = ..., pipeline_version_reference: _Optional[_Union[PipelineVersionReference, _Mapping]] = ..., service_account: _Optional[str] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., run_details: _Optional[_Union[RunDetails, _Mapping]] = ..., recurring_run_id: _Optional[str] = ..., status_version: _Optional[int] = ..., partial_tasks: _Optional[bool] = ...) -> None: ...
 
 class CreateRunRequest(_message.Message):
     __slots__ = ("run", "experiment_id")
@@ -202,12 +206,16 @@ class CreateRunRequest(_message.Message):
     def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ..., experiment_id: _Optional[str] = ...) -> None: ...
 
 class GetRunRequest(_message.Message):
-    __slots__ = ("run_id", "experiment_id")
+    __slots__ = ("run_id", "experiment_id", "tasks_after_version", "omit_pipeline_spec")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TASKS_AFTER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    OMIT_PIPELINE_SPEC_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     experiment_id: str
-    def __init__(self, run_id: _Optional[str] = ..., experiment_id: _Optional[str] = ...) -> None: ...
+    tasks_after_version: int
+    omit_pipeline_spec: bool
+    def __init__(self, run_id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., tasks_after_version: _Optional[int] = ..., omit_pipeline_spec: _Optional[bool] = ...) -> None: ...
 
 class ListRunsRequest(_message.Message):
     __slots__ = ("namespace", "page_size", "page_token", "experiment_id", "sort_by", "filter")
@@ -278,20 +286,22 @@ class TerminateRunRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., experiment_id: _Optional[str] = ...) -> None: ...
 
 class ReportRunStatusRequest(_message.Message):
-    __slots__ = ("run_id", "state", "error", "task_details", "outputs", "update_time")
+    __slots__ = ("run_id", "state", "error", "task_details", "outputs", "update_time", "partial")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     TASK_DETAILS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     state: _common_pb2.RuntimeState
     error: str
     task_details: _containers.RepeatedCompositeFieldContainer[TaskDetail]
     outputs: _common_pb2.Outputs
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, run_id: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.RuntimeState, str]] = ..., error: _Optional[str] = ..., task_details: _Optional[_Iterable[_Union[TaskDetail, _Mapping]]] = ..., outputs: _Optional[_Union[_common_pb2.Outputs, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    partial: bool
+    def __init__(self, run_id: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.RuntimeState, str]] = ..., error: _Optional[str] = ..., task_details: _Optional[_Iterable[_Union[TaskDetail, _Mapping]]] = ..., outputs: _Optional[_Union[_common_pb2.Outputs, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., partial: _Optional[bool] = ...) -> None: ...
 
 class ReportRunStatusResponse(_message.Message):
     __slots__ = ()
