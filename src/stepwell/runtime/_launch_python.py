@@ -66,19 +66,69 @@ def prelude_requirements(prelude: str) -> list[str] | None:
     return found
 
 
-def requirement_satisfied(requirement: str) -> bool:
-    """Whether ``requirement`` (a pip requirement string) is installed in this interpreter."""
+#: ``name==version`` (or a bare name): the form KFP's preludes pin ``kfp`` with.
+_PINNED = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:==\s*([A-Za-z0-9.+!_-]+))?\s*$")
+_INSTALLED: dict[str, tuple[str, str]] | None = None
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def installed_versions() -> dict[str, tuple[str, str]]:
+    """Installed distributions: normalized name -> ``(version, metadata folder)``.
+
+    Read once per process from the ``*.dist-info`` / ``*.egg-info`` folder names on
+    ``sys.path`` (no METADATA file is parsed). A fork server reads it before it forks,
+    so each task's requirement check is a dictionary lookup.
+    """
+    global _INSTALLED
+    if _INSTALLED is None:
+        found: dict[str, tuple[str, str]] = {}
+        for folder in sys.path:
+            try:
+                entries = os.scandir(folder or ".")
+            except OSError:
+                continue
+            with entries:
+                for entry in entries:
+                    stem, dot, kind = entry.name.rpartition(".")
+                    if not dot or kind not in ("dist-info", "egg-info"):
+                        continue
+                    name, _, version = stem.partition("-")
+                    if name and version:
+                        found.setdefault(_normalize(name), (version.partition("-")[0], entry.path))
+        _INSTALLED = found
+    return _INSTALLED
+
+
+def _installed_version(name: str) -> str | None:
+    entry = installed_versions().get(_normalize(name))
+    if entry is not None and os.path.exists(entry[1]):
+        return entry[0]
     from importlib import metadata
 
     try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def requirement_satisfied(requirement: str) -> bool:
+    """Whether ``requirement`` (a pip requirement string) is installed in this interpreter."""
+    pinned = _PINNED.match(requirement)
+    if pinned is not None:
+        name, wanted = pinned.group(1), pinned.group(2)
+        installed = _installed_version(name)
+        if installed is None:
+            return False
+        if _normalize(name) == "kfp":
+            return installed.split(".")[0] == "2"
+        return wanted is None or installed == wanted
+    try:
         from packaging.requirements import InvalidRequirement, Requirement
     except ImportError:  # pragma: no cover - packaging is nearly always there
-        name, _, version = requirement.partition("==")
-        try:
-            installed = metadata.version(name.strip())
-        except metadata.PackageNotFoundError:
-            return False
-        return not version or installed == version.strip()
+        return False
     try:
         req = Requirement(requirement)
     except InvalidRequirement:
@@ -87,9 +137,8 @@ def requirement_satisfied(requirement: str) -> bool:
         return True
     if req.url:
         return False
-    try:
-        installed = metadata.version(req.name)
-    except metadata.PackageNotFoundError:
+    installed = _installed_version(req.name)
+    if installed is None:
         return False
     if req.name.lower() == "kfp":
         return installed.split(".")[0] == "2"

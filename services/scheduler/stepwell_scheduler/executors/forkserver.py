@@ -475,6 +475,8 @@ def _conditional_mismatch(env: Any) -> list[str]:
 
 
 def _unload(packages: list[str]) -> None:
+    if not packages:
+        return
     for name in list(sys.modules):
         if name.split(".")[0] in packages:
             del sys.modules[name]
@@ -488,6 +490,10 @@ def _warm_metadata_cache() -> None:
 
         for _ in importlib.metadata.distributions(name="stepwell-fork-server-warm-up"):
             pass
+    with contextlib.suppress(Exception):
+        from stepwell.runtime._launch_python import installed_versions
+
+        installed_versions()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
