@@ -10,6 +10,7 @@ memory every 0.2 s and reports its peak (``VmHWM``), and the fork server's.
 
 import argparse
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -57,10 +58,12 @@ def main() -> None:
                     samples.append((time.monotonic() - t0, rss_mb(scheduler.pid)))
 
         threading.Thread(target=sample, daemon=True).start()
+        cpu0, own0 = cpu_seconds(scheduler.pid), os.times()
         t0 = time.perf_counter()
         run_id = scheduler.start_run(spec)
         status = scheduler.wait(run_id, timeout=args.timeout)
         elapsed = time.perf_counter() - t0
+        cpu1, own1 = cpu_seconds(scheduler.pid), os.times()
         stop.set()
         peak = peak_rss_mb(scheduler.pid)
         fork_pid = scheduler.fork_server_pid()
@@ -70,10 +73,22 @@ def main() -> None:
             f"{args.tasks} tasks ({args.form}, {args.backend}): run {status.state and 'ended'} state={status.state} "
             f"in {elapsed:.1f} s; {done} tasks in the final state"
         )
+        own = own1.user + own1.system - own0.user - own0.system
+        print(
+            f"CPU per task: scheduler process {(cpu1 - cpu0) / args.tasks * 1000:.2f} ms; "
+            f"this process (metadata service, stub API) {own / args.tasks * 1000:.2f} ms"
+        )
         print(f"scheduler RSS: idle {idle:.0f} MiB, peak {peak:.0f} MiB; fork server peak {fork_peak:.0f} MiB")
         if samples:
             step = max(1, len(samples) // 10)
             print("RSS over time (s: MiB): " + ", ".join(f"{t:.0f}: {m:.0f}" for t, m in samples[::step]))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (its own threads, not its children)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

@@ -80,6 +80,7 @@ def main() -> None:
     parallel = os.environ.get("STEPWELL_MAX_PARALLEL_TASKS", f"default ({max(4, (os.cpu_count() or 1) * 2)})")
     print(f"{args.items} no-op tasks as {args.form}, backend {args.backend}, max parallel tasks {parallel}")
     walls = []
+    before = os.times()
     with database(args.backend) as url, embedded_stack(url) as (_stack, client, clock):
         for _ in range(args.repeat):
             clock.times.clear()
@@ -96,6 +97,14 @@ def main() -> None:
                 f"executor submit: {summary(starts)}",
                 flush=True,
             )
+    after = os.times()
+    own = after.user + after.system - before.user - before.system
+    children = after.children_user + after.children_system - before.children_user - before.children_system
+    tasks = args.items * args.repeat
+    print(
+        f"CPU: this process (services, engine, client) {own:.2f} s = {own / tasks * 1000:.1f} ms per task; "
+        f"fork server and task processes {children:.2f} s = {children / tasks * 1000:.1f} ms per task"
+    )
     print(f"median wall {statistics.median(walls):.2f} s (target: under 10 s for 1,000 tasks on 2 cores)")
 
 

@@ -100,7 +100,11 @@ class NewContext:
 
 @dataclass(frozen=True)
 class NewExecution:
-    """What :meth:`MetadataService.create_execution` needs; ``state`` defaults to RUNNING."""
+    """What :meth:`MetadataService.create_execution` needs; ``state`` defaults to RUNNING.
+
+    ``input_events`` are INPUT events to existing artifacts, recorded with the execution;
+    their ``execution_id`` is left 0 (the new execution's id is filled in).
+    """
 
     type: str
     name: str = ""
@@ -109,6 +113,7 @@ class NewExecution:
     inputs: JSONObject = field(default_factory=dict)
     outputs: JSONObject = field(default_factory=dict)
     custom_properties: JSONObject = field(default_factory=dict)
+    input_events: list[Event] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,20 @@ class ArtifactBinding:
     artifact: NewArtifact
     path: str = ""
     index: int = 0
+
+
+@dataclass(frozen=True)
+class FinishedExecution:
+    """The end of an execution for :meth:`MetadataService.finish_executions`.
+
+    ``outputs`` are recorded with OUTPUT events (attributed to ``context_ids``) unless
+    the execution has OUTPUT events already; then ``update`` is applied (its state is
+    required).
+    """
+
+    update: ExecutionUpdate
+    outputs: list[ArtifactBinding] = field(default_factory=list)
+    context_ids: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Select, insert, select, tuple_
+from sqlalchemy import Select, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from stepwell_metadata.models import (
@@ -60,30 +60,16 @@ class MetadataRepository:
 
     # -- executions -------------------------------------------------------------------
 
-    def add_execution(
-        self,
-        type_: str,
-        name: str,
-        state: str,
-        inputs: dict[str, Any],
-        outputs: dict[str, Any],
-        custom_properties: dict[str, Any],
-    ) -> ExecutionRow:
-        """Inserts an execution and flushes to obtain its id."""
+    def add_executions(self, executions: Sequence[dict[str, Any]]) -> list[ExecutionRow]:
+        """Inserts executions (dicts of :class:`ExecutionRow` fields) and flushes to obtain ids.
+
+        One flush for all of them lets SQLAlchemy insert the batch in one statement.
+        """
         now = utcnow()
-        row = ExecutionRow(
-            type=type_,
-            name=name,
-            state=state,
-            inputs=inputs,
-            outputs=outputs,
-            custom_properties=custom_properties,
-            create_time=now,
-            update_time=now,
-        )
-        self.session.add(row)
+        rows = [ExecutionRow(create_time=now, update_time=now, **fields) for fields in executions]
+        self.session.add_all(rows)
         self.session.flush()
-        return row
+        return rows
 
     def get_execution(self, execution_id: int, *, for_update: bool = False) -> ExecutionRow | None:
         """The execution with this id; ``for_update`` locks its row until the transaction ends."""
@@ -91,6 +77,31 @@ class MetadataRepository:
         if for_update:
             stmt = stmt.with_for_update()
         return self.session.scalars(stmt).one_or_none()
+
+    def lock_executions(self, ids: Collection[int]) -> dict[int, ExecutionRow]:
+        """The executions with these ids (those that exist), locked until the transaction ends.
+
+        Rows are locked in id order, so two batches sharing executions cannot deadlock.
+        """
+        if not ids:
+            return {}
+        if self.session.get_bind().dialect.name == "sqlite":
+            # SQLite has no row locks, and pysqlite begins a transaction only at the first
+            # write: a no-op write takes the database's write lock now, so what is read next
+            # cannot change before this transaction ends.
+            self.session.execute(
+                update(ExecutionRow)
+                .where(ExecutionRow.id.in_(set(ids)))
+                .values(state=ExecutionRow.state)
+                .execution_options(synchronize_session=False)
+            )
+        rows = self.session.scalars(
+            select(ExecutionRow)
+            .where(ExecutionRow.id.in_(set(ids)))
+            .order_by(ExecutionRow.id)
+            .with_for_update()
+        )
+        return {row.id: row for row in rows}
 
     def missing_execution_ids(self, ids: Iterable[int]) -> list[int]:
         """Those of ``ids`` that name no execution, sorted."""
@@ -138,9 +149,9 @@ class MetadataRepository:
         )
         return [(row, contexts.get(row.id, [])) for row in rows]
 
-    def associate(self, context_ids: Iterable[int], execution_id: int) -> None:
-        """Links the contexts to an execution; links that exist already are kept."""
-        self._link_pairs(AssociationRow, "execution_id", ((c, execution_id) for c in context_ids))
+    def associate(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """Links (context id, execution id) pairs; links that exist already are kept."""
+        self._link_pairs(AssociationRow, "execution_id", pairs)
 
     # -- artifacts --------------------------------------------------------------------
 
@@ -239,7 +250,11 @@ class MetadataRepository:
         return len(new)
 
     def list_events(
-        self, *, execution_ids: Collection[int] = (), artifact_ids: Collection[int] = ()
+        self,
+        *,
+        execution_ids: Collection[int] = (),
+        artifact_ids: Collection[int] = (),
+        type_: str | None = None,
     ) -> list[EventRow]:
         """Events matching every given filter, oldest first."""
         stmt = select(EventRow)
@@ -247,6 +262,8 @@ class MetadataRepository:
             stmt = stmt.where(EventRow.execution_id.in_(set(execution_ids)))
         if artifact_ids:
             stmt = stmt.where(EventRow.artifact_id.in_(set(artifact_ids)))
+        if type_ is not None:
+            stmt = stmt.where(EventRow.type == type_)
         return list(self.session.scalars(stmt.order_by(EventRow.id)))
 
     # -- helpers ----------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TypeVar
 
@@ -27,6 +28,7 @@ from stepwell_metadata.domain import (
     Execution,
     ExecutionState,
     ExecutionUpdate,
+    FinishedExecution,
     NewContext,
     NewExecution,
 )
@@ -108,23 +110,73 @@ class MetadataService:
     # -- executions -------------------------------------------------------------------
 
     def create_execution(self, new: NewExecution) -> Execution:
-        """Records an execution (RUNNING unless ``new.state`` says otherwise) in its contexts."""
-        _require(new.type, "execution.type", TYPE_LENGTH)
-        _limit(new.name, "execution.name", NAME_LENGTH)
-        context_ids = _ids_positive(new.context_ids, "execution.context_ids")
-        with self.db.session() as session:
-            repo = MetadataRepository(session)
-            _exist(repo.missing_context_ids(context_ids), "execution.context_ids", "context")
-            row = repo.add_execution(
-                new.type,
-                new.name,
-                (new.state or ExecutionState.RUNNING).value,
-                dict(new.inputs),
-                dict(new.outputs),
-                dict(new.custom_properties),
+        """Records an execution (RUNNING unless ``new.state`` says otherwise) in its contexts,
+        with its INPUT events (``new.input_events``), if any."""
+        (created,) = self._create_executions([_check_new_execution(new, "")])
+        return created
+
+    def create_executions(self, news: Sequence[NewExecution]) -> list[Execution]:
+        """Records several executions as :meth:`create_execution` does, all or nothing.
+
+        Errors name the item (``executions[i]...``). Returns the executions in the order given.
+        """
+        return self._create_executions(
+            [_check_new_execution(new, f"executions[{i}].") for i, new in enumerate(news)]
+        )
+
+    def _create_executions(self, items: Sequence[_NewItem]) -> list[Execution]:
+        if not items:
+            return []
+
+        def work(repo: MetadataRepository) -> list[Execution]:
+            missing = set(repo.missing_context_ids(c for item in items for c in item.context_ids))
+            for item in items:
+                _exist(
+                    sorted(set(item.context_ids) & missing),
+                    f"{item.field}execution.context_ids",
+                    "context",
+                )
+            missing = set(
+                repo.missing_artifact_ids(
+                    e.artifact_id for item in items for e in item.new.input_events
+                )
             )
-            repo.associate(context_ids, row.id)
-            return _execution(row, sorted(context_ids))
+            for item in items:
+                for j, ev in enumerate(item.new.input_events):
+                    _exist(
+                        [ev.artifact_id] if ev.artifact_id in missing else [],
+                        f"{item.field}input_events[{j}].artifact_id",
+                        "artifact",
+                    )
+            rows = repo.add_executions(
+                [
+                    dict(
+                        type=item.new.type,
+                        name=item.new.name,
+                        state=(item.new.state or ExecutionState.RUNNING).value,
+                        inputs=dict(item.new.inputs),
+                        outputs=dict(item.new.outputs),
+                        custom_properties=dict(item.new.custom_properties),
+                    )
+                    for item in items
+                ]
+            )
+            repo.associate(
+                (c, row.id) for item, row in zip(items, rows, strict=True) for c in item.context_ids
+            )
+            repo.add_events(
+                [
+                    (row.id, ev.artifact_id, EventType.INPUT.value, ev.path, ev.index)
+                    for item, row in zip(items, rows, strict=True)
+                    for ev in item.new.input_events
+                ]
+            )
+            return [
+                _execution(row, sorted(item.context_ids))
+                for item, row in zip(items, rows, strict=True)
+            ]
+
+        return self._write(work)
 
     def update_execution(self, update: ExecutionUpdate) -> Execution:
         """Sets the state and outputs of an execution and merges its custom properties."""
@@ -134,16 +186,76 @@ class MetadataService:
             row = repo.get_execution(update.id, for_update=True)
             if row is None:
                 raise NotFound(f"id: no execution with id {update.id}")
-            if update.state is not None:
-                row.state = update.state.value
-            if update.outputs is not None:
-                row.outputs = dict(update.outputs)
-            if update.custom_properties:
-                row.custom_properties = {**row.custom_properties, **update.custom_properties}
-            row.update_time = utcnow()
+            _apply_update(row, update)
             session.flush()
             ((_, context_ids),) = repo.executions_by_ids([row.id])
             return _execution(row, context_ids)
+
+    def finish_executions(self, finishes: Sequence[FinishedExecution]) -> list[list[Artifact]]:
+        """Ends several executions in one transaction, all or nothing.
+
+        For each, in order: its ``outputs`` are recorded with OUTPUT events as
+        :meth:`record_artifacts` records them, unless the execution has OUTPUT events
+        already (a retried finish keeps what the first one recorded); then ``update`` is
+        applied as :meth:`update_execution` applies it, except that its state is required.
+        Returns, per execution in the order given, the artifacts of its OUTPUT events in
+        event order (path, then index).
+        """
+        recordings: list[_Recording] = []
+        seen: dict[int, int] = {}
+        for i, finish in enumerate(finishes):
+            field = f"executions[{i}]"
+            execution_id = finish.update.id
+            _ids_positive([execution_id], f"{field}.update.id")
+            if execution_id in seen:
+                raise InvalidArgument(
+                    f"{field}.update.id: execution {execution_id} is "
+                    f"executions[{seen[execution_id]}] already"
+                )
+            seen[execution_id] = i
+            if finish.update.state is None:
+                raise InvalidArgument(f"{field}.update.state is required")
+            recordings.append(
+                _check_recording(
+                    execution_id,
+                    EventType.OUTPUT,
+                    finish.outputs,
+                    finish.context_ids,
+                    artifacts_field=f"{field}.outputs",
+                    contexts_field=f"{field}.context_ids",
+                )
+            )
+        if not finishes:
+            return []
+
+        def work(repo: MetadataRepository) -> list[list[Artifact]]:
+            ids = [r.execution_id for r in recordings]
+            rows = repo.lock_executions(ids)
+            for i, execution_id in enumerate(ids):
+                if execution_id not in rows:
+                    raise NotFound(
+                        f"executions[{i}].update.id: no execution with id {execution_id}"
+                    )
+            events = repo.list_events(execution_ids=ids, type_=EventType.OUTPUT.value)
+            done = {e.execution_id for e in events}
+            fresh = [r for r in recordings if r.execution_id not in done]
+            _record(repo, fresh)
+            for finish in finishes:
+                _apply_update(rows[finish.update.id], finish.update)
+
+            if any(r.bindings for r in fresh):
+                events = repo.list_events(execution_ids=ids, type_=EventType.OUTPUT.value)
+            artifact_ids = {e.artifact_id for e in events}
+            artifacts = {
+                row.id: _artifact(row, ctx)
+                for row, ctx in (repo.list_artifacts(ids=artifact_ids) if artifact_ids else [])
+            }
+            by_execution: dict[int, list[EventRow]] = {}
+            for ev in sorted(events, key=lambda e: (e.path, e.index, e.id)):
+                by_execution.setdefault(ev.execution_id, []).append(ev)
+            return [[artifacts[e.artifact_id] for e in by_execution.get(i, [])] for i in ids]
+
+        return self._write(work)
 
     def get_executions(
         self, *, context_id: int | None = None, ids: Sequence[int] = ()
@@ -170,85 +282,13 @@ class MetadataService:
         recording a new one. Returns the artifacts in the order given.
         """
         _ids_positive([execution_id], "execution_id")
-        shared_contexts = _ids_positive(context_ids, "context_ids")
-        all_contexts = set(shared_contexts)
-        existing_ids: set[int] = set()
-        for i, binding in enumerate(bindings):
-            field = f"artifacts[{i}]"
-            art = binding.artifact
-            all_contexts |= set(_ids_positive(art.context_ids, f"{field}.artifact.context_ids"))
-            if binding.index < 0:
-                raise InvalidArgument(f"{field}.index must not be negative (got {binding.index})")
-            _limit(binding.path, f"{field}.path", NAME_LENGTH)
-            if art.id:
-                _ids_positive([art.id], f"{field}.artifact.id")
-                existing_ids.add(art.id)
-                continue
-            _require(art.type, f"{field}.artifact.type", TYPE_LENGTH)
-            _require(art.uri, f"{field}.artifact.uri", URI_LENGTH)
-            _limit(art.name, f"{field}.artifact.name", NAME_LENGTH)
-            if not (binding.path or art.name):
-                raise InvalidArgument(f"{field}.path is required when the artifact has no name")
-            if art.size_bytes < 0:
-                raise InvalidArgument(f"{field}.artifact.size_bytes must not be negative")
-            if art.sha256 and not _SHA256.fullmatch(art.sha256.lower()):
-                raise InvalidArgument(f"{field}.artifact.sha256 must be 64 hexadecimal digits")
+        recording = _check_recording(execution_id, event_type, bindings, context_ids)
 
         def work(repo: MetadataRepository) -> list[Artifact]:
             if repo.get_execution(execution_id) is None:
                 raise NotFound(f"execution_id: no execution with id {execution_id}")
-            _exist(repo.missing_context_ids(all_contexts), "context_ids", "context")
-            _exist(repo.missing_artifact_ids(existing_ids), "artifacts[].artifact.id", "artifact")
-            known: dict[int, tuple[ArtifactRow, list[int]]] = {}
-            if existing_ids:
-                known = {row.id: (row, ctx) for row, ctx in repo.list_artifacts(ids=existing_ids)}
-            for i, binding in enumerate(bindings):
-                if binding.artifact.id and not (binding.path or known[binding.artifact.id][0].name):
-                    raise InvalidArgument(
-                        f"artifacts[{i}].path is required when the artifact has no name"
-                    )
-
-            new_rows = iter(
-                repo.add_artifacts(
-                    [
-                        dict(
-                            type=b.artifact.type,
-                            uri=b.artifact.uri,
-                            name=b.artifact.name,
-                            artifact_metadata=dict(b.artifact.metadata),
-                            size_bytes=b.artifact.size_bytes,
-                            sha256=b.artifact.sha256.lower(),
-                        )
-                        for b in bindings
-                        if not b.artifact.id
-                    ]
-                )
-            )
-            rows: list[ArtifactRow] = []
-            events: list[tuple[int, int, str, str, int]] = []
-            links: list[tuple[int, int]] = []
-            for binding in bindings:
-                row = known[binding.artifact.id][0] if binding.artifact.id else next(new_rows)
-                rows.append(row)
-                events.append(
-                    (
-                        execution_id,
-                        row.id,
-                        event_type.value,
-                        binding.path or row.name,
-                        binding.index,
-                    )
-                )
-                links += [(c, row.id) for c in (*shared_contexts, *binding.artifact.context_ids)]
-            repo.add_events(events)
-            repo.attribute(links)
-
-            contexts: dict[int, set[int]] = {}
-            for row in rows:
-                contexts.setdefault(row.id, set(known[row.id][1]) if row.id in known else set())
-            for c, a in links:
-                contexts[a].add(c)
-            return [_artifact(row, sorted(contexts[row.id])) for row in rows]
+            (recorded,) = _record(repo, [recording])
+            return recorded
 
         return self._write(work)
 
@@ -268,10 +308,7 @@ class MetadataService:
         """Adds events between existing executions and artifacts; repeating one is harmless."""
         for i, ev in enumerate(events):
             _ids_positive([ev.execution_id], f"events[{i}].execution_id")
-            _ids_positive([ev.artifact_id], f"events[{i}].artifact_id")
-            _require(ev.path, f"events[{i}].path", NAME_LENGTH)
-            if ev.index < 0:
-                raise InvalidArgument(f"events[{i}].index must not be negative (got {ev.index})")
+            _check_event(ev, f"events[{i}]")
 
         def work(repo: MetadataRepository) -> None:
             _exist(
@@ -329,6 +366,176 @@ class MetadataService:
                 consumers=[executions[i] for i in sorted(consumer_ids)],
                 events=[_event(e) for e in events],
             )
+
+
+# -- shared by the single and the batch calls ----------------------------------------
+
+
+@dataclass(frozen=True)
+class _NewItem:
+    """A validated execution to create; ``field`` prefixes the request fields errors name."""
+
+    new: NewExecution
+    context_ids: list[int]
+    field: str
+
+
+def _check_new_execution(new: NewExecution, field: str) -> _NewItem:
+    _require(new.type, f"{field}execution.type", TYPE_LENGTH)
+    _limit(new.name, f"{field}execution.name", NAME_LENGTH)
+    context_ids = _ids_positive(new.context_ids, f"{field}execution.context_ids")
+    for j, ev in enumerate(new.input_events):
+        name = f"{field}input_events[{j}]"
+        if ev.execution_id:
+            raise InvalidArgument(
+                f"{name}.execution_id must be 0: the new execution's id is filled in"
+            )
+        if ev.type != EventType.INPUT:
+            raise InvalidArgument(f"{name}.type must be INPUT (got {ev.type.value})")
+        _check_event(ev, name)
+    return _NewItem(new, context_ids, field)
+
+
+def _check_event(ev: Event, field: str) -> None:
+    _ids_positive([ev.artifact_id], f"{field}.artifact_id")
+    _require(ev.path, f"{field}.path", NAME_LENGTH)
+    if ev.index < 0:
+        raise InvalidArgument(f"{field}.index must not be negative (got {ev.index})")
+
+
+@dataclass(frozen=True)
+class _Recording:
+    """Validated artifacts to record for one execution, with the request fields to name."""
+
+    execution_id: int
+    event_type: EventType
+    bindings: Sequence[ArtifactBinding]
+    shared_contexts: list[int]
+    all_contexts: set[int]
+    existing_ids: set[int]
+    artifacts_field: str
+    contexts_field: str
+
+
+def _check_recording(
+    execution_id: int,
+    event_type: EventType,
+    bindings: Sequence[ArtifactBinding],
+    context_ids: Sequence[int],
+    *,
+    artifacts_field: str = "artifacts",
+    contexts_field: str = "context_ids",
+) -> _Recording:
+    shared_contexts = _ids_positive(context_ids, contexts_field)
+    all_contexts = set(shared_contexts)
+    existing_ids: set[int] = set()
+    for i, binding in enumerate(bindings):
+        field = f"{artifacts_field}[{i}]"
+        art = binding.artifact
+        all_contexts |= set(_ids_positive(art.context_ids, f"{field}.artifact.context_ids"))
+        if binding.index < 0:
+            raise InvalidArgument(f"{field}.index must not be negative (got {binding.index})")
+        _limit(binding.path, f"{field}.path", NAME_LENGTH)
+        if art.id:
+            _ids_positive([art.id], f"{field}.artifact.id")
+            existing_ids.add(art.id)
+            continue
+        _require(art.type, f"{field}.artifact.type", TYPE_LENGTH)
+        _require(art.uri, f"{field}.artifact.uri", URI_LENGTH)
+        _limit(art.name, f"{field}.artifact.name", NAME_LENGTH)
+        if not (binding.path or art.name):
+            raise InvalidArgument(f"{field}.path is required when the artifact has no name")
+        if art.size_bytes < 0:
+            raise InvalidArgument(f"{field}.artifact.size_bytes must not be negative")
+        if art.sha256 and not _SHA256.fullmatch(art.sha256.lower()):
+            raise InvalidArgument(f"{field}.artifact.sha256 must be 64 hexadecimal digits")
+    return _Recording(
+        execution_id,
+        event_type,
+        bindings,
+        shared_contexts,
+        all_contexts,
+        existing_ids,
+        artifacts_field,
+        contexts_field,
+    )
+
+
+def _record(repo: MetadataRepository, recordings: Sequence[_Recording]) -> list[list[Artifact]]:
+    """Writes validated recordings of existing executions; per recording, its artifacts in
+    the order given.
+
+    However many recordings, the checks and writes are a fixed number of statements
+    (SQLite adds one insert per new artifact: it cannot return many-row ids in order).
+    """
+    if not recordings:
+        return []
+    missing = set(repo.missing_context_ids(c for r in recordings for c in r.all_contexts))
+    for r in recordings:
+        _exist(sorted(r.all_contexts & missing), r.contexts_field, "context")
+    missing = set(repo.missing_artifact_ids(a for r in recordings for a in r.existing_ids))
+    for r in recordings:
+        _exist(sorted(r.existing_ids & missing), f"{r.artifacts_field}[].artifact.id", "artifact")
+    known: dict[int, tuple[ArtifactRow, list[int]]] = {}
+    if any(r.existing_ids for r in recordings):
+        known = {
+            row.id: (row, ctx)
+            for row, ctx in repo.list_artifacts(ids={a for r in recordings for a in r.existing_ids})
+        }
+    for r in recordings:
+        for i, binding in enumerate(r.bindings):
+            if binding.artifact.id and not (binding.path or known[binding.artifact.id][0].name):
+                raise InvalidArgument(
+                    f"{r.artifacts_field}[{i}].path is required when the artifact has no name"
+                )
+
+    new_rows = iter(
+        repo.add_artifacts(
+            [
+                dict(
+                    type=b.artifact.type,
+                    uri=b.artifact.uri,
+                    name=b.artifact.name,
+                    artifact_metadata=dict(b.artifact.metadata),
+                    size_bytes=b.artifact.size_bytes,
+                    sha256=b.artifact.sha256.lower(),
+                )
+                for r in recordings
+                for b in r.bindings
+                if not b.artifact.id
+            ]
+        )
+    )
+    rows: list[list[ArtifactRow]] = []
+    events: list[tuple[int, int, str, str, int]] = []
+    links: list[tuple[int, int]] = []
+    for r in recordings:
+        rows.append([])
+        for binding in r.bindings:
+            row = known[binding.artifact.id][0] if binding.artifact.id else next(new_rows)
+            rows[-1].append(row)
+            path = binding.path or row.name
+            events.append((r.execution_id, row.id, r.event_type.value, path, binding.index))
+            links += [(c, row.id) for c in (*r.shared_contexts, *binding.artifact.context_ids)]
+    repo.add_events(events)
+    repo.attribute(links)
+
+    contexts: dict[int, set[int]] = {}
+    for row in (row for recorded in rows for row in recorded):
+        contexts.setdefault(row.id, set(known[row.id][1]) if row.id in known else set())
+    for c, a in links:
+        contexts[a].add(c)
+    return [[_artifact(row, sorted(contexts[row.id])) for row in recorded] for recorded in rows]
+
+
+def _apply_update(row: ExecutionRow, update: ExecutionUpdate) -> None:
+    if update.state is not None:
+        row.state = update.state.value
+    if update.outputs is not None:
+        row.outputs = dict(update.outputs)
+    if update.custom_properties:
+        row.custom_properties = {**row.custom_properties, **update.custom_properties}
+    row.update_time = utcnow()
 
 
 # -- validation ----------------------------------------------------------------------

@@ -7,6 +7,8 @@ so Stepwell errors become their gRPC status codes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import grpc
 
 from stepwell.errors import InvalidArgument
@@ -95,33 +97,48 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServicer):
     def CreateExecution(
         self, request: pb.CreateExecutionRequest, context: grpc.ServicerContext
     ) -> pb.Execution:
-        ex = request.execution
-        created = self.service.create_execution(
-            domain.NewExecution(
-                type=ex.type,
-                name=ex.name,
-                state=state_from_proto(ex.state, "execution.state"),
-                context_ids=list(ex.context_ids),
-                inputs=struct_to_dict(ex.inputs),
-                outputs=struct_to_dict(ex.outputs),
-                custom_properties=struct_to_dict(ex.custom_properties),
-            )
-        )
+        created = self.service.create_execution(new_execution_from_proto(request.execution, ""))
         return execution_to_proto(created)
+
+    @rpc_errors
+    def CreateExecutions(
+        self, request: pb.CreateExecutionsRequest, context: grpc.ServicerContext
+    ) -> pb.CreateExecutionsResponse:
+        created = self.service.create_executions(
+            [
+                new_execution_from_proto(item.execution, f"executions[{i}].", item.input_events)
+                for i, item in enumerate(request.executions)
+            ]
+        )
+        return pb.CreateExecutionsResponse(executions=[execution_to_proto(e) for e in created])
 
     @rpc_errors
     def UpdateExecution(
         self, request: pb.UpdateExecutionRequest, context: grpc.ServicerContext
     ) -> pb.Execution:
-        updated = self.service.update_execution(
-            domain.ExecutionUpdate(
-                id=request.id,
-                state=state_from_proto(request.state, "state"),
-                outputs=struct_to_dict(request.outputs) if request.HasField("outputs") else None,
-                custom_properties=struct_to_dict(request.custom_properties),
-            )
-        )
+        updated = self.service.update_execution(execution_update_from_proto(request, ""))
         return execution_to_proto(updated)
+
+    @rpc_errors
+    def FinishExecutions(
+        self, request: pb.FinishExecutionsRequest, context: grpc.ServicerContext
+    ) -> pb.FinishExecutionsResponse:
+        results = self.service.finish_executions(
+            [
+                domain.FinishedExecution(
+                    update=execution_update_from_proto(item.update, f"executions[{i}].update."),
+                    outputs=[binding_from_proto(b) for b in item.outputs],
+                    context_ids=list(item.context_ids),
+                )
+                for i, item in enumerate(request.executions)
+            ]
+        )
+        return pb.FinishExecutionsResponse(
+            results=[
+                pb.RecordArtifactsResponse(artifacts=[artifact_to_proto(a) for a in artifacts])
+                for artifacts in results
+            ]
+        )
 
     @rpc_errors
     def GetExecutions(
@@ -139,12 +156,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServicer):
         recorded = self.service.record_artifacts(
             execution_id=request.execution_id,
             event_type=event_type_from_proto(request.event_type, "event_type"),
-            bindings=[
-                domain.ArtifactBinding(
-                    artifact=new_artifact_from_proto(b.artifact), path=b.path, index=b.index
-                )
-                for b in request.artifacts
-            ],
+            bindings=[binding_from_proto(b) for b in request.artifacts],
             context_ids=list(request.context_ids),
         )
         return pb.RecordArtifactsResponse(artifacts=[artifact_to_proto(a) for a in recorded])
@@ -220,6 +232,61 @@ def event_type_from_proto(value: int, field: str) -> domain.EventType:
     if value == pb.Event.OUTPUT:
         return domain.EventType.OUTPUT
     raise InvalidArgument(f"{field} must be INPUT or OUTPUT (got {value})")
+
+
+def new_execution_from_proto(
+    ex: pb.Execution, prefix: str, input_events: Iterable[pb.Event] = ()
+) -> domain.NewExecution:
+    """An execution to create; errors name its fields after ``prefix`` ("" or "executions[i].").
+
+    ``input_events`` are INPUT events to record with it: an unset type means INPUT.
+    """
+    return domain.NewExecution(
+        type=ex.type,
+        name=ex.name,
+        state=state_from_proto(ex.state, f"{prefix}execution.state"),
+        context_ids=list(ex.context_ids),
+        inputs=struct_to_dict(ex.inputs),
+        outputs=struct_to_dict(ex.outputs),
+        custom_properties=struct_to_dict(ex.custom_properties),
+        input_events=[
+            domain.Event(
+                execution_id=e.execution_id,
+                artifact_id=e.artifact_id,
+                type=(
+                    domain.EventType.INPUT
+                    if e.type == pb.Event.TYPE_UNSPECIFIED
+                    else event_type_from_proto(e.type, f"{prefix}input_events[{j}].type")
+                ),
+                path=e.path,
+                index=e.index,
+            )
+            for j, e in enumerate(input_events)
+        ],
+    )
+
+
+def execution_update_from_proto(
+    update: pb.UpdateExecutionRequest, prefix: str
+) -> domain.ExecutionUpdate:
+    """Changes to an execution; errors name its fields after ``prefix`` ("" or
+    "executions[i].update.").
+
+    Outputs left unset are kept; set (even empty), they replace the execution's.
+    """
+    return domain.ExecutionUpdate(
+        id=update.id,
+        state=state_from_proto(update.state, f"{prefix}state"),
+        outputs=struct_to_dict(update.outputs) if update.HasField("outputs") else None,
+        custom_properties=struct_to_dict(update.custom_properties),
+    )
+
+
+def binding_from_proto(binding: pb.ArtifactAndEvent) -> domain.ArtifactBinding:
+    """An artifact to record (or an existing one to link) and the name it is bound to."""
+    return domain.ArtifactBinding(
+        artifact=new_artifact_from_proto(binding.artifact), path=binding.path, index=binding.index
+    )
 
 
 def new_artifact_from_proto(artifact: pb.Artifact) -> domain.NewArtifact:

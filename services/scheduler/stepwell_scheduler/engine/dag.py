@@ -93,6 +93,9 @@ class DagAdvancer:
     #: session): every row the advancer changes or creates is passed to ``add``.
     rows: dict[str, TaskRow]
     add: Callable[[TaskRow], None]
+    #: The DAG and loop tasks whose scope may have changed since the previous advance
+    #: (they hold a row that changed); None: every scope. Others are not walked.
+    dirty: set[str] | None = None
     changed: bool = False
     started: list[str] = field(default_factory=list)
 
@@ -140,10 +143,15 @@ class DagAdvancer:
                     if self._may_start(scope, child):
                         self._create(scope, child)
                         progress = True
-                elif row.state == RUNNING and row.kind == DAG:
+                elif row.state != RUNNING or not self._may_change(qualified):
+                    continue
+                elif row.kind == DAG:
                     progress |= self._advance_dag(row)
-                elif row.state == RUNNING and row.kind == LOOP:
+                elif row.kind == LOOP:
                     progress |= self._advance_loop(row, child)
+
+    def _may_change(self, scope: str) -> bool:
+        return self.dirty is None or scope in self.dirty
 
     def _may_start(self, scope: str, child: PlannedTask) -> bool:
         if self._readiness(scope, child) != "ready":
@@ -172,7 +180,7 @@ class DagAdvancer:
                     continue
                 it = iterations[i] = self._create_iteration(row, task, i, items[i])
                 active += 1
-            if it.state == RUNNING and self._advance_dag(it):
+            if it.state == RUNNING and self._may_change(it.qualified_name) and self._advance_dag(it):
                 active -= 1
                 stop = stop or it.state == FAILED
         if any(it is not None and it.state not in FINAL_STATES for it in iterations):
@@ -268,6 +276,8 @@ class DagAdvancer:
 
     def _store(self, row: TaskRow) -> None:
         self.rows[row.qualified_name] = row
+        if self.dirty is not None:
+            self.dirty.add(row.qualified_name)  # a new DAG or loop is walked in this advance
         self.add(row)
         self.changed = True
 

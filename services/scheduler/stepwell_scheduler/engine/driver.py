@@ -179,10 +179,7 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
                 dirty = set(self._dirty)
                 self._dirty.clear()
             changed: set[str] = set()
-            for key in exited:
-                run_id = self._harvest(key)
-                if run_id:
-                    dirty.add(run_id)
+            dirty |= self._harvest(exited)
             for run_id, reason in cancels:
                 if self._apply_cancel(run_id, reason):
                     dirty.add(run_id)
@@ -220,9 +217,10 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
         self._views.pop(run_id, None)
         self._touched.pop(run_id, None)
 
-    def _view(self, s: Session, run_id: str) -> dict[str, TaskRow]:
+    def _view(self, s: Session, run_id: str) -> tuple[dict[str, TaskRow], set[str] | None]:
         """The run's task rows: loaded whole the first time (and after a takeover, a
-        retry or a cancellation), then only the rows this engine touched since."""
+        retry or a cancellation), then only the rows this engine touched since; and the
+        DAG scopes holding a touched row (None: all of them, after a whole load)."""
         with self._lock:
             stale = run_id in self._stale
             self._stale.discard(run_id)
@@ -231,14 +229,20 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
         if view is None:
             view = {r.qualified_name: r for r in s.scalars(select(TaskRow).where(TaskRow.run_id == run_id))}
             self._views[run_id] = view
-        elif touched:
-            names = sorted(touched)
-            for i in range(0, len(names), 500):
-                chunk = names[i : i + 500]
-                query = select(TaskRow).where(TaskRow.run_id == run_id, TaskRow.qualified_name.in_(chunk))
-                for row in s.scalars(query):
-                    view[row.qualified_name] = row
-        return view
+            return view, None
+        names = sorted(touched)
+        for i in range(0, len(names), 500):
+            chunk = names[i : i + 500]
+            query = select(TaskRow).where(TaskRow.run_id == run_id, TaskRow.qualified_name.in_(chunk))
+            for fresh in s.scalars(query):
+                view[fresh.qualified_name] = fresh
+        scopes: set[str] = set()
+        for name in names:
+            row = view.get(name)
+            while row is not None and row.parent and row.parent not in scopes:
+                scopes.add(row.parent)
+                row = view.get(row.parent)
+        return view, scopes
 
     def _advance(self, run_id: str) -> None:
         try:
@@ -258,8 +262,8 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
                     needs_contexts = True
                 else:
                     needs_contexts = False
-                    rows = self._view(s, run_id)
-                    advancer = DagAdvancer(run=run, plan=self._plan(run), rows=rows, add=s.add)
+                    rows, scopes = self._view(s, run_id)
+                    advancer = DagAdvancer(run=run, plan=self._plan(run), rows=rows, add=s.add, dirty=scopes)
                     final = advancer.advance()
                     timed_out = str((run.options or {}).get("timed_out") or "")
                     if final == CANCELED and timed_out:

@@ -1,7 +1,8 @@
 """Named crash points for durability tests: the scheduler kills itself (SIGKILL) there.
 
 ``STEPWELL_SCHEDULER_FAILPOINTS=name[@n],...`` makes the *n*-th pass (default the first)
-through the named point end the process at once, as ``kill -9`` would, so a test can
+through the named point end the process at once (a batch of tasks passing a point
+together counts once per task), as ``kill -9`` would, so a test can
 stop the scheduler between two steps that must survive a crash together. Unset (the
 default), a failpoint is one set lookup.
 
@@ -34,12 +35,13 @@ class Failpoints:
         self._passes: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, name: str) -> None:
+    def __call__(self, name: str, tasks: int = 1) -> None:
         if name not in self._at:
             return
         with self._lock:
-            self._passes[name] = self._passes.get(name, 0) + 1
-            hit = self._passes[name] == self._at[name]
+            before = self._passes.get(name, 0)
+            self._passes[name] = before + tasks
+            hit = before < self._at[name] <= before + tasks
         if hit:
             log.warning("failpoint %s reached: killing the scheduler", name)
             os.kill(os.getpid(), signal.SIGKILL)

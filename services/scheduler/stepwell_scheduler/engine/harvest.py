@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -25,11 +26,11 @@ from sqlalchemy.orm import Session
 from stepwell.server import Database
 from stepwell_scheduler.engine.dag import now
 from stepwell_scheduler.engine.failpoints import Failpoints
-from stepwell_scheduler.engine.launch import _SEP
+from stepwell_scheduler.engine.launch import _SEP, task_key
 from stepwell_scheduler.engine.leases import Leases
 from stepwell_scheduler.engine.plan import PipelinePlan
 from stepwell_scheduler.executors import Executor, TaskHandle
-from stepwell_scheduler.metadata_client import MetadataClient
+from stepwell_scheduler.metadata_client import ExecutionEnd, MetadataClient
 from stepwell_scheduler.models import (
     CANCELED,
     CANCELING,
@@ -88,20 +89,69 @@ class HarvestMixin:
         def _drop(self, run_id: str) -> None: ...
         def _touch(self, run_id: str, qualified: str) -> None: ...
 
-    def _harvest(self, key: str) -> str | None:
-        run_id, _, qualified = key.partition(_SEP)
-        handle = self._handles.pop(key, None)
-        timeout_error = self._timed_out.pop(key, "")
-        replay = key in self._replay
-        self._replay.discard(key)
+    def _harvest(self, keys: list[str]) -> set[str]:
+        """Records the results of ended attempts, all in one batch; returns the runs touched.
+
+        One read of the rows and runs, one metadata call for every execution's outputs
+        and final state, one transaction that ends the rows. A failed attempt with a
+        ``retryPolicy`` goes back to the queue instead.
+        """
+        if not keys:
+            return set()
+        handles = {key: self._handles.pop(key, None) for key in keys}
+        timeouts = {key: self._timed_out.pop(key, "") for key in keys}
+        replays = {key for key in keys if key in self._replay}
+        self._replay -= replays
+        by_run: dict[str, list[str]] = {}
+        for key in keys:
+            run_id, _, qualified = key.partition(_SEP)
+            by_run.setdefault(run_id, []).append(qualified)
         with self.db.session() as s:
-            row = s.scalar(select(TaskRow).where(TaskRow.run_id == run_id, TaskRow.qualified_name == qualified))
-            run = s.get(RunRow, run_id)
-        if run is not None and run.lease_owner != self.leases.owner:
-            self._drop(run_id)
-            return None
-        if row is None or run is None or row.state != RUNNING or not row.task_dir:
-            return run_id
+            runs = {r.run_id: r for r in s.scalars(select(RunRow).where(RunRow.run_id.in_(list(by_run))))}
+            rows = {task_key(r.run_id, r.qualified_name): r for r in _task_rows(s, by_run)}
+        touched: set[str] = set()
+        ended: list[_Ended] = []
+        for key in keys:
+            run_id = key.partition(_SEP)[0]
+            run, row = runs.get(run_id), rows.get(key)
+            if run is not None and run.lease_owner != self.leases.owner:
+                self._drop(run_id)
+                continue
+            touched.add(run_id)
+            if row is None or run is None or row.state != RUNNING or not row.task_dir:
+                continue
+            outcome = self._outcome(run, row, handles.get(key), timeouts.get(key, ""))
+            outcome.replay = key in replays
+            ended.append(outcome)
+        self._record_all([(e.run, e.row.execution_id, e.outputs, e.state) for e in ended if e.row.execution_id])
+        finished: list[_Ended] = []
+        for e in ended:
+            if e.state == FAILED and e.run.state != CANCELING and self._schedule_retry(
+                e.run, e.row, e.error, e.log_tail, e.log_uri
+            ):
+                continue
+            if e.state == SUCCEEDED and e.row.fingerprint and e.row.execution_id:
+                self._put_cache_entry(e.run, e.row, e.outputs, replay=e.replay)
+            finished.append(e)
+        if not finished:
+            return touched
+        self.failpoint("outputs-recorded", len(finished))
+        self._finish_rows(
+            [
+                (
+                    e.run.run_id,
+                    e.row.qualified_name,
+                    e.state,
+                    {"error": e.error, "outputs": e.outputs, "log_tail": e.log_tail, "log_uri": e.log_uri},
+                )
+                for e in finished
+            ]
+        )
+        self.failpoint("task-finished", len(finished))
+        return touched
+
+    def _outcome(self, run: RunRow, row: TaskRow, handle: TaskHandle | None, timeout_error: str) -> _Ended:
+        """What an ended attempt left: its result file, or the launcher's exit and log."""
         result = _read_json(os.path.join(row.task_dir, "result.json"))
         if result is None:
             code = handle.exit_code if handle else None
@@ -118,16 +168,7 @@ class HarvestMixin:
             error = timeout_error
         if run.state == CANCELING and state != SUCCEEDED:
             state, error = CANCELED, "canceled"
-        if row.execution_id:
-            self._record_outputs(run, row.execution_id, outputs, state, replay=replay)
-        if state == FAILED and run.state != CANCELING and self._schedule_retry(run, row, error, log_tail, log_uri):
-            return run_id
-        if state == SUCCEEDED and row.fingerprint and row.execution_id:
-            self._put_cache_entry(run, row, outputs, replay=replay)
-        self.failpoint("outputs-recorded")
-        self._finish_row(run_id, qualified, state, error=error, outputs=outputs, log_tail=log_tail, log_uri=log_uri)
-        self.failpoint("task-finished")
-        return run_id
+        return _Ended(run, row, state, error, outputs, log_tail, log_uri)
 
     def _schedule_retry(self, run: RunRow, row: TaskRow, error: str, log_tail: str, log_uri: str) -> bool:
         policy = self._plan(run).task(row.qualified_name).spec.get("retryPolicy") or {}
@@ -167,27 +208,43 @@ class HarvestMixin:
     def _record_outputs(
         self, run: RunRow, execution_id: int, outputs: dict[str, Any], state: str, replay: bool = False
     ) -> None:
-        """Records produced artifacts (filling in their ids) and the execution's final state.
+        """Records one execution's produced artifacts (filling in their ids) and its final
+        state. Idempotent, so a replayed harvest records nothing twice (``replay`` is kept
+        for the callers' sake)."""
+        if execution_id:
+            self._record_all([(run, execution_id, outputs, state)])
 
-        ``replay``: the artifacts may have been recorded already (by a killed scheduler);
-        when the execution has OUTPUT events, their artifacts are used instead.
-        """
-        if not execution_id:
+    def _record_all(self, items: list[tuple[RunRow, int, dict[str, Any], str]]) -> None:
+        """Ends executions in the metadata service in one call: produced artifacts of the
+        successful ones (their ids are written into ``outputs``), final states, output
+        parameters. A failure is logged and never fails a task."""
+        if not items:
             return
+        ends = [
+            ExecutionEnd(
+                execution_id=execution_id,
+                state=state,
+                parameters=outputs.get("parameters") or {},
+                artifacts=(outputs.get("artifacts") or {}) if state == SUCCEEDED else {},
+                context_ids=[run.pipeline_context_id, run.run_context_id],
+            )
+            for run, execution_id, outputs, state in items
+        ]
         try:
-            artifacts = outputs.get("artifacts") or {}
-            if state == SUCCEEDED and artifacts:
-                ids = self.metadata.recorded_outputs(execution_id) if replay else {}
-                if not ids:
-                    ids = self.metadata.record_outputs(
-                        execution_id, artifacts, [run.pipeline_context_id, run.run_context_id]
-                    )
-                for name, records in artifacts.items():
-                    for record, artifact_id in zip(records, ids.get(name, []), strict=False):
-                        record["artifact_id"] = artifact_id
-            self.metadata.finish_execution(execution_id, state, outputs.get("parameters") or {})
+            recorded = self.metadata.finish_executions(ends)
         except Exception as err:
-            log.warning("could not record the outputs of execution %s: %s", execution_id, err)
+            if len(items) > 1:  # one bad item fails a whole batch: record the others one by one
+                for item in items:
+                    self._record_all([item])
+                return
+            log.warning("could not record the outputs of execution %s: %s", ends[0].execution_id, err)
+            return
+        for (_run, _execution_id, outputs, state), ids in zip(items, recorded, strict=False):
+            if state != SUCCEEDED:
+                continue
+            for name, records in (outputs.get("artifacts") or {}).items():
+                for record, artifact_id in zip(records, ids.get(name, []), strict=False):
+                    record["artifact_id"] = artifact_id
 
     def _finish_row(
         self,
@@ -203,21 +260,64 @@ class HarvestMixin:
     ) -> None:
         """Ends a task row (when this scheduler still holds the run); ``fields`` are other
         columns to set in the same transaction."""
+        values = {"error": error, "outputs": outputs, "log_tail": log_tail, "log_uri": log_uri, **(fields or {})}
+        self._finish_rows([(run_id, qualified, state, values)])
+
+    def _finish_rows(self, items: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+        """Ends task rows ``(run_id, qualified, state, values)`` in one transaction, each
+        only while this scheduler holds its run (checked under the run's row lock).
+        ``values``: ``error``, ``outputs``, ``log_tail``, ``log_uri`` and other columns."""
+        if not items:
+            return
+        by_run: dict[str, list[str]] = {}
+        for run_id, qualified, _state, _values in items:
+            by_run.setdefault(run_id, []).append(qualified)
+        stamp = now()
         with self.db.session() as s:
-            if self._owned_run(s, run_id) is None:
-                return
-            row = s.scalar(select(TaskRow).where(TaskRow.run_id == run_id, TaskRow.qualified_name == qualified))
-            if row is None:
-                return
-            for name, value in (fields or {}).items():
-                setattr(row, name, value)
-            row.state, row.error, row.finished_at = state, error, now()
-            row.outputs = outputs or {}
-            row.log_tail = log_tail
-            row.deadline_at = None
-            if log_uri:
-                row.log_uri = log_uri
-            self._touch(run_id, qualified)
+            held = {run_id for run_id in sorted(by_run) if self._owned_run(s, run_id) is not None}
+            rows = {(r.run_id, r.qualified_name): r for r in _task_rows(s, {k: v for k, v in by_run.items() if k in held})}
+            for run_id, qualified, state, values in items:
+                row = rows.get((run_id, qualified))
+                if row is None:
+                    continue
+                extra = dict(values)
+                error = str(extra.pop("error", "") or "")
+                outputs = extra.pop("outputs", None)
+                log_tail = str(extra.pop("log_tail", "") or "")
+                log_uri = str(extra.pop("log_uri", "") or "")
+                for name, value in extra.items():
+                    setattr(row, name, value)
+                row.state, row.error, row.finished_at = state, error, stamp
+                row.outputs = outputs or {}
+                row.log_tail = log_tail
+                row.deadline_at = None
+                if log_uri:
+                    row.log_uri = log_uri
+                self._touch(run_id, qualified)
+
+
+@dataclass
+class _Ended:
+    """An ended attempt, read but not recorded yet."""
+
+    run: RunRow
+    row: TaskRow
+    state: str
+    error: str
+    outputs: dict[str, Any]
+    log_tail: str
+    log_uri: str
+    replay: bool = False
+
+
+def _task_rows(s: Session, names_by_run: dict[str, list[str]]) -> list[TaskRow]:
+    """The task rows named per run, read in chunks that keep ``IN`` lists short."""
+    found: list[TaskRow] = []
+    for run_id, names in names_by_run.items():
+        for i in range(0, len(names), 500):
+            query = select(TaskRow).where(TaskRow.run_id == run_id, TaskRow.qualified_name.in_(names[i : i + 500]))
+            found.extend(s.scalars(query))
+    return found
 
 
 def _read_json(path: str) -> dict[str, Any] | None:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 
 from stepwell.ir.cache_key import fingerprint_for_task
 from stepwell.server import Database
@@ -35,6 +36,7 @@ from stepwell_scheduler.executors import Executor, LaunchRequest, TaskHandle
 from stepwell_scheduler.metadata_client import (
     CONTAINER_EXECUTION,
     IMPORTER_EXECUTION,
+    ExecutionStart,
     MetadataClient,
 )
 from stepwell_scheduler.models import (
@@ -113,8 +115,9 @@ class LaunchMixin:
                 self._touch(run.run_id, row.qualified_name)
                 claimed.append((row, run))
         if claimed:
-            self.failpoint("claimed")
+            self.failpoint("claimed", len(claimed))
         touched: set[str] = set()
+        processes: list[tuple[TaskRow, RunRow]] = []
         for row, run in claimed:
             if row.kind == IMPORTER:
                 self._run_importer(run, row)
@@ -122,8 +125,9 @@ class LaunchMixin:
             elif self._try_cache(run, row):
                 self.wake(run.run_id)
             else:
-                self._launch(run, row)
+                processes.append((row, run))
             touched.add(run.run_id)
+        self._launch(processes)
         return touched
 
     def _attempt_dir(self, run_id: str, qualified: str, attempt: int) -> Path:
@@ -199,7 +203,86 @@ class LaunchMixin:
 
     # ----- processes --------------------------------------------------------------------
 
-    def _launch(self, run: RunRow, row: TaskRow) -> None:
+    def _launch(self, claimed: list[tuple[TaskRow, RunRow]]) -> None:
+        """Starts a process for each claimed task, in the durable order, batch by batch:
+        task files written; executions recorded (one metadata call); attempts stored (one
+        transaction); the lease re-checked per run; processes started; pids stored (one
+        transaction)."""
+        prepared = [p for p in (self._prepare(run, row) for row, run in claimed) if p is not None]
+        if not prepared:
+            return
+        fresh = [p for p in prepared if not p.row.lookup_execution]
+        try:
+            ids = self.metadata.start_executions(
+                [
+                    ExecutionStart(
+                        execution_type=CONTAINER_EXECUTION,
+                        name=p.row.qualified_name,
+                        context_ids=[p.run.pipeline_context_id, p.run.run_context_id],
+                        inputs=(p.row.inputs or {}).get("parameters") or {},
+                        custom_properties=_execution_properties(p.run, p.row, p.attempt, p.image),
+                        input_artifacts=(p.row.inputs or {}).get("artifacts") or {},
+                    )
+                    for p in fresh
+                ]
+            )
+        except Exception as err:
+            log.warning("could not record %d task(s) in the metadata service at once (%s); one by one", len(fresh), err)
+            # One bad item fails a whole batch: the others are recorded one by one.
+            ids = [self._start_execution(p.run, p.row, CONTAINER_EXECUTION, p.attempt, p.image) for p in fresh]
+        for p, execution_id in zip(fresh, ids, strict=False):
+            p.execution_id = execution_id
+        for p in prepared:
+            if p.row.lookup_execution:
+                p.execution_id = self._start_execution(p.run, p.row, CONTAINER_EXECUTION, p.attempt, p.image)
+        self.failpoint("execution-created", len(prepared))
+        stamp = now()
+        try:
+            self._update_rows(
+                [
+                    {
+                        "row_id": p.row.id,
+                        "attempt": p.attempt,
+                        "task_dir": str(p.attempt_dir),
+                        "log_uri": p.log_uri,
+                        "execution_id": p.execution_id,
+                        "fingerprint": p.row.fingerprint,
+                        "started_at": stamp,
+                        "lookup_execution": False,
+                    }
+                    for p in prepared
+                ]
+            )
+        except Exception as err:
+            for p in prepared:
+                self._fail_start(p.run, p.row, p.execution_id, err)
+            return
+        self.failpoint("attempt-stored", len(prepared))
+        held = {run_id: self.leases.hold(run_id) for run_id in sorted({p.run.run_id for p in prepared})}
+        started: list[dict[str, Any]] = []
+        for p in prepared:
+            if not held[p.run.run_id]:
+                # Stalled (e.g. stopped) since the claim and the run has a new owner, which
+                # re-queues this attempt: starting it here could run the task twice.
+                log.warning("not starting task %s of run %s: another scheduler took the run over", p.row.qualified_name, p.run.run_id)
+                continue
+            try:
+                handle = self.executor.submit(p.request)
+            except Exception as err:
+                self._fail_start(p.run, p.row, p.execution_id, err)
+                continue
+            self._handles[p.request.key] = handle
+            deadline = now() + timedelta(seconds=p.timeout) if p.timeout else None
+            started.append({"row_id": p.row.id, "pid": handle.pid, "deadline_at": deadline})
+            if p.timeout:
+                self._timers = True
+        if started:
+            self.failpoint("submitted", len(started))
+            self._update_rows(started)
+
+    def _prepare(self, run: RunRow, row: TaskRow) -> _Prepared | None:
+        """The attempt's folder and task file, and the request that starts it (None, with
+        the task failed, when they cannot be written)."""
         plan = self._plan(run)
         task = plan.task(row.qualified_name)
         attempt = row.attempt + 1
@@ -207,9 +290,7 @@ class LaunchMixin:
         while (attempt_dir / "result.json").exists():  # a retried run recreated the row
             attempt += 1
             attempt_dir = self._attempt_dir(run.run_id, row.qualified_name, attempt)
-        key = task_key(run.run_id, row.qualified_name)
         executor = plan.executor(task.component)
-        execution_id = 0
         try:
             attempt_dir.mkdir(parents=True, exist_ok=True)
             task_file = build_task_file(
@@ -226,56 +307,45 @@ class LaunchMixin:
             )
             task_path = str(attempt_dir / "task.json")
             task_file.save(task_path)
-            image = str(task_file.container.get("image", ""))
-            execution_id = self._start_execution(run, row, CONTAINER_EXECUTION, attempt, image)
-            self.failpoint("execution-created")
-            self._update_row(
-                row.id,
-                attempt=attempt,
-                task_dir=str(attempt_dir),
-                log_uri=task_file.log_uri,
-                execution_id=execution_id,
-                fingerprint=row.fingerprint,
-                started_at=now(),
-                lookup_execution=False,
-            )
-            self.failpoint("attempt-stored")
-            if not self.leases.hold(run.run_id):
-                # Stalled (e.g. stopped) since the claim and the run has a new owner, which
-                # re-queues this attempt: starting it here could run the task twice.
-                log.warning("not starting task %s of run %s: another scheduler took the run over", row.qualified_name, run.run_id)
-                return
-            env = {**os.environ, **self.settings.storage_env()}
-            handle = self.executor.submit(
-                LaunchRequest(
-                    key=key,
-                    task_file=task_path,
-                    result_file=task_file.result_file,
-                    launcher_log=str(attempt_dir / "launcher.log"),
-                    cwd=str(attempt_dir),
-                    env=env,
-                    image=image,
-                )
-            )
         except Exception as err:
-            log.exception("could not start task %s of run %s", row.qualified_name, run.run_id)
-            self._record_outputs(run, execution_id, {}, FAILED)
-            self._finish_row(run.run_id, row.qualified_name, FAILED, error=f"could not start the task: {err}")
-            self.wake(run.run_id)
-            return
-        self.failpoint("submitted")
-        started = now()
+            self._fail_start(run, row, 0, err)
+            return None
+        image = str(task_file.container.get("image", ""))
+        request = LaunchRequest(
+            key=task_key(run.run_id, row.qualified_name),
+            task_file=task_path,
+            result_file=task_file.result_file,
+            launcher_log=str(attempt_dir / "launcher.log"),
+            cwd=str(attempt_dir),
+            env={**os.environ, **self.settings.storage_env()},
+            image=image,
+        )
         timeout = task_timeout(run, executor, (plan.spec.get("deploymentSpec") or {}), task.component)
-        self._handles[key] = handle
-        self._update_row(row.id, pid=handle.pid, deadline_at=started + timedelta(seconds=timeout) if timeout else None)
-        if timeout:
-            self._timers = True
+        return _Prepared(run, row, attempt, attempt_dir, task_file.log_uri, image, request, timeout)
 
-    def _update_row(self, row_id: int, **values: Any) -> None:
-        """Sets columns of one claimed task row: a single UPDATE in its own transaction
-        (no ORM unit of work; the row was claimed by this scheduler)."""
+    def _fail_start(self, run: RunRow, row: TaskRow, execution_id: int, err: Exception) -> None:
+        log.error("could not start task %s of run %s: %s", row.qualified_name, run.run_id, err, exc_info=err)
+        self._record_outputs(run, execution_id, {}, FAILED)
+        self._finish_row(run.run_id, row.qualified_name, FAILED, error=f"could not start the task: {err}")
+        self.wake(run.run_id)
+
+    def _update_rows(self, values: list[dict[str, Any]]) -> None:
+        """Sets columns of claimed task rows (``row_id`` + the same columns in each item):
+        one executemany UPDATE in one transaction, no ORM unit of work (the rows were
+        claimed by this scheduler)."""
+        if not values:
+            return
+        table = TaskRow.__table__
+        assert isinstance(table, Table)
+        columns = [name for name in values[0] if name != "row_id"]
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values({name: bindparam(f"v_{name}") for name in columns})
+        )
+        params = [{"row_id": v["row_id"], **{f"v_{name}": v[name] for name in columns}} for v in values]
         with self.db.autocommit() as connection:
-            connection.execute(update(TaskRow).where(TaskRow.id == row_id).values(**values))
+            connection.execute(statement, params)
 
     def _start_execution(self, run: RunRow, row: TaskRow, execution_type: str, attempt: int, image: str) -> int:
         """Records the attempt's execution (RUNNING) and its input events; 0 on failure.
@@ -300,15 +370,7 @@ class LaunchMixin:
                 name=row.qualified_name,
                 context_ids=[run.pipeline_context_id, run.run_context_id],
                 inputs=(row.inputs or {}).get("parameters") or {},
-                custom_properties={
-                    "display_name": row.display_name or row.name,
-                    "task_name": row.name,
-                    "parent_task": row.parent,
-                    "image": image,
-                    "attempt": attempt,
-                    "run_id": run.run_id,
-                    "cache_fingerprint": row.fingerprint or "",
-                },
+                custom_properties=_execution_properties(run, row, attempt, image),
             )
             self.metadata.record_inputs(execution_id, (row.inputs or {}).get("artifacts") or {})
             return execution_id
@@ -348,6 +410,34 @@ class LaunchMixin:
             outputs=outputs,
             fields={"started_at": now(), "execution_id": execution_id, "attempt": 1, "lookup_execution": False},
         )
+
+
+def _execution_properties(run: RunRow, row: TaskRow, attempt: int, image: str) -> dict[str, Any]:
+    """An attempt's custom properties in the metadata service (found again by run, task and attempt)."""
+    return {
+        "display_name": row.display_name or row.name,
+        "task_name": row.name,
+        "parent_task": row.parent,
+        "image": image,
+        "attempt": attempt,
+        "run_id": run.run_id,
+        "cache_fingerprint": row.fingerprint or "",
+    }
+
+
+@dataclass
+class _Prepared:
+    """A claimed attempt with its task file written, ready to be recorded and started."""
+
+    run: RunRow
+    row: TaskRow
+    attempt: int
+    attempt_dir: Path
+    log_uri: str
+    image: str
+    request: LaunchRequest
+    timeout: float
+    execution_id: int = 0
 
 
 def task_timeout(run: RunRow, executor: dict[str, Any], deployment: dict[str, Any], component: dict[str, Any]) -> float:
