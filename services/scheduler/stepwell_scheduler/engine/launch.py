@@ -236,32 +236,16 @@ class LaunchMixin:
             if p.row.lookup_execution:
                 p.execution_id = self._start_execution(p.run, p.row, CONTAINER_EXECUTION, p.attempt, p.image)
         self.failpoint("execution-created", len(prepared))
-        stamp = now()
         try:
-            self._update_rows(
-                [
-                    {
-                        "row_id": p.row.id,
-                        "attempt": p.attempt,
-                        "task_dir": str(p.attempt_dir),
-                        "log_uri": p.log_uri,
-                        "execution_id": p.execution_id,
-                        "fingerprint": p.row.fingerprint,
-                        "started_at": stamp,
-                        "lookup_execution": False,
-                    }
-                    for p in prepared
-                ]
-            )
+            held = self._store_attempts(prepared)
         except Exception as err:
             for p in prepared:
                 self._fail_start(p.run, p.row, p.execution_id, err)
             return
         self.failpoint("attempt-stored", len(prepared))
-        held = {run_id: self.leases.hold(run_id) for run_id in sorted({p.run.run_id for p in prepared})}
         started: list[dict[str, Any]] = []
         for p in prepared:
-            if not held[p.run.run_id]:
+            if p.run.run_id not in held:
                 # Stalled (e.g. stopped) since the claim and the run has a new owner, which
                 # re-queues this attempt: starting it here could run the task twice.
                 log.warning("not starting task %s of run %s: another scheduler took the run over", p.row.qualified_name, p.run.run_id)
@@ -328,6 +312,52 @@ class LaunchMixin:
         self._record_outputs(run, execution_id, {}, FAILED)
         self._finish_row(run.run_id, row.qualified_name, FAILED, error=f"could not start the task: {err}")
         self.wake(run.run_id)
+
+    def _store_attempts(self, prepared: list[_Prepared]) -> set[str]:
+        """Stores each attempt's number, folder and execution, and renews the lease of its
+        run (compare-and-set), in one transaction; returns the runs still held. Only rows
+        this scheduler claimed and that are still RUNNING are written: a run taken over
+        meanwhile keeps what its new owner wrote."""
+        table = TaskRow.__table__
+        assert isinstance(table, Table)
+        stamp = now()
+        with self.db.session() as s:
+            connection = s.connection()
+            held = self.leases.hold_on(connection, (p.run.run_id for p in prepared))
+            rows = [p for p in prepared if p.run.run_id in held]
+            if rows:
+                statement = (
+                    update(table)
+                    .where(
+                        table.c.id == bindparam("row_id"),
+                        table.c.worker == self.leases.owner,
+                        table.c.state == RUNNING,
+                    )
+                    .values(
+                        attempt=bindparam("v_attempt"),
+                        task_dir=bindparam("v_task_dir"),
+                        log_uri=bindparam("v_log_uri"),
+                        execution_id=bindparam("v_execution_id"),
+                        fingerprint=bindparam("v_fingerprint"),
+                        started_at=stamp,
+                        lookup_execution=False,
+                    )
+                )
+                connection.execute(
+                    statement,
+                    [
+                        {
+                            "row_id": p.row.id,
+                            "v_attempt": p.attempt,
+                            "v_task_dir": str(p.attempt_dir),
+                            "v_log_uri": p.log_uri,
+                            "v_execution_id": p.execution_id,
+                            "v_fingerprint": p.row.fingerprint,
+                        }
+                        for p in rows
+                    ],
+                )
+        return held
 
     def _update_rows(self, values: list[dict[str, Any]]) -> None:
         """Sets columns of claimed task rows (``row_id`` + the same columns in each item):

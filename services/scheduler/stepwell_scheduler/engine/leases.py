@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from stepwell.server import Database
 from stepwell_scheduler.models import FINAL_STATES, RunRow
@@ -140,6 +140,20 @@ class Leases:
                 .values(lease_expires_at=self.expiry())
             ).rowcount
         return bool(renewed)
+
+    def hold_on(self, connection: Connection, run_ids: Iterable[str]) -> set[str]:
+        """:meth:`hold` for several runs, inside the caller's transaction on ``connection``
+        (so what the caller writes in it commits only together with the renewals)."""
+        held: set[str] = set()
+        for run_id in sorted(set(run_ids)):
+            renewed = connection.execute(
+                update(RunRow)
+                .where(RunRow.run_id == run_id, RunRow.lease_owner == self.owner)
+                .values(lease_expires_at=self.expiry())
+            ).rowcount
+            if renewed:
+                held.add(run_id)
+        return held
 
     def healthy(self) -> bool:
         """Whether the leases will hold long enough to start a task safely (at least a
