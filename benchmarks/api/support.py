@@ -161,7 +161,21 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def wait_ready(address: str, timeout: float = 30.0) -> None:
-    from stepwell.server import wait_healthy
+    """Waits until the gRPC health service at ``address`` answers SERVING."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     deadline = time.monotonic() + timeout
-    wait_healthy(address, timeout=max(1.0, deadline - time.monotonic()))
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                if time.monotonic() > deadline:
+                    raise
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{address} is not serving after {timeout:.0f}s")
+            time.sleep(0.05)

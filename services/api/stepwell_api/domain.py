@@ -181,11 +181,35 @@ class Run:
     pipeline_id: str = ""
     pipeline_version_id: str = ""
     service_account: str = ""
+    #: Status reports applied to the run so far.
+    status_version: int = 0
+    #: True when ``task_details`` holds only the tasks changed after the status version a
+    #: watcher asked with (:class:`RunQuery`); the watcher keeps the others.
+    partial_tasks: bool = False
+    #: When ``partial_tasks``: the child task ids of each listed task (from every task
+    #: of the run, not only the listed ones). Otherwise None: ``task_details`` is every
+    #: task and the children follow from it.
+    child_task_ids: dict[str, list[str]] | None = None
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """What GetRun leaves out of a run, for watchers that poll it."""
+
+    #: When > 0: only the tasks changed after this status version (unless tasks were
+    #: deleted since; then every task).
+    tasks_after_version: int = 0
+    #: Leave the pipeline spec out.
+    omit_pipeline_spec: bool = False
 
 
 @dataclass
 class StatusReport:
-    """A scheduler's report of a run's state; replaces what the API service had."""
+    """A scheduler's report of a run's state.
+
+    ``task_details`` is every task, replacing what the API service had; or, when
+    ``partial``, only the tasks that changed since the last report acknowledged (the
+    other task rows are kept)."""
 
     run_id: str
     state: RunState
@@ -193,6 +217,7 @@ class StatusReport:
     task_details: list[TaskDetail] = field(default_factory=list)
     outputs: Outputs = field(default_factory=Outputs)
     update_time: datetime | None = None
+    partial: bool = False
 
 
 @dataclass

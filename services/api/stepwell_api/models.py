@@ -108,12 +108,24 @@ class RunRow(Base):
     pipeline_id: Mapped[str] = mapped_column(String(ID_LENGTH), default="", server_default="")
     pipeline_version_id: Mapped[str] = mapped_column(String(ID_LENGTH), default="", server_default="")
     service_account: Mapped[str] = mapped_column(Text, default="", server_default="")
+    #: Status reports applied so far (0003); each one's task writes are stamped with it.
+    status_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    #: The status version of the last report that deleted task rows (0 when none did): a
+    #: watcher that saw an older version cannot tell which of its tasks went, so it is
+    #: sent every task.
+    tasks_removed_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class RunTaskRow(Base):
     """One task of a run, as the scheduler last reported it."""
 
     __tablename__ = "api_run_tasks"
+    __table_args__ = (
+        # GetRun for a watcher: the run's tasks written after a status version (0003).
+        Index("ix_api_run_tasks_run_id_version", "run_id", "version"),
+        # A watcher's KFP-shaped details list each changed task's children (0003).
+        Index("ix_api_run_tasks_run_id_parent_task_id", "run_id", "parent_task_id"),
+    )
 
     run_id: Mapped[str] = mapped_column(
         String(ID_LENGTH),
@@ -136,6 +148,9 @@ class RunTaskRow(Base):
     log_uri: Mapped[str] = mapped_column(Text, default="")
     parent_task_id: Mapped[str] = mapped_column(String(TASK_ID_LENGTH), default="")
     kind: Mapped[str] = mapped_column(String(KIND_LENGTH), default="")
+    #: The run's ``status_version`` when this row was last written (0003). A row is also
+    #: written when a child task is added under it: its KFP-shaped detail lists children.
+    version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class PipelineRow(Base):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import typing
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,6 +23,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    delete,
     func,
     insert,
     inspect,
@@ -31,9 +32,10 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, defer, undefer
 
-from stepwell_api.domain import Outputs, Run, RunState, TaskDetail
+from stepwell_api.domain import Outputs, Run, RunQuery, RunState, TaskDetail
 from stepwell_api.models import ExperimentRow, RunRow, RunTaskRow
 
 ARCHIVED = "ARCHIVED"  # resources.ARCHIVED (resources imports this module)
@@ -104,6 +106,8 @@ def as_utc(value: datetime | None) -> datetime | None:
     """``value`` as an aware UTC datetime (SQLite hands back naive ones, stored as UTC)."""
     if value is None:
         return None
+    if value.tzinfo is timezone.utc:
+        return value
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)
@@ -127,7 +131,12 @@ class RunRepository:
     def add(self, row: RunRow) -> None:
         """Inserts a new run row (at once, so a duplicate id fails here). A plain INSERT,
         not the ORM's unit of work: CreateRun is the hottest write path."""
-        values = {column.key: getattr(row, column.key) for column in RunRow.__table__.columns}
+        values = {
+            column.key: getattr(row, column.key)
+            for column in RunRow.__table__.columns
+            # An unset column takes its default (the status versions start at 0).
+            if getattr(row, column.key) is not None or column.default is None
+        }
         self.session.execute(insert(RunRow), [values])
 
     @staticmethod
@@ -162,11 +171,7 @@ class RunRepository:
         a no-op UPDATE first takes the database's write lock, so the row read next is
         current and no other writer can change it before this transaction commits.
         """
-        if self.session.get_bind().dialect.name == "sqlite":
-            self.session.execute(
-                update(RunRow).where(RunRow.run_id == run_id).values(run_id=RunRow.run_id),
-                execution_options={"synchronize_session": False},
-            )
+        self._lock_sqlite(run_id)
         return self.session.scalars(
             select(RunRow).where(RunRow.run_id == run_id).with_for_update()
         ).one_or_none()
@@ -223,57 +228,185 @@ class RunRepository:
         )
         return list(self.session.scalars(query))
 
+    # -- status -------------------------------------------------------------------------
+
+    def lock_status(self, run_id: str) -> RunStatusRow | None:
+        """The run's status columns, its row locked as :meth:`lock_row` locks it.
+
+        Only what a status report needs: the spec and parameters (JSON, possibly large)
+        are not read and parsed on every report."""
+        self._lock_sqlite(run_id)
+        runs = _runs_table()
+        row = self.session.execute(
+            select(*(runs.c[name] for name in RunStatusRow._fields))
+            .where(runs.c.run_id == run_id)
+            .with_for_update()
+        ).one_or_none()
+        return None if row is None else RunStatusRow(*row)
+
+    def update_status(self, run_id: str, values: dict[str, Any]) -> None:
+        """Writes ``values`` to the run's row (one UPDATE)."""
+        runs = _runs_table()
+        self.session.execute(update(runs).where(runs.c.run_id == run_id).values(**values))
+
     # -- tasks --------------------------------------------------------------------------
 
-    def tasks_of(self, run_ids: Sequence[str]) -> dict[str, list[RunTaskRow]]:
-        """The task rows of every run in ``run_ids``, in one query, in report order."""
-        grouped: dict[str, list[RunTaskRow]] = defaultdict(list)
+    def tasks_of(self, run_ids: Sequence[str]) -> dict[str, list[TaskDetail]]:
+        """The tasks of every run in ``run_ids``, in one query, in report order."""
+        grouped: dict[str, list[TaskDetail]] = defaultdict(list)
         if not run_ids:
             return grouped
+        tasks = _tasks_table()
         query = (
-            select(RunTaskRow)
-            .where(RunTaskRow.run_id.in_(list(run_ids)))
-            .order_by(RunTaskRow.run_id, RunTaskRow.position)
+            select(tasks.c.run_id, *_TASK_READ)
+            .where(tasks.c.run_id.in_(list(run_ids)))
+            .order_by(tasks.c.run_id, tasks.c.position)
         )
-        for row in self.session.scalars(query):
-            grouped[row.run_id].append(row)
+        for row in self.session.execute(query).all():
+            grouped[row[0]].append(_task_from_row(row[1:]))
         return grouped
 
-    def replace_tasks(self, run_id: str, tasks: Sequence[TaskDetail]) -> None:
-        """Makes the run's task rows equal ``tasks``: changed rows are updated, new ones
-        added, missing ones deleted; unchanged rows are not written."""
-        existing = {row.task_id: row for row in self.tasks_of([run_id]).get(run_id, [])}
-        seen: set[str] = set()
-        for position, task in enumerate(tasks):
-            if task.task_id in seen:
-                continue
-            seen.add(task.task_id)
-            values = _task_values(task, position)
-            row = existing.get(task.task_id)
-            if row is None:
-                self.session.add(RunTaskRow(run_id=run_id, task_id=task.task_id, **values))
-                continue
-            for key, value in values.items():
-                current = getattr(row, key)
-                if isinstance(current, datetime):
-                    current = as_utc(current)
-                if current != value:
-                    setattr(row, key, value)
-        for task_id, row in existing.items():
-            if task_id not in seen:
-                self.session.delete(row)
-        self.session.flush()
+    def tasks_after(self, run_id: str, version: int) -> list[TaskDetail]:
+        """The run's tasks written after status version ``version``, in report order (an
+        index range on ``(run_id, version)``: what changed, not the whole run)."""
+        tasks = _tasks_table()
+        query = (
+            select(*_TASK_READ)
+            .where(tasks.c.run_id == run_id, tasks.c.version > version)
+            .order_by(tasks.c.position)
+        )
+        return [_task_from_row(row) for row in self.session.execute(query).all()]
+
+    def children_of(self, run_id: str, task_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The child task ids of each of ``task_ids`` (those with children), in report order."""
+        found: dict[str, list[tuple[int, str]]] = {}
+        tasks = _tasks_table()
+        for chunk in _chunks(list(task_ids)):
+            query = select(tasks.c.parent_task_id, tasks.c.position, tasks.c.task_id).where(
+                tasks.c.run_id == run_id, tasks.c.parent_task_id.in_(chunk)
+            )
+            for parent, position, task_id in self.session.execute(query):
+                found.setdefault(parent, []).append((position, task_id))
+        return {parent: [task_id for _, task_id in sorted(pairs)] for parent, pairs in found.items()}
+
+    def write_tasks(self, run_id: str, reported: Sequence[TaskDetail], version: int, partial: bool) -> bool:
+        """Applies a status report's tasks, stamping every row it writes with ``version``.
+
+        Partial: the reported tasks are upserted and every other row is kept; new tasks
+        are placed after the existing ones, in report order. Full: the run's rows are
+        made equal to ``reported`` (positions follow the report) and rows not reported
+        are deleted; only rows whose content changed are written, so they alone get the
+        new version. Either way a new task's parent row is stamped too (its KFP-shaped
+        detail lists its children). True when rows were deleted.
+
+        Few statements whatever the number of tasks: one read (only the reported ids
+        when partial), one upsert batch for everything written, one DELETE, one UPDATE of
+        parents. The run's row must be locked by the caller (:meth:`lock_status`).
+        """
+        tasks = _tasks_table()
+        first: dict[str, int] = {}
+        for index, task in enumerate(reported):
+            first.setdefault(task.task_id, index)  # a repeated id: its first entry counts
+        unique = [reported[i] for i in first.values()] if len(first) != len(reported) else list(reported)
+        if partial:
+            existing: set[str] = set()
+            for chunk in _chunks(list(first)):
+                existing.update(self.session.scalars(
+                    select(tasks.c.task_id).where(tasks.c.run_id == run_id, tasks.c.task_id.in_(chunk))
+                ))
+            new = [t for t in unique if t.task_id not in existing]
+            placed: dict[str, int] = {}
+            if new:
+                last = self.session.scalar(select(func.max(tasks.c.position)).where(tasks.c.run_id == run_id))
+                start = 0 if last is None else int(last) + 1
+                placed = {t.task_id: start + offset for offset, t in enumerate(new)}
+            # An existing row keeps its position: the upsert leaves it out of its SET.
+            written = [_task_values(run_id, t, placed.get(t.task_id, 0), version) for t in unique]
+            removed: list[str] = []
+        else:
+            query = select(*_TASK_COMPARE).where(tasks.c.run_id == run_id)
+            naive = self._naive_times()
+            current = {
+                row[0]: (row[1:] if not naive else tuple(as_utc(v) if isinstance(v, datetime) else v for v in row[1:]))
+                for row in self.session.execute(query).all()
+            }
+            written, new = [], []
+            for task in unique:
+                values = _task_values(run_id, task, first[task.task_id], version)
+                before = current.get(task.task_id)
+                if before is None:
+                    new.append(task)
+                    written.append(values)
+                elif before != tuple(values[name] for name in _COMPARED):
+                    written.append(values)
+            removed = [task_id for task_id in current if task_id not in first]
+        if written:
+            self.session.execute(self._upsert(with_position=not partial), written)
+        for chunk in _chunks(removed):
+            self.session.execute(delete(tasks).where(tasks.c.run_id == run_id, tasks.c.task_id.in_(chunk)))
+        parents = {t.parent_task_id for t in new if t.parent_task_id} - {v["task_id"] for v in written}
+        for chunk in _chunks(sorted(parents)):
+            self.session.execute(
+                update(tasks)
+                .where(tasks.c.run_id == run_id, tasks.c.task_id.in_(chunk), tasks.c.version < version)
+                .values(version=version)
+            )
+        return bool(removed)
+
+    def _upsert(self, with_position: bool) -> Insert:
+        """``INSERT ... ON CONFLICT (run_id, task_id) DO UPDATE`` of every written column
+        (``position`` only when ``with_position``): new and changed rows in one batch,
+        where separate UPDATEs would cost a round trip per row."""
+        dialect = self.session.get_bind().dialect.name
+        key = (dialect, with_position)
+        statement = _upserts.get(key)
+        if statement is None:
+            tasks = _tasks_table()
+            kept = {"run_id", "task_id"} | (set() if with_position else {"position"})
+            keys = [tasks.c.run_id, tasks.c.task_id]
+            if dialect == "postgresql":
+                pg = postgresql.insert(tasks)
+                statement = pg.on_conflict_do_update(
+                    index_elements=keys, set_={name: pg.excluded[name] for name in _WRITTEN if name not in kept}
+                )
+            else:
+                lite = sqlite.insert(tasks)
+                statement = lite.on_conflict_do_update(
+                    index_elements=keys, set_={name: lite.excluded[name] for name in _WRITTEN if name not in kept}
+                )
+            _upserts[key] = statement
+        return statement
+
+    def _naive_times(self) -> bool:
+        """True when the database hands back naive datetimes (SQLite; stored as UTC)."""
+        return self.session.get_bind().dialect.name == "sqlite"
+
+    def _lock_sqlite(self, run_id: str) -> None:
+        # SQLite has no row locks: a no-op UPDATE takes the database's write lock first.
+        if self.session.get_bind().dialect.name == "sqlite":
+            self.session.execute(
+                update(RunRow).where(RunRow.run_id == run_id).values(run_id=RunRow.run_id),
+                execution_options={"synchronize_session": False},
+            )
 
     # -- conversions --------------------------------------------------------------------
 
-    def to_domain(self, row: RunRow, tasks: Sequence[RunTaskRow] = ()) -> Run:
-        """The domain run for ``row`` and its task rows."""
+    def to_domain(self, row: RunRow, tasks: Sequence[TaskDetail] = (), omit_spec: bool = False) -> Run:
+        """The domain run for ``row`` and its tasks.
+
+        A row loaded with ``pipeline_spec`` deferred and ``pipeline_spec_text`` loaded
+        (listings, GetRun) gives the spec as JSON text, converted to protobuf once per
+        distinct text; with both deferred (``omit_spec``) the run has no spec."""
         spec_json = ""
-        if "pipeline_spec" in inspect(row).unloaded:  # a listing: the text form was loaded
-            spec_json, spec = row.pipeline_spec_text, {}
-            if row.platform_spec:
-                spec = {"pipeline_spec": json.loads(spec_json), "platform_spec": row.platform_spec}
-                spec_json = ""
+        spec: dict[str, Any] = {}
+        if omit_spec:
+            pass
+        elif "pipeline_spec" in inspect(row).unloaded:
+            spec_json = row.pipeline_spec_text
+            if row.platform_spec:  # spliced as text: the IR is not parsed for it
+                spec_json = (
+                    f'{{"pipeline_spec": {spec_json}, "platform_spec": {json.dumps(row.platform_spec, sort_keys=True)}}}'
+                )
         elif row.platform_spec:
             spec = {"pipeline_spec": row.pipeline_spec, "platform_spec": row.platform_spec}
         else:
@@ -296,7 +429,7 @@ class RunRepository:
             scheduled_at=as_utc(row.scheduled_at),
             finished_at=as_utc(row.finished_at),
             outputs=Outputs.from_json(row.outputs),
-            task_details=[task_to_domain(t) for t in tasks],
+            task_details=list(tasks),
             handed_at=as_utc(row.handed_at),
             storage_state=row.storage_state or "AVAILABLE",
             pipeline_spec_json=spec_json,
@@ -304,19 +437,116 @@ class RunRepository:
             pipeline_id=row.pipeline_id or "",
             pipeline_version_id=row.pipeline_version_id or "",
             service_account=row.service_account or "",
+            status_version=int(row.status_version or 0),
         )
 
-    def load(self, row: RunRow) -> Run:
-        """The domain run for ``row`` with its tasks."""
-        return self.to_domain(row, self.tasks_of([row.run_id]).get(row.run_id, []))
+    def get_run(self, run_id: str, query: RunQuery = RunQuery()) -> Run | None:
+        """The domain run ``run_id`` with the tasks ``query`` asks for; None when unknown.
+
+        The run's row is read before its tasks: a report committed in between only makes
+        the tasks newer than the ``status_version`` returned, so a watcher asking again
+        after that version is sent those tasks again, never misses any."""
+        options = [defer(RunRow.pipeline_spec)]
+        if not query.omit_pipeline_spec:
+            options.append(undefer(RunRow.pipeline_spec_text))
+        row = self.session.scalars(select(RunRow).where(RunRow.run_id == run_id).options(*options)).one_or_none()
+        if row is None:
+            return None
+        after, current = query.tasks_after_version, row.status_version or 0
+        # A version this run never reached comes from some other history (a restored
+        # database): the caller's tasks cannot be trusted, so it gets them all.
+        if after <= 0 or (row.tasks_removed_version or 0) > after or after > current:
+            return self.to_domain(row, self.tasks_of([run_id]).get(run_id, []), omit_spec=query.omit_pipeline_spec)
+        tasks = self.tasks_after(run_id, after) if after < current else []
+        run = self.to_domain(row, tasks, omit_spec=query.omit_pipeline_spec)
+        run.partial_tasks = True
+        run.child_task_ids = self.children_of(run_id, [t.task_id for t in tasks]) if tasks else {}
+        return run
 
     def ping(self) -> None:
         """Fails when the database cannot be reached."""
         self.session.execute(text("SELECT 1"))
 
 
-def _task_values(task: TaskDetail, position: int) -> dict[str, Any]:
+class RunStatusRow(typing.NamedTuple):
+    """The columns of a run's row a status report reads (:meth:`RunRepository.lock_status`)."""
+
+    state: str
+    status_updated_at: datetime | None
+    finished_at: datetime | None
+    handed_at: datetime | None
+    status_version: int
+
+
+#: Every column a task write sets.
+_WRITTEN = (
+    "run_id",
+    "task_id",
+    "position",
+    "display_name",
+    "state",
+    "create_time",
+    "start_time",
+    "end_time",
+    "execution_id",
+    "outputs",
+    "error",
+    "log_tail",
+    "log_uri",
+    "parent_task_id",
+    "kind",
+    "version",
+)
+#: What a full report compares to decide whether a row changed.
+_COMPARED = tuple(name for name in _WRITTEN if name not in ("run_id", "task_id", "version"))
+#: A task detail's columns, in :func:`_task_from_row`'s order.
+_READ = (
+    "task_id",
+    "display_name",
+    "state",
+    "create_time",
+    "start_time",
+    "end_time",
+    "execution_id",
+    "outputs",
+    "error",
+    "log_tail",
+    "log_uri",
+    "parent_task_id",
+    "kind",
+)
+_upserts: dict[tuple[str, bool], Insert] = {}
+#: SQLite caps the variables of one statement; Postgres does not need the chunks.
+_CHUNK = 500
+
+
+def _runs_table() -> Table:
+    return typing.cast(Table, RunRow.__table__)
+
+
+def _tasks_table() -> Table:
+    return typing.cast(Table, RunTaskRow.__table__)
+
+
+#: Outputs are read as their stored text: most tasks have none, and parsing JSON for
+#: every row of a large run is a good part of reading it.
+_TASK_READ = tuple(
+    cast(_tasks_table().c[name], Text) if name == "outputs" else _tasks_table().c[name] for name in _READ
+)
+#: The stored text of empty outputs (``Outputs().to_json()`` as the JSON type writes it).
+_EMPTY_OUTPUTS = frozenset({"", "{}", json.dumps(Outputs().to_json())})
+_TASK_COMPARE = (_tasks_table().c.task_id, *(_tasks_table().c[name] for name in _COMPARED))
+
+
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _task_values(run_id: str, task: TaskDetail, position: int, version: int) -> dict[str, Any]:
     return {
+        "run_id": run_id,
+        "task_id": task.task_id,
         "position": position,
         "display_name": task.display_name,
         "state": task.state.value,
@@ -330,24 +560,30 @@ def _task_values(task: TaskDetail, position: int) -> dict[str, Any]:
         "log_uri": task.log_uri,
         "parent_task_id": task.parent_task_id,
         "kind": task.kind,
+        "version": version,
     }
 
 
-def task_to_domain(row: RunTaskRow) -> TaskDetail:
-    """The domain task detail for a task row."""
-    return TaskDetail(
-        task_id=row.task_id,
-        display_name=row.display_name,
-        state=_state(row.state),
-        create_time=as_utc(row.create_time),
-        start_time=as_utc(row.start_time),
-        end_time=as_utc(row.end_time),
-        execution_id=int(row.execution_id or 0),
-        outputs=Outputs.from_json(row.outputs),
-        error=row.error,
-        log_tail=row.log_tail,
-        log_uri=row.log_uri,
-        parent_task_id=row.parent_task_id,
-        kind=row.kind,
-    )
+_STATES = {state.value: state for state in RunState}
 
+
+def _task_from_row(row: Sequence[Any]) -> TaskDetail:
+    """A row of :data:`_TASK_READ` columns as a domain task detail (plain tuples rather
+    than ORM entities: GetRun of a large run reads thousands of them)."""
+    (task_id, display_name, state, create_time, start_time, end_time, execution_id, outputs,
+     error, log_tail, log_uri, parent_task_id, kind) = row
+    return TaskDetail(
+        task_id=task_id,
+        display_name=display_name,
+        state=_STATES.get(state, RunState.RUNTIME_STATE_UNSPECIFIED),
+        create_time=as_utc(create_time),
+        start_time=as_utc(start_time),
+        end_time=as_utc(end_time),
+        execution_id=int(execution_id or 0),
+        outputs=Outputs() if outputs in _EMPTY_OUTPUTS else Outputs.from_json(json.loads(outputs)),
+        error=error,
+        log_tail=log_tail,
+        log_uri=log_uri,
+        parent_task_id=parent_task_id,
+        kind=kind,
+    )

@@ -28,6 +28,7 @@ from stepwell_api.domain import (
     NewRun,
     Run,
     RunPage,
+    RunQuery,
     RunState,
     StatusReport,
 )
@@ -269,16 +270,22 @@ class RunService(SchedulerLink):
 
     # -- read ---------------------------------------------------------------------------
 
-    def get_run(self, run_id: str) -> Run:
-        """The run with its task details; :class:`NotFound` naming the id when unknown."""
+    def get_run(self, run_id: str, query: RunQuery = RunQuery()) -> Run:
+        """The run with its task details; :class:`NotFound` naming the id when unknown.
+
+        ``query`` is what a watcher leaves out: with ``tasks_after_version`` > 0 only the
+        tasks changed after that status version are listed (``partial_tasks``), unless
+        task rows were deleted since, when every task is; ``omit_pipeline_spec`` drops
+        the spec."""
         if not run_id:
             raise InvalidArgument("run_id is required")
+        if query.tasks_after_version < 0:
+            raise InvalidArgument(f"tasks_after_version must not be negative, got {query.tasks_after_version}")
         with self.db.session() as session:
-            repo = RunRepository(session)
-            row = repo.get_row(run_id)
-            if row is None:
-                raise NotFound(f"run {run_id!r} not found")
-            return repo.load(row)
+            run = RunRepository(session).get_run(run_id, query)
+        if run is None:
+            raise NotFound(f"run {run_id!r} not found")
+        return run
 
     def list_runs(
         self,
@@ -455,6 +462,12 @@ class RunService(SchedulerLink):
         Unknown runs are :class:`NotFound`. A run in a final state keeps it (a report of
         another state is stale and ignored), a report older than the last one applied
         is ignored, and a CANCELING run stays CANCELING until a final state arrives.
+
+        Every applied report moves the run's ``status_version`` on by one and stamps the
+        task rows it writes with it. A full report (``partial`` false) lists every task:
+        changed rows are rewritten, rows not listed deleted (recorded as
+        ``tasks_removed_version``). A partial report lists only changed tasks: they are
+        upserted, the others kept, so its cost follows the number of changed tasks.
         """
         if not report.run_id:
             raise InvalidArgument("run_id is required")
@@ -462,7 +475,7 @@ class RunService(SchedulerLink):
             raise InvalidArgument(f"report for run {report.run_id!r} has no state")
         with self.db.session() as session:
             repo = RunRepository(session)
-            row = repo.lock_row(report.run_id)
+            row = repo.lock_status(report.run_id)
             if row is None:
                 raise NotFound(f"run {report.run_id!r} not found")
             current = RunState(row.state)
@@ -479,15 +492,21 @@ class RunService(SchedulerLink):
             if current == RunState.CANCELING and new not in FINAL_STATES:
                 new = RunState.CANCELING
             now = utcnow()
-            row.state = new.value
-            row.error = report.error
-            row.outputs = report.outputs.to_json()
+            version = int(row.status_version or 0) + 1
+            values: dict[str, Any] = {
+                "state": new.value,
+                "error": report.error,
+                "outputs": report.outputs.to_json(),
+                "status_updated_at": report.update_time or now,
+                "status_version": version,
+            }
             if new in FINAL_STATES and row.finished_at is None:
-                row.finished_at = report.update_time or now
+                values["finished_at"] = report.update_time or now
             if row.handed_at is None:
-                row.handed_at = now  # a report proves the scheduler has the run
-            row.status_updated_at = report.update_time or now
-            repo.replace_tasks(report.run_id, report.task_details)
+                values["handed_at"] = now  # a report proves the scheduler has the run
+            if repo.write_tasks(report.run_id, report.task_details, version, partial=report.partial):
+                values["tasks_removed_version"] = version
+            repo.update_status(report.run_id, values)
 
 @dataclass
 class _Prepared:

@@ -8,6 +8,7 @@ from google.protobuf import empty_pb2
 from stepwell.server import ServiceBinding, rpc_errors
 from stepwell.v1 import run_pb2, run_pb2_grpc
 from stepwell_api.convert import new_run_from_proto, report_from_proto, run_to_proto
+from stepwell_api.domain import RunQuery
 from stepwell_api.service import RunService
 
 EMPTY = empty_pb2.Empty()
@@ -25,7 +26,10 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
 
     @rpc_errors
     def GetRun(self, request: run_pb2.GetRunRequest, context: grpc.ServicerContext) -> run_pb2.Run:
-        return run_to_proto(self.service.get_run(request.run_id))
+        query = RunQuery(
+            tasks_after_version=request.tasks_after_version, omit_pipeline_spec=request.omit_pipeline_spec
+        )
+        return run_to_proto(self.service.get_run(request.run_id, query))
 
     @rpc_errors
     def ListRuns(
