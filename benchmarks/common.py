@@ -187,18 +187,19 @@ def run_and_wait(
 ) -> tuple[Any, float]:
     """Creates a run and waits for the API to report its end; returns ``(run, seconds)``.
 
-    ``poll`` is the GetRun interval: the services share this process (and its GIL) with the
-    polling, so big runs poll slowly (each GetRun converts every task).
+    Waits as ``stepwell run`` does, through ``Client.watch_run``: ``poll`` is its GetRun
+    interval, and each GetRun after the first carries only the tasks that changed. The
+    services share this process (and its GIL) with the polling, so it stays cheap.
     """
     t0 = time.perf_counter()
-    run = client.create_run(spec, arguments or {})
-    while True:
-        run = client.get_run(run.run_id)
-        if run.done:
-            return run, time.perf_counter() - t0
-        if time.perf_counter() - t0 > timeout:
-            raise TimeoutError(run.run_id)
-        time.sleep(poll)
+    run_id = client.create_run(spec, arguments or {}).run_id
+    run = None
+    try:
+        for run in client.watch_run(run_id, interval=poll, timeout=timeout - (time.perf_counter() - t0)):  # noqa: B007
+            pass
+    except TimeoutError:
+        raise TimeoutError(run_id) from None
+    return run, time.perf_counter() - t0
 
 
 def peak_rss_mb(pid: int) -> float:

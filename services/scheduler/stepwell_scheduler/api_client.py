@@ -1,11 +1,20 @@
 """Reports run status to the API service, in the background, retrying until it is heard.
 
-Reports for the same run coalesce: only the newest status is sent. A report carries the
-whole run, so its cost grows with the number of tasks; after each report of a run, the
-next one waits for a few times what the last one cost (at most a second), which keeps
-reporting a small share of the work for a run of thousands of tasks and costs a run of a
-few tasks nothing. A failed report never affects the run; it is retried after
-``retry_seconds``.
+Reports for the same run coalesce: only the newest status is sent. A report carries only
+the tasks that changed since the last report of the run the API service acknowledged
+(``partial``), so its cost follows the changes, not the size of the run. It carries every
+task instead, replacing what the API service had, when there is no acknowledged report
+to build on (the first report of a run by this process, or the first to a new API
+address), when an acknowledged task no longer exists (a retry deletes failed tasks), and
+when the run has ended: whatever happened to earlier reports, the API service's final
+record of a run is then exactly the scheduler's, at the cost of one full report per run.
+A failed report leaves the baseline where it was, so the next one covers everything
+since the last acknowledged report.
+
+After each report of a run, the next one waits for a few times what the last one cost
+(at most a second), which keeps reporting a small share of the work of a busy run and
+costs a run of a few tasks nothing. A failed report never affects the run; it is retried
+after ``retry_seconds``.
 """
 
 from __future__ import annotations
@@ -13,17 +22,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
 
-from stepwell.v1 import common_pb2, run_pb2, run_pb2_grpc, scheduler_pb2
+from stepwell.v1 import run_pb2, run_pb2_grpc
 from stepwell_scheduler.peers import LazyStub
+from stepwell_scheduler.status import RunSnapshot
 
 log = logging.getLogger(__name__)
 
-_FINAL = frozenset({common_pb2.SUCCEEDED, common_pb2.FAILED, common_pb2.CANCELED, common_pb2.SKIPPED})
 #: The gap after a report, as a multiple of what the report cost, and its upper bound.
 _SPACING_FACTOR = 3.0
 _MAX_SPACING = 1.0
@@ -33,25 +44,78 @@ class ApiClient:
     """Calls ``RunService.ReportRunStatus`` on the API service."""
 
     def __init__(self, address: Callable[[], str], timeout: float = 10.0) -> None:
+        self._address = address
         self._stub = LazyStub(address, run_pb2_grpc.RunServiceStub)
         self.timeout = timeout
 
-    def report(self, status: scheduler_pb2.RunStatus) -> None:
-        """Sends one status; raises ``grpc.RpcError`` when the API service does not answer."""
-        now = timestamp_pb2.Timestamp()
-        now.GetCurrentTime()
-        request = run_pb2.ReportRunStatusRequest(
-            run_id=status.run_id,
-            state=status.state,
-            error=status.error,
-            task_details=status.task_details,
-            outputs=status.outputs,
-            update_time=now,
-        )
+    @property
+    def address(self) -> str:
+        """The API service's current address."""
+        return self._address()
+
+    def send(self, request: run_pb2.ReportRunStatusRequest) -> None:
+        """Sends one report; raises ``grpc.RpcError`` when the API service does not answer."""
         self._stub.get().ReportRunStatus(request, timeout=self.timeout)
 
     def close(self) -> None:
         self._stub.close()
+
+
+def report_request(
+    snapshot: RunSnapshot, acknowledged: Mapping[str, Any] | None
+) -> tuple[run_pb2.ReportRunStatusRequest, list[str] | None]:
+    """The report of ``snapshot`` to send when the API service has acknowledged the tasks
+    in ``acknowledged`` (task id -> ``TaskEntry.signature``; None: nothing known).
+
+    Returns the request (without ``update_time``) and the ids of the tasks it carries
+    when it is partial, or None when it is full.
+    """
+    changed = None if acknowledged is None or snapshot.final else changed_tasks(snapshot, acknowledged)
+    request = run_pb2.ReportRunStatusRequest(
+        run_id=snapshot.run_id,
+        state=snapshot.state,  # type: ignore[arg-type]
+        error=snapshot.error,
+        task_details=snapshot.details(changed),
+        partial=changed is not None,
+    )
+    if snapshot.outputs:
+        request.outputs.CopyFrom(snapshot.outputs_proto())
+    return request, changed
+
+
+def changed_tasks(snapshot: RunSnapshot, acknowledged: Mapping[str, Any]) -> list[str] | None:
+    """Ids of the tasks that are new or differ from ``acknowledged``; None when a task in
+    ``acknowledged`` no longer exists (only a full report removes it)."""
+    changed = []
+    new = 0
+    for task_id, entry in snapshot.tasks.items():
+        known = acknowledged.get(task_id)
+        # Unchanged entries keep their signature object: most tasks pass on identity.
+        if known is not entry.signature and known != entry.signature:
+            changed.append(task_id)
+            new += known is None
+    # Every acknowledged task is still there exactly when the counts add up.
+    if len(acknowledged) + new != len(snapshot.tasks):
+        return None
+    return changed
+
+
+@dataclass
+class ReportStats:
+    """What the reporter has delivered (acknowledged reports only)."""
+
+    full: int = 0
+    partial: int = 0
+    #: Task details carried by those reports.
+    tasks: int = 0
+
+
+@dataclass
+class _Delivered:
+    """The task signatures the API service at ``address`` acknowledged for a run."""
+
+    address: str
+    signatures: dict[str, Any] = field(default_factory=dict)
 
 
 class StatusReporter:
@@ -60,7 +124,7 @@ class StatusReporter:
     def __init__(
         self,
         client: ApiClient,
-        status_of: Callable[[str], scheduler_pb2.RunStatus | None],
+        status_of: Callable[[str], RunSnapshot | None],
         retry_seconds: float = 2.0,
     ) -> None:
         self._client = client
@@ -71,6 +135,10 @@ class StatusReporter:
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="status-reporter", daemon=True)
+        # Only the reporter thread touches these two.
+        self._delivered: dict[str, _Delivered] = {}
+        self._stamps: dict[str, int] = {}  # run_id -> update_time of the last report sent (µs)
+        self.stats = ReportStats()
 
     def start(self) -> None:
         self._thread.start()
@@ -115,10 +183,12 @@ class StatusReporter:
         while (run_id := self._next()) is not None:
             try:
                 started = time.monotonic()
-                status = self._status_of(run_id)
-                if status is not None:
-                    self._client.report(status)
-                self._space_out(run_id, started, status)
+                snapshot = self._status_of(run_id)
+                if snapshot is None:
+                    self._forget(run_id)
+                else:
+                    self._deliver(snapshot)
+                self._space_out(run_id, started, snapshot)
             except grpc.RpcError as err:
                 log.warning("could not report run %s to the API service (%s); retrying", run_id, err.code())
                 self._retry_later(run_id)
@@ -126,10 +196,45 @@ class StatusReporter:
                 log.exception("could not report run %s; retrying", run_id)
                 self._retry_later(run_id)
 
-    def _space_out(self, run_id: str, started: float, status: scheduler_pb2.RunStatus | None) -> None:
+    def _deliver(self, snapshot: RunSnapshot) -> None:
+        run_id = snapshot.run_id
+        address = self._client.address
+        delivered = self._delivered.get(run_id)
+        if delivered is not None and delivered.address != address:
+            delivered = None  # another API service may know nothing of the run
+        request, changed = report_request(snapshot, None if delivered is None else delivered.signatures)
+        request.update_time.CopyFrom(self._stamp(run_id))
+        self._client.send(request)
+        if changed is None:
+            self.stats.full += 1
+        else:
+            self.stats.partial += 1
+        self.stats.tasks += len(request.task_details)
+        if snapshot.final:
+            self._forget(run_id)
+        elif delivered is None or changed is None:
+            self._delivered[run_id] = _Delivered(address, {t: e.signature for t, e in snapshot.tasks.items()})
+        else:
+            for task_id in changed:
+                delivered.signatures[task_id] = snapshot.tasks[task_id].signature
+
+    def _stamp(self, run_id: str) -> timestamp_pb2.Timestamp:
+        # The API service ignores a report older than the last one it applied; were the
+        # clock to step back, a partial report it ignored would still count as delivered.
+        micros = max(time.time_ns() // 1000, self._stamps.get(run_id, 0) + 1)
+        self._stamps[run_id] = micros
+        stamp = timestamp_pb2.Timestamp()
+        stamp.FromMicroseconds(micros)
+        return stamp
+
+    def _forget(self, run_id: str) -> None:
+        self._delivered.pop(run_id, None)
+        self._stamps.pop(run_id, None)
+
+    def _space_out(self, run_id: str, started: float, snapshot: RunSnapshot | None) -> None:
         done = time.monotonic()
         with self._cond:
-            if status is None or status.state in _FINAL:
+            if snapshot is None or snapshot.final:
                 self._next_allowed.pop(run_id, None)
             else:
                 self._next_allowed[run_id] = done + min(_MAX_SPACING, _SPACING_FACTOR * (done - started))

@@ -92,7 +92,7 @@ def _execution(
 
 def _artifact_events(
     execution_id: int,
-    event_type: pb.Event.Type.ValueType,
+    event_type: pb.Event.Type,
     artifacts: Mapping[str, list[Mapping[str, Any]]],
 ) -> list[pb.Event]:
     """Events to the records that have an ``artifact_id``; the index counts every record."""

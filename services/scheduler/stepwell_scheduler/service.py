@@ -31,7 +31,7 @@ from stepwell_scheduler.models import (
     RunRow,
     TaskRow,
 )
-from stepwell_scheduler.status import StatusCache
+from stepwell_scheduler.status import RunSnapshot, StatusCache
 
 
 class ChangeBoard:
@@ -204,16 +204,17 @@ class SchedulerService:
             return list(s.scalars(select(RunRow.run_id).where(RunRow.state.not_in(FINAL_STATES))))
 
     def status(self, run_id: str) -> scheduler_pb2.RunStatus:
-        """The run's current status; :class:`NotFound` for an unknown run."""
+        """The run's whole current status; :class:`NotFound` for an unknown run."""
         found = self.find_status(run_id)
         if found is None:
             raise NotFound(f"run {run_id!r} is not known to the scheduler")
-        return found
+        return found.status()
 
-    def find_status(self, run_id: str) -> scheduler_pb2.RunStatus | None:
-        """The run's current status, or None for an unknown run."""
+    def find_status(self, run_id: str) -> RunSnapshot | None:
+        """The run's current state and tasks, or None for an unknown run (what the status
+        reporter compares with what the API service last acknowledged)."""
         with self.db.session() as s:
-            return self._statuses.status(s, run_id)
+            return self._statuses.snapshot(s, run_id)
 
 
 def _waits_for_completion(plan: PipelinePlan, qualified: str) -> bool:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
-from sqlalchemy import select
+from sqlalchemy import literal_column, select
 from sqlalchemy.orm import Session
 
 from stepwell.v1 import common_pb2, run_pb2, scheduler_pb2
-from stepwell_scheduler.models import RunRow, TaskRow
+from stepwell_scheduler.models import FINAL_STATES, RunRow, TaskRow
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -60,41 +61,67 @@ def _struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
     return struct
 
 
-def task_detail(row: TaskRow) -> run_pb2.TaskDetail:
-    """One task row as a ``TaskDetail``."""
-    detail = run_pb2.TaskDetail(
-        task_id=row.qualified_name,
-        display_name=row.display_name or row.name,
-        state=row.state,  # type: ignore[arg-type]
-        execution_id=row.execution_id or 0,
-        error=row.error or "",
-        log_tail=row.log_tail or "",
-        log_uri=row.log_uri or "",
-        parent_task_id=row.parent or "",
-        kind=row.kind,
-    )
-    for field, value in (("create_time", row.ready_at), ("start_time", row.started_at), ("end_time", row.finished_at)):
-        stamp = _timestamp(value)
-        if stamp is not None:
-            getattr(detail, field).CopyFrom(stamp)
-    if row.outputs:
-        detail.outputs.CopyFrom(outputs_proto(row.outputs))
-    return detail
+@dataclass(frozen=True)
+class TaskEntry:
+    """One task row as last read.
+
+    ``signature`` holds the row's values that its ``TaskDetail`` is built from (and its
+    row id): equal signatures mean an equal detail, so it is what a reader remembers to
+    tell later whether the task changed. ``detail`` is shared between snapshots and must
+    not be modified.
+    """
+
+    task_id: str
+    signature: tuple[Any, ...]
+    order: tuple[datetime, int]
+    cached: bool
+    detail: run_pb2.TaskDetail
+    #: What the cheap per-row probe returned when the row was read (see ``_probe_columns``).
+    probe: Any = None
 
 
-def run_status(run: RunRow, rows: Iterable[TaskRow]) -> scheduler_pb2.RunStatus:
-    """A run and its tasks as a ``RunStatus``."""
-    ordered = sorted(rows, key=lambda r: (utc(r.ready_at) or datetime.min.replace(tzinfo=timezone.utc), r.id))
-    status = scheduler_pb2.RunStatus(
-        run_id=run.run_id,
-        state=run.state,  # type: ignore[arg-type]
-        error=run.error or "",
-        task_details=[task_detail(r) for r in ordered],
-        cached_task_ids=[r.qualified_name for r in ordered if r.cached],
-    )
-    if run.outputs:
-        status.outputs.CopyFrom(outputs_proto(run.outputs))
-    return status
+@dataclass(frozen=True)
+class RunSnapshot:
+    """A run's state and every task of it, as read in one :meth:`StatusCache.snapshot`."""
+
+    run_id: str
+    state: str
+    error: str
+    outputs: Mapping[str, Any]
+    #: By task id (qualified name).
+    tasks: Mapping[str, TaskEntry]
+
+    @property
+    def final(self) -> bool:
+        """True when the run is in a final state."""
+        return self.state in FINAL_STATES
+
+    def details(self, task_ids: Iterable[str] | None = None) -> list[run_pb2.TaskDetail]:
+        """The details of ``task_ids`` (all tasks when None), in the order of the status."""
+        entries = self.tasks.values() if task_ids is None else [self.tasks[t] for t in task_ids]
+        return [e.detail for e in sorted(entries, key=_order)]
+
+    def outputs_proto(self) -> common_pb2.Outputs:
+        """The run's outputs as an ``Outputs`` message."""
+        return outputs_proto(self.outputs)
+
+    def status(self) -> scheduler_pb2.RunStatus:
+        """The whole run as a ``RunStatus``: every task, ordered by when it became ready."""
+        ordered = sorted(self.tasks.values(), key=_order)
+        status = scheduler_pb2.RunStatus(
+            run_id=self.run_id,
+            state=self.state,  # type: ignore[arg-type]
+            error=self.error,
+            task_details=[e.detail for e in ordered],
+            cached_task_ids=[e.task_id for e in ordered if e.cached],
+        )
+        if self.outputs:
+            status.outputs.CopyFrom(self.outputs_proto())
+        return status
+
+
+def _order(entry: TaskEntry) -> tuple[datetime, int]:
+    return entry.order
 
 
 #: The task columns a ``TaskDetail`` is built from, apart from ``outputs``.
@@ -117,69 +144,105 @@ _DETAIL_COLUMNS = (
 )
 
 
-class StatusCache:
-    """Builds ``RunStatus`` messages, reusing the ``TaskDetail`` of every task row that has
-    not changed since the previous status of the same run.
+def _probe_columns(dialect: str) -> tuple[Any, ...]:
+    """Columns that change whenever a task row's detail may have changed.
 
-    Each call still reads every task row of the run, but only its plain columns; the
-    JSON ``outputs`` of a row are read and converted only when the row changed (its
-    state, times, error, log or execution differ). A row's outputs are only written
-    together with its state and end time, so those columns tell when they changed.
+    On Postgres that is the row version's ``xmin``, a fifth of the cost of the detail
+    columns: every UPDATE writes a new version whose ``xmin`` is the writing
+    transaction's id, which differs from that of the already committed transaction
+    that wrote the version read before (freezing may change it without an update,
+    which costs one needless re-read). SQLite has no such thing, and reading the
+    detail columns costs hardly more than any subset of them, so they are the probe.
+    """
+    if dialect == "postgresql":
+        return (literal_column("sched_tasks.xmin::text::bigint").label("probe"),)
+    return _DETAIL_COLUMNS[1:]
+
+
+class StatusCache:
+    """Builds run snapshots, reusing the ``TaskEntry`` of every task row that has not
+    changed since the previous snapshot of the same run.
+
+    Each call reads one cheap probe per task row (see :func:`_probe_columns`); only rows
+    whose probe changed, and new rows, are read in full, JSON ``outputs`` included, and
+    only rows whose detail columns then differ get a new ``TaskDetail`` (a row's outputs
+    are only written together with its state and end time, so those columns tell when
+    they changed).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._runs: dict[str, dict[int, tuple[tuple[Any, ...], run_pb2.TaskDetail]]] = {}
+        self._runs: dict[str, dict[int, TaskEntry]] = {}
 
     def status(self, s: Session, run_id: str) -> scheduler_pb2.RunStatus | None:
-        run = s.get(RunRow, run_id)
+        """The run's whole status, or None for an unknown run."""
+        snapshot = self.snapshot(s, run_id)
+        return None if snapshot is None else snapshot.status()
+
+    def snapshot(self, s: Session, run_id: str) -> RunSnapshot | None:
+        """The run and all its tasks as they are now, or None for an unknown run."""
+        # Core statements: the ORM's row handling would cost more than the reads.
+        db = s.connection()
+        run = db.execute(
+            select(RunRow.run_id, RunRow.state, RunRow.error, RunRow.outputs).where(RunRow.run_id == run_id)
+        ).first()
         if run is None:
             with self._lock:
                 self._runs.pop(run_id, None)
             return None
         with self._lock:
-            cached = dict(self._runs.get(run_id) or {})
-        rows = list(s.execute(select(*_DETAIL_COLUMNS).where(TaskRow.run_id == run_id)))
-        fresh: dict[int, tuple[tuple[Any, ...], run_pb2.TaskDetail]] = {}
-        changed: list[Any] = []
-        for row in rows:
-            signature = tuple(row)
-            entry = cached.get(row.id)
-            if entry is not None and entry[0] == signature:
-                fresh[row.id] = entry
+            cached = self._runs.get(run_id) or {}
+        probes = _probe_columns(db.dialect.name)
+        fresh: dict[int, TaskEntry] = {}
+        stale: dict[int, list[Any]] = {}
+        known = cached.get
+        for row_id, *probe in db.execute(select(TaskRow.id, *probes).where(TaskRow.run_id == run_id)):
+            entry = known(row_id)
+            if entry is not None and entry.probe == probe:
+                fresh[row_id] = entry
             else:
-                changed.append(row)
-        outputs: dict[int, dict[str, Any]] = {}
-        ids = [row.id for row in changed]
+                stale[row_id] = probe
+        # Read after the probes: a row written in between pairs an older probe with newer
+        # values, which costs one more read next time, never a missed change.
+        ids = list(stale)
         for i in range(0, len(ids), 500):
-            query = select(TaskRow.id, TaskRow.outputs).where(TaskRow.id.in_(ids[i : i + 500]))
-            outputs.update({row_id: value for row_id, value in s.execute(query)})
-        for row in changed:
-            fresh[row.id] = (tuple(row), _detail(row, outputs.get(row.id)))
-        if run.state in _FINAL_RUN_STATES:
-            with self._lock:
+            query = select(*_DETAIL_COLUMNS, TaskRow.outputs).where(TaskRow.id.in_(ids[i : i + 500]))
+            for row in db.execute(query):
+                signature = tuple(row)[:-1]
+                entry = cached.get(row.id)
+                if entry is not None and entry.signature == signature:
+                    # Written, but not in a column the detail shows (a pid, a lease).
+                    fresh[row.id] = TaskEntry(
+                        entry.task_id, entry.signature, entry.order, entry.cached, entry.detail, stale[row.id]
+                    )
+                else:
+                    fresh[row.id] = TaskEntry(
+                        task_id=row.qualified_name,
+                        signature=signature,
+                        order=(utc(row.ready_at) or _EPOCH, row.id),
+                        cached=bool(row.cached),
+                        detail=_detail(row, row.outputs),
+                        probe=stale[row.id],
+                    )
+        with self._lock:
+            if run.state in FINAL_STATES:
+                # An ended run is seldom asked about again; a retry reads its rows afresh.
                 self._runs.pop(run_id, None)
-        else:
-            with self._lock:
+            else:
                 self._runs[run_id] = fresh
-        ordered = sorted(rows, key=lambda r: (utc(r.ready_at) or _EPOCH, r.id))
-        status = scheduler_pb2.RunStatus(
+        return RunSnapshot(
             run_id=run.run_id,
-            state=run.state,  # type: ignore[arg-type]
+            state=run.state,
             error=run.error or "",
-            task_details=[fresh[r.id][1] for r in ordered],
-            cached_task_ids=[r.qualified_name for r in ordered if r.cached],
+            outputs=run.outputs or {},
+            tasks={e.task_id: e for e in fresh.values()},
         )
-        if run.outputs:
-            status.outputs.CopyFrom(outputs_proto(run.outputs))
-        return status
 
 
 _EPOCH = datetime.min.replace(tzinfo=timezone.utc)
-_FINAL_RUN_STATES = frozenset({"SUCCEEDED", "SKIPPED", "FAILED", "CANCELED"})
 
 
-def _detail(row: Any, outputs: dict[str, Any] | None) -> run_pb2.TaskDetail:
+def _detail(row: Any, outputs: Mapping[str, Any] | None) -> run_pb2.TaskDetail:
     detail = run_pb2.TaskDetail(
         task_id=row.qualified_name,
         display_name=row.display_name or row.name,

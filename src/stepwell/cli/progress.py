@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import threading
+from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import IO
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.live import Live
+from rich.segment import Segment
 from rich.table import Table
+from rich.text import Text
 
 from stepwell.client.types import Run, TaskDetail
 
@@ -21,6 +27,9 @@ _STYLE = {
     "CANCELED": "magenta",
     "CANCELING": "magenta",
 }
+#: States whose tasks a truncated table always tries to show.
+_URGENT = frozenset({"RUNNING", "CANCELING", "FAILED"})
+_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
 _MARK = {"SUCCEEDED": "✓", "FAILED": "✗", "RUNNING": "▶", "SKIPPED": "-", "CANCELED": "■"}
 
 
@@ -32,15 +41,59 @@ def _seconds(start: datetime | None, end: datetime | None) -> str:
     return f"{(end - start).total_seconds():.2f}s"
 
 
-def _table(run: Run) -> Table:
-    table = Table(title=f"run {run.run_id} · {run.pipeline_name} · {run.state}", title_justify="left", box=None)
+def _table(run: Run, limit: int) -> RenderableType:
+    """The run's tasks as a table of at most ``limit`` task rows. A bigger run shows its
+    running and failed tasks, then the ones that ended last, then the next pending ones
+    (in run order), and the number of tasks in each state below."""
+    tasks = run.tasks
+    hidden = 0
+    if len(tasks) > limit:
+        room = limit - 1  # the "more" row
+        picked = [i for i, t in enumerate(tasks) if t.state in _URGENT][:room]
+        ended = [i for i, t in enumerate(tasks) if t.end_time is not None and t.state not in _URGENT]
+        picked += heapq.nlargest(room - len(picked), ended, key=lambda i: tasks[i].end_time or _EPOCH)
+        taken = set(picked)
+        picked += itertools.islice((i for i in range(len(tasks)) if i not in taken), room - len(picked))
+        hidden = len(tasks) - len(picked)
+        tasks = [tasks[i] for i in sorted(picked)]
+    table = Table(
+        title=f"run {run.run_id} · {run.pipeline_name} · {run.state}", title_justify="left", box=None
+    )
     table.add_column("task")
     table.add_column("state")
     table.add_column("time", justify="right")
-    for task in run.tasks:
+    for task in tasks:
         style = _STYLE.get(task.state, "")
         table.add_row(task.task_id, f"[{style}]{task.state}[/]", _seconds(task.start_time, task.end_time))
-    return table
+    if not hidden:
+        return table
+    table.add_row(f"[dim]… {hidden} more[/]", "", "")
+    counts = Counter(t.state for t in run.tasks)
+    summary = f"{len(run.tasks)} tasks: " + ", ".join(f"{n} {state.lower()}" for state, n in sorted(counts.items()))
+    return Group(table, Text(summary, style="dim"))
+
+
+class _Board:
+    """The live view's content: the newest table, rendered once per change however
+    often the view redraws (rendering a table costs far more than drawing its lines)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._table: RenderableType | None = None
+        self._lines: tuple[int, list[Segment]] | None = None
+
+    def show(self, table: RenderableType) -> None:
+        with self._lock:
+            self._table, self._lines = table, None
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        with self._lock:
+            if self._table is None:
+                return
+            if self._lines is None or self._lines[0] != options.max_width:
+                self._lines = (options.max_width, list(console.render(self._table, options)))
+            lines = self._lines[1]
+        yield from lines
 
 
 def _line(task: TaskDetail) -> str:
@@ -54,9 +107,13 @@ def follow(runs: Iterable[Run], stream: IO[str]) -> Run:
     console = Console(file=stream, highlight=False)
     last: Run | None = None
     if console.is_terminal:
-        with Live(console=console, refresh_per_second=10, transient=False) as live:
+        board = _Board()
+        # Redrawn a few times a second (and once more when it stops), from what the
+        # newest update showed; updates in between cost only building the table.
+        with Live(board, console=console, refresh_per_second=4, transient=False):
             for run in runs:
-                live.update(_table(run))
+                # Title, header and the line of counts take the rest of the screen.
+                board.show(_table(run, max(5, console.height - 4)))
                 last = run
     else:
         seen: dict[str, str] = {}

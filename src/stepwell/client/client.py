@@ -252,18 +252,20 @@ class Client(ResourceMethods):
         self._call(self._runs.DeleteRun, run_pb2.DeleteRunRequest(run_id=run_id, delete_artifacts=delete_artifacts))
 
     def watch_run(self, run_id: str, interval: float = 0.1, timeout: float | None = None) -> Iterator[Run]:
-        """Yields the run each time it changes, ending with its final state.
+        """Yields the run each time it changes (its state, or a status report the API
+        service applied), ending with its final state.
 
+        Each poll asks only for the tasks changed since the previous one and converts
+        only those, so following a run of thousands of tasks costs what changes in it.
         Raises ``TimeoutError`` when ``timeout`` seconds pass before the run ends.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        last: Any = None
+        watch = convert.RunWatch(run_id)
         while True:
-            message = self._call(self._runs.GetRun, run_pb2.GetRunRequest(run_id=run_id))
-            message.ClearField("pipeline_spec")
-            if message != last:
-                last = message
-                run = convert.run_from_proto(message)
+            run = watch.update(self._call(self._runs.GetRun, watch.request()))
+            if watch.stale:
+                continue
+            if run is not None:
                 yield run
                 if run.done:
                     return

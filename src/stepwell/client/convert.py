@@ -74,7 +74,9 @@ def task_from_proto(message: run_pb2.TaskDetail) -> TaskDetail:
     )
 
 
-def run_from_proto(message: run_pb2.Run) -> Run:
+def run_from_proto(message: run_pb2.Run, tasks: list[TaskDetail] | None = None) -> Run:
+    """``message`` as a :class:`Run`; with ``tasks``, those are its tasks (already
+    converted) instead of ``message.task_details``."""
     from stepwell.ir import integral
 
     return Run(
@@ -94,12 +96,88 @@ def run_from_proto(message: run_pb2.Run) -> Run:
         scheduled_at=_time(message.scheduled_at),
         finished_at=_time(message.finished_at),
         outputs=outputs_from_proto(message.outputs),
-        tasks=[task_from_proto(t) for t in message.task_details],
+        tasks=[task_from_proto(t) for t in message.task_details] if tasks is None else tasks,
         storage_state=run_pb2.StorageState.Name(message.storage_state).replace("STORAGE_STATE_UNSPECIFIED", ""),
         pipeline_id=message.pipeline_version_reference.pipeline_id,
         pipeline_version_id=message.pipeline_version_reference.pipeline_version_id,
         recurring_run_id=message.recurring_run_id,
     )
+
+
+class RunWatch:
+    """Follows one run through repeated GetRun calls, asking each time only for the tasks
+    that changed since the previous reply and converting only those.
+
+    Use :meth:`request` for each call and hand every reply to :meth:`update`.
+    """
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        #: The ``status_version`` of the last reply (0: none yet, or no report applied).
+        self.version = 0
+        self._tasks: list[TaskDetail] = []
+        self._index: dict[str, int] = {}
+        self._state: int | None = None
+        # An API service without status versions: whole replies are compared instead.
+        self._unversioned: run_pb2.Run | None = None
+        #: True when the last reply could not be merged: ask again at once, for every task.
+        self.stale = False
+
+    def request(self) -> run_pb2.GetRunRequest:
+        """The GetRun request for the next call."""
+        return run_pb2.GetRunRequest(
+            run_id=self.run_id, tasks_after_version=self.version, omit_pipeline_spec=True
+        )
+
+    def update(self, message: run_pb2.Run) -> Run | None:
+        """Merges a reply; the whole run when its state or status version moved (always
+        on the first reply), else None.
+
+        A reply with ``partial_tasks`` lists only changed tasks: each replaces the task
+        with its id, in place, or is appended. Any other reply lists every task.
+
+        A partial reply listing a task that was created anew (a retry recreates failed
+        tasks) is not merged: the server may list that task at another place now, which
+        a partial reply cannot tell. Then :attr:`stale` is set, the result is None, and
+        the next request asks for every task.
+        """
+        self.stale = message.partial_tasks and any(self._recreated(task) for task in message.task_details)
+        if self.stale:
+            self.version = 0
+            return None
+        version = message.status_version
+        changed = (
+            self._state is None
+            or message.state != self._state
+            or version != self.version
+            or (version == 0 and message != self._unversioned)
+        )
+        if message.partial_tasks:
+            for task in message.task_details:
+                converted = task_from_proto(task)
+                at = self._index.get(converted.task_id)
+                if at is None:
+                    self._index[converted.task_id] = len(self._tasks)
+                    self._tasks.append(converted)
+                else:
+                    self._tasks[at] = converted
+        elif changed:
+            self._tasks = [task_from_proto(t) for t in message.task_details]
+            self._index = {t.task_id: i for i, t in enumerate(self._tasks)}
+        # A version that went back (the API service's records were replaced) cannot be
+        # built on: the next reply is asked for whole.
+        self.version = version if version >= self.version else 0
+        self._state = message.state
+        if version == 0:
+            self._unversioned = message
+        if not changed:
+            return None
+        # A copy: a run handed out earlier keeps the tasks it had.
+        return run_from_proto(message, tasks=list(self._tasks))
+
+    def _recreated(self, task: run_pb2.TaskDetail) -> bool:
+        at = self._index.get(task.task_id)
+        return at is not None and self._tasks[at].create_time != _time(task.create_time)
 
 
 def run_request(
