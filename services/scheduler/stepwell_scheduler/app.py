@@ -102,6 +102,7 @@ class SchedulerApp:
         self.service = SchedulerService(
             self.database, self.engine, self.settings.resolved_artifact_root(), self.changes
         )
+        self.engine.on_rows = self.service.note_changed
         self.reporter = StatusReporter(self.api, self.service.find_status, self.settings.report_retry_seconds)
         self.servicer = SchedulerServicer(self.service)
         self.server: RunningServer | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -209,6 +210,10 @@ class SchedulerService:
         if found is None:
             raise NotFound(f"run {run_id!r} is not known to the scheduler")
         return found.status()
+
+    def note_changed(self, run_id: str, names: Iterable[str] | None) -> None:
+        """The engine wrote (and committed) these task rows of ``run_id`` (None: unknown which)."""
+        self._statuses.note_changed(run_id, names)
 
     def find_status(self, run_id: str) -> RunSnapshot | None:
         """The run's current state and tasks, or None for an unknown run (what the status

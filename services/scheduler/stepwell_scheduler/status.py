@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -170,9 +171,30 @@ class StatusCache:
     they changed).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, full_every: float = 2.0) -> None:
         self._lock = threading.Lock()
         self._runs: dict[str, dict[int, TaskEntry]] = {}
+        #: Per run: task names written since its last snapshot (None: unknown, read all).
+        self._pending: dict[str, set[str] | None] = {}
+        self._full_at: dict[str, float] = {}
+        self.full_every = full_every
+        # One snapshot at a time: each builds on the previous one's baseline.
+        self._reading = threading.Lock()
+
+    def note_changed(self, run_id: str, names: Iterable[str] | None) -> None:
+        """Tells the cache which task rows of ``run_id`` were written (and committed);
+        None when that is not known. Until a whole read is due (at the latest every
+        ``full_every`` seconds, which bounds the cost of a writer that forgot to tell),
+        snapshots of a run read only the rows they were told of."""
+        with self._lock:
+            if names is None:
+                self._pending[run_id] = None
+            elif run_id not in self._pending:
+                self._pending[run_id] = set(names)
+            else:
+                known = self._pending[run_id]
+                if known is not None:
+                    known.update(names)
 
     def status(self, s: Session, run_id: str) -> scheduler_pb2.RunStatus | None:
         """The run's whole status, or None for an unknown run."""
@@ -181,6 +203,10 @@ class StatusCache:
 
     def snapshot(self, s: Session, run_id: str) -> RunSnapshot | None:
         """The run and all its tasks as they are now, or None for an unknown run."""
+        with self._reading:
+            return self._snapshot(s, run_id)
+
+    def _snapshot(self, s: Session, run_id: str) -> RunSnapshot | None:
         # Core statements: the ORM's row handling would cost more than the reads.
         db = s.connection()
         run = db.execute(
@@ -190,18 +216,45 @@ class StatusCache:
             with self._lock:
                 self._runs.pop(run_id, None)
             return None
+        clock = time.monotonic()
         with self._lock:
-            cached = self._runs.get(run_id) or {}
+            baseline = self._runs.get(run_id)
+            cached = baseline or {}
+            pending = self._pending.pop(run_id, set())
+            whole = (
+                baseline is None
+                or pending is None
+                or run.state in FINAL_STATES
+                or clock - self._full_at.get(run_id, 0.0) > self.full_every
+            )
+            if whole:
+                self._full_at[run_id] = clock
         probes = _probe_columns(db.dialect.name)
         fresh: dict[int, TaskEntry] = {}
         stale: dict[int, list[Any]] = {}
-        known = cached.get
-        for row_id, *probe in db.execute(select(TaskRow.id, *probes).where(TaskRow.run_id == run_id)):
-            entry = known(row_id)
-            if entry is not None and entry.probe == probe:
-                fresh[row_id] = entry
-            else:
-                stale[row_id] = probe
+        if whole:
+            known = cached.get
+            for row_id, *probe in db.execute(select(TaskRow.id, *probes).where(TaskRow.run_id == run_id)):
+                entry = known(row_id)
+                if entry is not None and entry.probe == probe:
+                    fresh[row_id] = entry
+                else:
+                    stale[row_id] = probe
+        else:
+            # Only the rows written since: the others are as the previous snapshot read them.
+            fresh = dict(cached)
+            names = sorted(pending or ())
+            by_name = {e.task_id: row_id for row_id, e in cached.items()} if names else {}
+            for i in range(0, len(names), 500):
+                query = select(TaskRow.id, *probes).where(
+                    TaskRow.run_id == run_id, TaskRow.qualified_name.in_(names[i : i + 500])
+                )
+                for row_id, *probe in db.execute(query):
+                    stale[row_id] = probe
+            for name in names:
+                old = by_name.get(name)
+                if old is not None and old not in stale:
+                    fresh.pop(old, None)  # gone, or recreated under a new id (read above)
         # Read after the probes: a row written in between pairs an older probe with newer
         # values, which costs one more read next time, never a missed change.
         ids = list(stale)
@@ -228,6 +281,7 @@ class StatusCache:
             if run.state in FINAL_STATES:
                 # An ended run is seldom asked about again; a retry reads its rows afresh.
                 self._runs.pop(run_id, None)
+                self._full_at.pop(run_id, None)
             else:
                 self._runs[run_id] = fresh
         return RunSnapshot(

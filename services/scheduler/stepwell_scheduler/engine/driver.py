@@ -68,6 +68,10 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
         self.executor = executor
         self.metadata = metadata
         self.on_change = on_change
+        #: Told, before ``on_change``, which task rows of a run this engine wrote (None:
+        #: unknown which); the status cache reads just those.
+        self.on_rows: Callable[[str, set[str] | None], None] = lambda run_id, names: None
+        self._written: dict[str, set[str] | None] = {}
         self.work_dir = settings.resolved_work_dir()
         self.stores = StoreRouter(s3_config_from_env(settings.storage_env()))
         self._plans: dict[str, PipelinePlan] = {}
@@ -189,6 +193,8 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
             dispatched = self._dispatch()
             changed |= dispatched
             for run_id in changed:
+                if run_id in self._written:
+                    self.on_rows(run_id, self._written.pop(run_id))
                 self.on_change(run_id)
             with self._lock:
                 again = bool(self._exited or self._cancels or self._dirty)
@@ -212,10 +218,23 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
         """Notes that this engine changed a task row of ``run_id`` outside ``_advance``:
         the next advance reloads it into the run's view."""
         self._touched.setdefault(run_id, set()).add(qualified)
+        self._wrote(run_id, qualified)
+
+    def _wrote(self, run_id: str, qualified: str | None) -> None:
+        """Notes a task row written for the status cache (None: rows unknown)."""
+        if qualified is None:
+            self._written[run_id] = None
+        elif run_id not in self._written:
+            self._written[run_id] = {qualified}
+        else:
+            names = self._written[run_id]
+            if names is not None:
+                names.add(qualified)
 
     def _forget_view(self, run_id: str) -> None:
         self._views.pop(run_id, None)
         self._touched.pop(run_id, None)
+        self._wrote(run_id, None)
 
     def _view(self, s: Session, run_id: str) -> tuple[dict[str, TaskRow], set[str] | None]:
         """The run's task rows: loaded whole the first time (and after a takeover, a
@@ -263,7 +282,12 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
                 else:
                     needs_contexts = False
                     rows, scopes = self._view(s, run_id)
-                    advancer = DagAdvancer(run=run, plan=self._plan(run), rows=rows, add=s.add, dirty=scopes)
+
+                    def add(row: TaskRow) -> None:
+                        s.add(row)
+                        self._wrote(run_id, row.qualified_name)
+
+                    advancer = DagAdvancer(run=run, plan=self._plan(run), rows=rows, add=add, dirty=scopes)
                     final = advancer.advance()
                     timed_out = str((run.options or {}).get("timed_out") or "")
                     if final == CANCELED and timed_out:

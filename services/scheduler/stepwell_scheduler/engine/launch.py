@@ -79,6 +79,7 @@ class LaunchMixin:
         def _plan(self, run: RunRow) -> PipelinePlan: ...
         def wake(self, run_id: str | None = None) -> None: ...
         def _touch(self, run_id: str, qualified: str) -> None: ...
+        def _wrote(self, run_id: str, qualified: str | None) -> None: ...
         def _finish_row(self, run_id: str, qualified: str, state: str, **kwargs: Any) -> None: ...
         def _record_outputs(
             self, run: RunRow, execution_id: int, outputs: dict[str, Any], state: str, replay: bool = False
@@ -357,6 +358,9 @@ class LaunchMixin:
                         for p in rows
                     ],
                 )
+        for p in prepared:
+            if p.run.run_id in held:
+                self._wrote(p.run.run_id, p.row.qualified_name)  # its start time
         return held
 
     def _update_rows(self, values: list[dict[str, Any]]) -> None:
