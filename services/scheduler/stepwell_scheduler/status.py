@@ -241,19 +241,24 @@ class StatusCache:
                 else:
                     stale[row_id] = probe
         else:
-            # Only the rows written since: the others are as the previous snapshot read them.
+            # Only the rows written since, in full: the others are as the previous snapshot
+            # read them.
             fresh = dict(cached)
             names = sorted(pending or ())
             by_name = {e.task_id: row_id for row_id, e in cached.items()} if names else {}
+            seen: set[int] = set()
             for i in range(0, len(names), 500):
-                query = select(TaskRow.id, *probes).where(
+                query = select(*_DETAIL_COLUMNS, TaskRow.outputs, *probes).where(
                     TaskRow.run_id == run_id, TaskRow.qualified_name.in_(names[i : i + 500])
                 )
-                for row_id, *probe in db.execute(query):
-                    stale[row_id] = probe
+                for row in db.execute(query):
+                    values = tuple(row)
+                    width = len(_DETAIL_COLUMNS)
+                    self._read_row(cached, fresh, row, values[:width], list(values[width + 1 :]))
+                    seen.add(row.id)
             for name in names:
                 old = by_name.get(name)
-                if old is not None and old not in stale:
+                if old is not None and old not in seen:
                     fresh.pop(old, None)  # gone, or recreated under a new id (read above)
         # Read after the probes: a row written in between pairs an older probe with newer
         # values, which costs one more read next time, never a missed change.
@@ -261,22 +266,7 @@ class StatusCache:
         for i in range(0, len(ids), 500):
             query = select(*_DETAIL_COLUMNS, TaskRow.outputs).where(TaskRow.id.in_(ids[i : i + 500]))
             for row in db.execute(query):
-                signature = tuple(row)[:-1]
-                entry = cached.get(row.id)
-                if entry is not None and entry.signature == signature:
-                    # Written, but not in a column the detail shows (a pid, a lease).
-                    fresh[row.id] = TaskEntry(
-                        entry.task_id, entry.signature, entry.order, entry.cached, entry.detail, stale[row.id]
-                    )
-                else:
-                    fresh[row.id] = TaskEntry(
-                        task_id=row.qualified_name,
-                        signature=signature,
-                        order=(utc(row.ready_at) or _EPOCH, row.id),
-                        cached=bool(row.cached),
-                        detail=_detail(row, row.outputs),
-                        probe=stale[row.id],
-                    )
+                self._read_row(cached, fresh, row, tuple(row)[:-1], stale[row.id])
         with self._lock:
             if run.state in FINAL_STATES:
                 # An ended run is seldom asked about again; a retry reads its rows afresh.
@@ -291,6 +281,25 @@ class StatusCache:
             outputs=run.outputs or {},
             tasks={e.task_id: e for e in fresh.values()},
         )
+
+    @staticmethod
+    def _read_row(
+        cached: Mapping[int, TaskEntry], fresh: dict[int, TaskEntry], row: Any, signature: tuple[Any, ...], probe: Any
+    ) -> None:
+        """Puts the entry of a row read in full into ``fresh`` (reusing its detail when
+        the row changed only in columns the detail does not show: a pid, a lease)."""
+        entry = cached.get(row.id)
+        if entry is not None and entry.signature == signature:
+            fresh[row.id] = TaskEntry(entry.task_id, entry.signature, entry.order, entry.cached, entry.detail, probe)
+        else:
+            fresh[row.id] = TaskEntry(
+                task_id=row.qualified_name,
+                signature=signature,
+                order=(utc(row.ready_at) or _EPOCH, row.id),
+                cached=bool(row.cached),
+                detail=_detail(row, row.outputs),
+                probe=probe,
+            )
 
 
 _EPOCH = datetime.min.replace(tzinfo=timezone.utc)
