@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from stepwell.server import Database
 from stepwell_scheduler.engine.dag import now
@@ -86,6 +86,7 @@ class HarvestMixin:
 
         def _plan(self, run: RunRow) -> PipelinePlan: ...
         def _owned_run(self, s: Session, run_id: str) -> RunRow | None: ...
+        def _holds(self, s: Session, run_id: str) -> bool: ...
         def _drop(self, run_id: str) -> None: ...
         def _touch(self, run_id: str, qualified: str) -> None: ...
 
@@ -274,7 +275,7 @@ class HarvestMixin:
             by_run.setdefault(run_id, []).append(qualified)
         stamp = now()
         with self.db.session() as s:
-            held = {run_id for run_id in sorted(by_run) if self._owned_run(s, run_id) is not None}
+            held = {run_id for run_id in sorted(by_run) if self._holds(s, run_id)}
             rows = {(r.run_id, r.qualified_name): r for r in _task_rows(s, {k: v for k, v in by_run.items() if k in held})}
             for run_id, qualified, state, values in items:
                 row = rows.get((run_id, qualified))
@@ -311,11 +312,16 @@ class _Ended:
 
 
 def _task_rows(s: Session, names_by_run: dict[str, list[str]]) -> list[TaskRow]:
-    """The task rows named per run, read in chunks that keep ``IN`` lists short."""
+    """The task rows named per run, read in chunks that keep ``IN`` lists short, without
+    their JSON inputs and outputs (a harvest only writes outputs)."""
     found: list[TaskRow] = []
     for run_id, names in names_by_run.items():
         for i in range(0, len(names), 500):
-            query = select(TaskRow).where(TaskRow.run_id == run_id, TaskRow.qualified_name.in_(names[i : i + 500]))
+            query = (
+                select(TaskRow)
+                .where(TaskRow.run_id == run_id, TaskRow.qualified_name.in_(names[i : i + 500]))
+                .options(defer(TaskRow.inputs), defer(TaskRow.outputs))
+            )
             found.extend(s.scalars(query))
     return found
 

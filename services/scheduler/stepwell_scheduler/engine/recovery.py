@@ -73,6 +73,19 @@ class RecoveryMixin:
             return None
         return run
 
+    def _holds(self, s: Session, run_id: str) -> bool:
+        """:meth:`_owned_run` without loading the run: locks its row and tells whether this
+        scheduler holds its lease."""
+        owner = s.execute(
+            select(RunRow.lease_owner).where(RunRow.run_id == run_id).with_for_update()
+        ).scalar_one_or_none()
+        if owner is None:
+            return False
+        if owner != self.leases.owner:
+            self._drop(run_id)
+            return False
+        return True
+
     def _drop(self, run_id: str) -> None:
         """Forgets a run another scheduler has taken over; its task processes keep running
         (the new owner re-attaches to them)."""
