@@ -6,7 +6,7 @@
 compiled by the real kfp compiler. ``--form dag``: N independent ``noop`` tasks in one
 DAG (for an engine without loops). Reports the wall time from ``create_run`` to the
 run's end, tasks per second, and the executor's process-start times. Parallelism is the
-scheduler's default (``STEPWELL_MAX_PARALLEL_TASKS``: 2 x cores, at least 4) unless set.
+scheduler's default (``STEPWELL_MAX_PARALLEL_TASKS``: 4 x cores, at least 16) unless set.
 """
 
 
@@ -77,7 +77,7 @@ def main() -> None:
     quiet()
     spec = kfp_spec(loop_pipeline(args.items)) if args.form == "loop" else dag_spec(args.items)
     print(machine())
-    parallel = os.environ.get("STEPWELL_MAX_PARALLEL_TASKS", f"default ({max(4, (os.cpu_count() or 1) * 2)})")
+    parallel = os.environ.get("STEPWELL_MAX_PARALLEL_TASKS", f"default ({max(16, (os.cpu_count() or 1) * 4)})")
     print(f"{args.items} no-op tasks as {args.form}, backend {args.backend}, max parallel tasks {parallel}")
     walls = []
     before = os.times()

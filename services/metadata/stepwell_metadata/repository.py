@@ -9,9 +9,21 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import Select, insert, select, tuple_, update
+from sqlalchemy import (
+    Select,
+    Table,
+    bindparam,
+    exists,
+    insert,
+    literal_column,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from stepwell_metadata.models import (
@@ -24,12 +36,33 @@ from stepwell_metadata.models import (
     utcnow,
 )
 
+# Core handles on the tables, for writes whose rows need no ORM objects.
+_EXECUTIONS = cast(Table, ExecutionRow.__table__)
+_ARTIFACTS = cast(Table, ArtifactRow.__table__)
+_EVENTS = cast(Table, EventRow.__table__)
+
+
+@dataclass(frozen=True)
+class LockedExecution:
+    """What finishing an execution needs to know of it, read under its lock."""
+
+    custom_properties: dict[str, Any]
+    has_outputs: bool
+
 
 class MetadataRepository:
-    """Reads and writes the ``md_*`` tables within the caller's session."""
+    """Reads and writes the ``md_*`` tables within the caller's session.
 
-    def __init__(self, session: Session) -> None:
+    ``known_contexts`` are context ids verified to exist by an earlier, committed
+    transaction: contexts are never deleted, so they are not looked up again. The ids
+    this transaction verifies are collected in :attr:`verified_contexts`, for the caller
+    to add to its known ones once the transaction has committed.
+    """
+
+    def __init__(self, session: Session, known_contexts: frozenset[int] = frozenset()) -> None:
         self.session = session
+        self.known_contexts = known_contexts
+        self.verified_contexts: set[int] = set()
 
     # -- contexts ---------------------------------------------------------------------
 
@@ -56,20 +89,25 @@ class MetadataRepository:
 
     def missing_context_ids(self, ids: Iterable[int]) -> list[int]:
         """Those of ``ids`` that name no context, sorted."""
-        return _missing(self.session, ContextRow.id, ids)
+        wanted = set(ids) - self.known_contexts
+        missing = _missing(self.session, ContextRow.id, wanted)
+        self.verified_contexts |= wanted.difference(missing)
+        return missing
 
     # -- executions -------------------------------------------------------------------
 
-    def add_executions(self, executions: Sequence[dict[str, Any]]) -> list[ExecutionRow]:
-        """Inserts executions (dicts of :class:`ExecutionRow` fields) and flushes to obtain ids.
+    def insert_executions(self, executions: Sequence[dict[str, Any]], now: datetime) -> list[int]:
+        """Inserts executions (dicts of :class:`ExecutionRow` fields); their ids, in order.
 
-        One flush for all of them lets SQLAlchemy insert the batch in one statement.
+        A Core insert: the caller builds its replies from what it inserted, so ORM
+        objects would only cost identity-map bookkeeping.
         """
-        now = utcnow()
-        rows = [ExecutionRow(create_time=now, update_time=now, **fields) for fields in executions]
-        self.session.add_all(rows)
-        self.session.flush()
-        return rows
+        table = _EXECUTIONS
+        result = self.session.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True),
+            [{**fields, "create_time": now, "update_time": now} for fields in executions],
+        )
+        return [row[0] for row in result]
 
     def get_execution(self, execution_id: int, *, for_update: bool = False) -> ExecutionRow | None:
         """The execution with this id; ``for_update`` locks its row until the transaction ends."""
@@ -78,30 +116,73 @@ class MetadataRepository:
             stmt = stmt.with_for_update()
         return self.session.scalars(stmt).one_or_none()
 
-    def lock_executions(self, ids: Collection[int]) -> dict[int, ExecutionRow]:
-        """The executions with these ids (those that exist), locked until the transaction ends.
+    def lock_executions(self, ids: Collection[int]) -> dict[int, LockedExecution]:
+        """The executions with these ids (those that exist), locked until the transaction ends,
+        with their custom properties and whether they have OUTPUT events.
 
         Rows are locked in id order, so two batches sharing executions cannot deadlock.
+        Whether there are OUTPUT events is read after the lock is held, so a finish that
+        waited for another sees the events that one recorded.
         """
         if not ids:
             return {}
+        table = _EXECUTIONS
+        wanted = set(ids)
         if self.session.get_bind().dialect.name == "sqlite":
             # SQLite has no row locks, and pysqlite begins a transaction only at the first
-            # write: a no-op write takes the database's write lock now, so what is read next
-            # cannot change before this transaction ends.
-            self.session.execute(
-                update(ExecutionRow)
-                .where(ExecutionRow.id.in_(set(ids)))
-                .values(state=ExecutionRow.state)
-                .execution_options(synchronize_session=False)
+            # write: a no-op write takes the database's write lock, and what it returns is
+            # read under that lock, so it cannot change before this transaction ends.
+            # Spelled out: SQLAlchemy renders RETURNING columns unqualified, and a bare
+            # "id" in the subquery would be the event's.
+            has_outputs = exists().where(
+                EventRow.execution_id == literal_column(f"{table.name}.id"),
+                EventRow.type == "OUTPUT",
             )
-        rows = self.session.scalars(
-            select(ExecutionRow)
-            .where(ExecutionRow.id.in_(set(ids)))
-            .order_by(ExecutionRow.id)
-            .with_for_update()
+            rows = self.session.execute(
+                update(table)
+                .where(table.c.id.in_(wanted))
+                .values(state=table.c.state)
+                .returning(table.c.id, table.c.custom_properties, has_outputs)
+            )
+            return {
+                id_: LockedExecution(dict(props or {}), bool(done)) for id_, props, done in rows
+            }
+        locked = list(
+            self.session.execute(
+                select(table.c.id, table.c.custom_properties)
+                .where(table.c.id.in_(wanted))
+                .order_by(table.c.id)
+                .with_for_update()
+            )
         )
-        return {row.id: row for row in rows}
+        # A statement of its own: Postgres reads a statement's subqueries as of its start,
+        # before the lock wait, so they could miss events the lock's holder committed.
+        done = set(
+            self.session.scalars(
+                select(EventRow.execution_id)
+                .where(EventRow.execution_id.in_(wanted), EventRow.type == "OUTPUT")
+                .distinct()
+            )
+        )
+        return {id_: LockedExecution(dict(props or {}), id_ in done) for id_, props in locked}
+
+    def update_executions(self, changes: Sequence[dict[str, Any]]) -> None:
+        """Sets columns of executions: each dict holds ``id`` and the columns to set.
+
+        Changes setting the same columns share one statement.
+        """
+        table = _EXECUTIONS
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for change in changes:
+            columns = tuple(sorted(k for k in change if k != "id"))
+            by_columns[columns].append({f"v_{k}": v for k, v in change.items()})
+        for columns, params in by_columns.items():
+            self.session.execute(
+                update(table)
+                .where(table.c.id == bindparam("v_id"))
+                .values({c: bindparam(f"v_{c}") for c in columns}),
+                params,
+            )
 
     def missing_execution_ids(self, ids: Iterable[int]) -> list[int]:
         """Those of ``ids`` that name no execution, sorted."""
@@ -149,19 +230,26 @@ class MetadataRepository:
         )
         return [(row, contexts.get(row.id, [])) for row in rows]
 
-    def associate(self, pairs: Iterable[tuple[int, int]]) -> None:
-        """Links (context id, execution id) pairs; links that exist already are kept."""
-        self._link_pairs(AssociationRow, "execution_id", pairs)
+    def associate(self, pairs: Iterable[tuple[int, int]], *, new: bool = False) -> None:
+        """Links (context id, execution id) pairs; links that exist already are kept.
+
+        ``new`` says the executions were inserted by this transaction, so they have no
+        links to look for.
+        """
+        self._link_pairs(AssociationRow, "execution_id", pairs, unlinked=None if new else ())
 
     # -- artifacts --------------------------------------------------------------------
 
-    def add_artifacts(self, artifacts: Sequence[dict[str, Any]]) -> list[ArtifactRow]:
-        """Inserts artifacts (dicts of :class:`ArtifactRow` fields) and flushes to obtain ids."""
-        now = utcnow()
-        rows = [ArtifactRow(create_time=now, **fields) for fields in artifacts]
-        self.session.add_all(rows)
-        self.session.flush()
-        return rows
+    def insert_artifacts(self, artifacts: Sequence[dict[str, Any]], now: datetime) -> list[int]:
+        """Inserts artifacts (dicts of ``md_artifacts`` columns); their ids, in order."""
+        if not artifacts:
+            return []
+        table = _ARTIFACTS
+        result = self.session.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True),
+            [{**fields, "create_time": now} for fields in artifacts],
+        )
+        return [row[0] for row in result]
 
     def missing_artifact_ids(self, ids: Iterable[int]) -> list[int]:
         """Those of ``ids`` that name no artifact, sorted."""
@@ -198,21 +286,55 @@ class MetadataRepository:
         )
         return [(row, contexts.get(row.id, [])) for row in rows]
 
-    def attribute(self, pairs: Iterable[tuple[int, int]]) -> None:
-        """Links (context id, artifact id) pairs; links that exist already are kept."""
-        self._link_pairs(AttributionRow, "artifact_id", pairs)
+    def attribute(self, pairs: Iterable[tuple[int, int]], *, new_ids: Collection[int] = ()) -> None:
+        """Links (context id, artifact id) pairs; links that exist already are kept.
+
+        Artifacts in ``new_ids`` were inserted by this transaction: no links of theirs
+        are looked for.
+        """
+        self._link_pairs(AttributionRow, "artifact_id", pairs, unlinked=new_ids)
 
     # -- events -----------------------------------------------------------------------
 
-    def add_events(self, events: Sequence[tuple[int, int, str, str, int]]) -> int:
+    def add_events(
+        self,
+        events: Sequence[tuple[int, int, str, str, int]],
+        *,
+        new_artifacts: Collection[int] = (),
+        new_executions: bool = False,
+    ) -> int:
         """Inserts (execution_id, artifact_id, type, path, index) events not recorded yet.
 
         Events recorded already are skipped, so recording the same events twice (a retry)
-        is harmless. Returns how many were inserted.
+        is harmless. Events of artifacts in ``new_artifacts``, or of executions inserted
+        by this transaction (``new_executions``), cannot exist yet and are not looked
+        for. Returns how many were inserted.
         """
         wanted = list(dict.fromkeys(events))
         if not wanted:
             return 0
+        to_check = [] if new_executions else [e for e in wanted if e[1] not in new_artifacts]
+        existing = self._existing_events(to_check) if to_check else set()
+        now = utcnow()
+        new = [
+            {
+                "execution_id": e[0],
+                "artifact_id": e[1],
+                "type": e[2],
+                "path": e[3],
+                "index": e[4],
+                "create_time": now,
+            }
+            for e in wanted
+            if e not in existing
+        ]
+        if new:
+            self.session.execute(insert(_EVENTS), new)
+        return len(new)
+
+    def _existing_events(
+        self, wanted: Sequence[tuple[int, int, str, str, int]]
+    ) -> set[tuple[Any, ...]]:
         key = tuple_(
             EventRow.execution_id,
             EventRow.artifact_id,
@@ -232,22 +354,7 @@ class MetadataRepository:
                 ).where(EventRow.execution_id.in_({e[0] for e in wanted}), key.in_(wanted))
             )
         }
-        now = utcnow()
-        new = [
-            {
-                "execution_id": e[0],
-                "artifact_id": e[1],
-                "type": e[2],
-                "path": e[3],
-                "index": e[4],
-                "create_time": now,
-            }
-            for e in wanted
-            if e not in existing
-        ]
-        if new:
-            self.session.execute(insert(EventRow), new)
-        return len(new)
+        return existing
 
     def list_events(
         self,
@@ -268,20 +375,33 @@ class MetadataRepository:
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _link_pairs(self, model: Any, column: str, pairs: Iterable[tuple[int, int]]) -> None:
+    def _link_pairs(
+        self,
+        model: Any,
+        column: str,
+        pairs: Iterable[tuple[int, int]],
+        unlinked: Collection[int] | None,
+    ) -> None:
+        """Inserts the (context id, other id) pairs not linked yet. Others in ``unlinked``
+        (all of them when it is ``None``) are known to have no links."""
         wanted = list(dict.fromkeys(pairs))
         if not wanted:
             return
         other = getattr(model, column)
-        existing = set(
-            self.session.execute(
-                select(model.context_id, other).where(tuple_(model.context_id, other).in_(wanted))
-            )
-        )
-        self.session.add_all(
-            model(context_id=c, **{column: o}) for c, o in wanted if (c, o) not in existing
-        )
-        self.session.flush()
+        to_check = [] if unlinked is None else [p for p in wanted if p[1] not in unlinked]
+        existing: set[tuple[int, int]] = set()
+        if to_check:
+            existing = {
+                (c, o)
+                for c, o in self.session.execute(
+                    select(model.context_id, other).where(
+                        tuple_(model.context_id, other).in_(to_check)
+                    )
+                )
+            }
+        new = [{"context_id": c, column: o} for c, o in wanted if (c, o) not in existing]
+        if new:
+            self.session.execute(insert(cast(Table, model.__table__)), new)
 
 
 def _missing(session: Session, column: Any, ids: Iterable[int]) -> list[int]:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _WRITE_ATTEMPTS = 5
+#: How many verified context ids a service remembers before starting over (a bound on
+#: memory; forgetting only costs a lookup).
+_KNOWN_CONTEXTS_LIMIT = 100_000
 T = TypeVar("T")
 
 
@@ -56,6 +59,8 @@ class MetadataService:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Replaced, never mutated, so threads read it without a lock.
+        self._known_contexts: frozenset[int] = frozenset()
 
     def _write(self, work: Callable[[MetadataRepository], T]) -> T:
         """Runs ``work`` in a transaction, again when it collides with a concurrent writer.
@@ -66,11 +71,22 @@ class MetadataService:
         for attempt in range(1, _WRITE_ATTEMPTS + 1):
             try:
                 with self.db.session() as session:
-                    return work(MetadataRepository(session))
+                    repo = MetadataRepository(session, self._known_contexts)
+                    result = work(repo)
             except IntegrityError:
+                # A foreign key may have rejected a context id remembered from a database
+                # since replaced: the retry looks every id up (and answers NotFound).
+                self._known_contexts = frozenset()
                 if attempt == _WRITE_ATTEMPTS:
                     raise
                 log.debug("write collided with a concurrent one; retrying (attempt %d)", attempt)
+                continue
+            if repo.verified_contexts:
+                known = self._known_contexts
+                if len(known) > _KNOWN_CONTEXTS_LIMIT:
+                    known = frozenset()
+                self._known_contexts = known | repo.verified_contexts
+            return result
         raise AssertionError("unreachable")
 
     # -- contexts ---------------------------------------------------------------------
@@ -148,32 +164,45 @@ class MetadataService:
                         f"{item.field}input_events[{j}].artifact_id",
                         "artifact",
                     )
-            rows = repo.add_executions(
-                [
-                    dict(
-                        type=item.new.type,
-                        name=item.new.name,
-                        state=(item.new.state or ExecutionState.RUNNING).value,
-                        inputs=dict(item.new.inputs),
-                        outputs=dict(item.new.outputs),
-                        custom_properties=dict(item.new.custom_properties),
-                    )
-                    for item in items
-                ]
-            )
+            now = utcnow()
+            news: list[dict[str, Any]] = [
+                dict(
+                    type=item.new.type,
+                    name=item.new.name,
+                    state=(item.new.state or ExecutionState.RUNNING).value,
+                    inputs=dict(item.new.inputs),
+                    outputs=dict(item.new.outputs),
+                    custom_properties=dict(item.new.custom_properties),
+                )
+                for item in items
+            ]
+            ids = repo.insert_executions(news, now)
             repo.associate(
-                (c, row.id) for item, row in zip(items, rows, strict=True) for c in item.context_ids
+                ((c, id_) for item, id_ in zip(items, ids, strict=True) for c in item.context_ids),
+                new=True,
             )
             repo.add_events(
                 [
-                    (row.id, ev.artifact_id, EventType.INPUT.value, ev.path, ev.index)
-                    for item, row in zip(items, rows, strict=True)
+                    (id_, ev.artifact_id, EventType.INPUT.value, ev.path, ev.index)
+                    for item, id_ in zip(items, ids, strict=True)
                     for ev in item.new.input_events
-                ]
+                ],
+                new_executions=True,
             )
             return [
-                _execution(row, sorted(item.context_ids))
-                for item, row in zip(items, rows, strict=True)
+                Execution(
+                    id=id_,
+                    type=fields["type"],
+                    name=fields["name"],
+                    state=ExecutionState(fields["state"]),
+                    context_ids=sorted(item.context_ids),
+                    inputs=dict(fields["inputs"]),
+                    outputs=dict(fields["outputs"]),
+                    custom_properties=dict(fields["custom_properties"]),
+                    create_time=now,
+                    update_time=now,
+                )
+                for item, id_, fields in zip(items, ids, news, strict=True)
             ]
 
         return self._write(work)
@@ -230,30 +259,34 @@ class MetadataService:
 
         def work(repo: MetadataRepository) -> list[list[Artifact]]:
             ids = [r.execution_id for r in recordings]
-            rows = repo.lock_executions(ids)
+            locked = repo.lock_executions(ids)
             for i, execution_id in enumerate(ids):
-                if execution_id not in rows:
+                if execution_id not in locked:
                     raise NotFound(
                         f"executions[{i}].update.id: no execution with id {execution_id}"
                     )
-            events = repo.list_events(execution_ids=ids, type_=EventType.OUTPUT.value)
-            done = {e.execution_id for e in events}
-            fresh = [r for r in recordings if r.execution_id not in done]
-            _record(repo, fresh)
-            for finish in finishes:
-                _apply_update(rows[finish.update.id], finish.update)
+            fresh = [r for r in recordings if not locked[r.execution_id].has_outputs]
+            recorded = dict(
+                zip((r.execution_id for r in fresh), _record(repo, fresh), strict=True)
+            )
+            now = utcnow()
+            repo.update_executions(
+                [_update_values(f.update, locked[f.update.id].custom_properties, now)
+                 for f in finishes]
+            )
 
-            if any(r.bindings for r in fresh):
-                events = repo.list_events(execution_ids=ids, type_=EventType.OUTPUT.value)
-            artifact_ids = {e.artifact_id for e in events}
-            artifacts = {
-                row.id: _artifact(row, ctx)
-                for row, ctx in (repo.list_artifacts(ids=artifact_ids) if artifact_ids else [])
-            }
-            by_execution: dict[int, list[EventRow]] = {}
-            for ev in sorted(events, key=lambda e: (e.path, e.index, e.id)):
-                by_execution.setdefault(ev.execution_id, []).append(ev)
-            return [[artifacts[e.artifact_id] for e in by_execution.get(i, [])] for i in ids]
+            results: dict[int, list[Artifact]] = {}
+            for r in fresh:
+                in_order = _in_event_order(r, recorded[r.execution_id])
+                if in_order is not None:
+                    results[r.execution_id] = in_order
+            # What the execution's OUTPUT events are is not known here for those that had
+            # some already (a retried finish), nor in the odd case of two outputs bound to
+            # the same path and index (ordered by event id): read them.
+            unknown = [i for i in ids if i not in results]
+            if unknown:
+                results.update(_output_artifacts(repo, unknown))
+            return [results.get(i, []) for i in ids]
 
         return self._write(work)
 
@@ -489,43 +522,107 @@ def _record(repo: MetadataRepository, recordings: Sequence[_Recording]) -> list[
                     f"{r.artifacts_field}[{i}].path is required when the artifact has no name"
                 )
 
-    new_rows = iter(
-        repo.add_artifacts(
-            [
-                dict(
-                    type=b.artifact.type,
-                    uri=b.artifact.uri,
-                    name=b.artifact.name,
-                    artifact_metadata=dict(b.artifact.metadata),
-                    size_bytes=b.artifact.size_bytes,
-                    sha256=b.artifact.sha256.lower(),
-                )
-                for r in recordings
-                for b in r.bindings
-                if not b.artifact.id
-            ]
+    now = utcnow()
+    new_fields: list[dict[str, Any]] = [
+        dict(
+            type=b.artifact.type,
+            uri=b.artifact.uri,
+            name=b.artifact.name,
+            metadata=dict(b.artifact.metadata),
+            size_bytes=b.artifact.size_bytes,
+            sha256=b.artifact.sha256.lower(),
         )
-    )
-    rows: list[list[ArtifactRow]] = []
+        for r in recordings
+        for b in r.bindings
+        if not b.artifact.id
+    ]
+    new_ids = repo.insert_artifacts(new_fields, now)
+    new_rows = iter(zip(new_ids, new_fields, strict=True))
+    # Per recording, per binding: the artifact's id, its fields (None for a known one).
+    rows: list[list[tuple[int, dict[str, Any] | None]]] = []
     events: list[tuple[int, int, str, str, int]] = []
     links: list[tuple[int, int]] = []
     for r in recordings:
         rows.append([])
         for binding in r.bindings:
-            row = known[binding.artifact.id][0] if binding.artifact.id else next(new_rows)
-            rows[-1].append(row)
-            path = binding.path or row.name
-            events.append((r.execution_id, row.id, r.event_type.value, path, binding.index))
-            links += [(c, row.id) for c in (*r.shared_contexts, *binding.artifact.context_ids)]
-    repo.add_events(events)
-    repo.attribute(links)
+            if binding.artifact.id:
+                id_, fields, name = binding.artifact.id, None, known[binding.artifact.id][0].name
+            else:
+                id_, fields = next(new_rows)
+                name = fields["name"]
+            rows[-1].append((id_, fields))
+            path = binding.path or name
+            events.append((r.execution_id, id_, r.event_type.value, path, binding.index))
+            links += [(c, id_) for c in (*r.shared_contexts, *binding.artifact.context_ids)]
+    fresh_ids = set(new_ids)
+    repo.add_events(events, new_artifacts=fresh_ids)
+    repo.attribute(links, new_ids=fresh_ids)
 
     contexts: dict[int, set[int]] = {}
-    for row in (row for recorded in rows for row in recorded):
-        contexts.setdefault(row.id, set(known[row.id][1]) if row.id in known else set())
+    for id_, _ in (row for recorded in rows for row in recorded):
+        contexts.setdefault(id_, set(known[id_][1]) if id_ in known else set())
     for c, a in links:
         contexts[a].add(c)
-    return [[_artifact(row, sorted(contexts[row.id])) for row in recorded] for recorded in rows]
+
+    def artifact(id_: int, fields: dict[str, Any] | None) -> Artifact:
+        ctx = sorted(contexts[id_])
+        if fields is None:
+            return _artifact(known[id_][0], ctx)
+        return Artifact(
+            id=id_,
+            type=fields["type"],
+            uri=fields["uri"],
+            name=fields["name"],
+            metadata=dict(fields["metadata"]),
+            size_bytes=fields["size_bytes"],
+            sha256=fields["sha256"],
+            context_ids=ctx,
+            create_time=now,
+        )
+
+    return [[artifact(id_, fields) for id_, fields in recorded] for recorded in rows]
+
+
+def _in_event_order(recording: _Recording, artifacts: list[Artifact]) -> list[Artifact] | None:
+    """The artifacts of a recording of an execution that had no events of its type, in the
+    order of those events (path, then index); None when two events share a path and index,
+    whose order is their ids'."""
+    events: dict[tuple[str, int, int], Artifact] = {}
+    for binding, art in zip(recording.bindings, artifacts, strict=True):
+        # A repeated binding records one event.
+        events.setdefault((binding.path or art.name, binding.index, art.id), art)
+    positions = [(path, index) for path, index, _ in events]
+    if len(set(positions)) < len(positions):
+        return None
+    return [events[key] for key in sorted(events, key=lambda k: (k[0], k[1]))]
+
+
+def _output_artifacts(repo: MetadataRepository, ids: Sequence[int]) -> dict[int, list[Artifact]]:
+    """Per execution, the artifacts of its OUTPUT events in event order (path, index, id)."""
+    events = repo.list_events(execution_ids=ids, type_=EventType.OUTPUT.value)
+    artifact_ids = {e.artifact_id for e in events}
+    artifacts = {
+        row.id: _artifact(row, ctx)
+        for row, ctx in (repo.list_artifacts(ids=artifact_ids) if artifact_ids else [])
+    }
+    by_execution: dict[int, list[Artifact]] = {i: [] for i in ids}
+    for ev in sorted(events, key=lambda e: (e.path, e.index, e.id)):
+        by_execution[ev.execution_id].append(artifacts[ev.artifact_id])
+    return by_execution
+
+
+def _update_values(
+    update: ExecutionUpdate, custom_properties: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """The ``md_executions`` columns :func:`_apply_update` would set, with the row's ``id``."""
+    values: dict[str, Any] = {"id": update.id, "update_time": now}
+    if update.state is not None:
+        values["state"] = update.state.value
+    if update.outputs is not None:
+        values["outputs"] = dict(update.outputs)
+    if update.custom_properties:
+        values["custom_properties"] = {**custom_properties, **update.custom_properties}
+    return values
 
 
 def _apply_update(row: ExecutionRow, update: ExecutionUpdate) -> None:
