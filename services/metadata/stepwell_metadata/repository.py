@@ -7,6 +7,7 @@ list is read with a fixed number of statements, however many rows it returns.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any, cast
 from sqlalchemy import (
     Select,
     Table,
+    Update,
     bindparam,
     exists,
     insert,
@@ -126,44 +128,19 @@ class MetadataRepository:
         """
         if not ids:
             return {}
-        table = _EXECUTIONS
         wanted = set(ids)
         if self.session.get_bind().dialect.name == "sqlite":
             # SQLite has no row locks, and pysqlite begins a transaction only at the first
             # write: a no-op write takes the database's write lock, and what it returns is
             # read under that lock, so it cannot change before this transaction ends.
-            # Spelled out: SQLAlchemy renders RETURNING columns unqualified, and a bare
-            # "id" in the subquery would be the event's.
-            has_outputs = exists().where(
-                EventRow.execution_id == literal_column(f"{table.name}.id"),
-                EventRow.type == "OUTPUT",
-            )
-            rows = self.session.execute(
-                update(table)
-                .where(table.c.id.in_(wanted))
-                .values(state=table.c.state)
-                .returning(table.c.id, table.c.custom_properties, has_outputs)
-            )
+            rows = self.session.execute(_SQLITE_LOCK, {"ids": list(wanted)})
             return {
                 id_: LockedExecution(dict(props or {}), bool(done)) for id_, props, done in rows
             }
-        locked = list(
-            self.session.execute(
-                select(table.c.id, table.c.custom_properties)
-                .where(table.c.id.in_(wanted))
-                .order_by(table.c.id)
-                .with_for_update()
-            )
-        )
+        locked = list(self.session.execute(_LOCK, {"ids": sorted(wanted)}))
         # A statement of its own: Postgres reads a statement's subqueries as of its start,
         # before the lock wait, so they could miss events the lock's holder committed.
-        done = set(
-            self.session.scalars(
-                select(EventRow.execution_id)
-                .where(EventRow.execution_id.in_(wanted), EventRow.type == "OUTPUT")
-                .distinct()
-            )
-        )
+        done = set(self.session.scalars(_WITH_OUTPUTS, {"ids": sorted(wanted)}))
         return {id_: LockedExecution(dict(props or {}), id_ in done) for id_, props in locked}
 
     def update_executions(self, changes: Sequence[dict[str, Any]]) -> None:
@@ -171,18 +148,12 @@ class MetadataRepository:
 
         Changes setting the same columns share one statement.
         """
-        table = _EXECUTIONS
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for change in changes:
             columns = tuple(sorted(k for k in change if k != "id"))
             by_columns[columns].append({f"v_{k}": v for k, v in change.items()})
         for columns, params in by_columns.items():
-            self.session.execute(
-                update(table)
-                .where(table.c.id == bindparam("v_id"))
-                .values({c: bindparam(f"v_{c}") for c in columns}),
-                params,
-            )
+            self.session.execute(_update_statement(columns), params)
 
     def missing_execution_ids(self, ids: Iterable[int]) -> list[int]:
         """Those of ``ids`` that name no execution, sorted."""
@@ -402,6 +373,52 @@ class MetadataRepository:
         new = [{"context_id": c, column: o} for c, o in wanted if (c, o) not in existing]
         if new:
             self.session.execute(insert(cast(Table, model.__table__)), new)
+
+
+# SQLite's lock for finishing executions (see lock_executions), and what it reads under it.
+# Spelled out: SQLAlchemy renders RETURNING columns unqualified, and a bare "id" in the
+# subquery would be the event's.
+_SQLITE_LOCK = (
+    update(_EXECUTIONS)
+    .where(_EXECUTIONS.c.id.in_(bindparam("ids", expanding=True)))
+    .values(state=_EXECUTIONS.c.state)
+    .returning(
+        _EXECUTIONS.c.id,
+        _EXECUTIONS.c.custom_properties,
+        exists().where(
+            EventRow.execution_id == literal_column(f"{_EXECUTIONS.name}.id"),
+            EventRow.type == "OUTPUT",
+        ),
+    )
+)
+
+
+# Elsewhere, rows are locked in id order (see lock_executions).
+_LOCK = (
+    select(_EXECUTIONS.c.id, _EXECUTIONS.c.custom_properties)
+    .where(_EXECUTIONS.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_EXECUTIONS.c.id)
+    .with_for_update()
+)
+_WITH_OUTPUTS = (
+    select(EventRow.execution_id)
+    .where(EventRow.execution_id.in_(bindparam("ids", expanding=True)), EventRow.type == "OUTPUT")
+    .distinct()
+)
+
+
+@functools.cache
+def _update_statement(columns: tuple[str, ...]) -> Update:
+    """Sets ``columns`` of the execution with id ``v_id``, from parameters ``v_<column>``.
+
+    Built once per set of columns: building and hashing a statement costs about what
+    running it does.
+    """
+    return (
+        update(_EXECUTIONS)
+        .where(_EXECUTIONS.c.id == bindparam("v_id"))
+        .values({c: bindparam(f"v_{c}") for c in columns})
+    )
 
 
 def _missing(session: Session, column: Any, ids: Iterable[int]) -> list[int]:

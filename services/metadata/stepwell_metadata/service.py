@@ -266,13 +266,13 @@ class MetadataService:
                         f"executions[{i}].update.id: no execution with id {execution_id}"
                     )
             fresh = [r for r in recordings if not locked[r.execution_id].has_outputs]
-            recorded = dict(
-                zip((r.execution_id for r in fresh), _record(repo, fresh), strict=True)
-            )
+            recorded = dict(zip((r.execution_id for r in fresh), _record(repo, fresh), strict=True))
             now = utcnow()
             repo.update_executions(
-                [_update_values(f.update, locked[f.update.id].custom_properties, now)
-                 for f in finishes]
+                [
+                    _update_values(f.update, locked[f.update.id].custom_properties, now)
+                    for f in finishes
+                ]
             )
 
             results: dict[int, list[Artifact]] = {}
