@@ -5,7 +5,8 @@ with a ``retryPolicy`` goes back to PENDING with ``not_before`` set to the backo
 (``backoffDuration * backoffFactor**(attempt-1)``, capped by ``backoffMaxDuration``); a
 successful attempt of a task with a fingerprint becomes a cache entry.
 
-Only the scheduler holding the run's lease records a result, and a *replayed* harvest
+Attempts that ended together are harvested together: one read, one ``FinishExecutions``
+call, one transaction. Only the scheduler holding the run's lease records a result, and a *replayed* harvest
 (the result of an attempt a killed scheduler may have begun to record) records nothing
 twice: artifacts already linked to the execution by OUTPUT events are reused, the
 execution update is idempotent, and a cache entry that exists is not added again.

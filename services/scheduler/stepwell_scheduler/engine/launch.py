@@ -9,8 +9,11 @@ Dispatch first *claims* queued tasks of runs this scheduler holds (``SELECT ... 
 SKIP LOCKED``, then PENDING -> RUNNING with no pid, in one transaction), and only then
 records the execution and starts the process: the database always knows of an attempt
 before it can exist. The order per attempt — claim; create the execution (keyed by run,
-task and attempt); store attempt, folder and execution id; start the process; store its
-pid — is what :mod:`.recovery` relies on after a crash between any two of these steps.
+task and attempt); store attempt, folder and execution id together with a compare-and-set
+renewal of the run's lease; start the process; store its pid — is what :mod:`.recovery`
+relies on after a crash between any two of these steps. Each step is taken for all the
+tasks claimed together at once (one metadata call, one transaction), so a batch of short
+tasks costs hardly more than one.
 """
 
 from __future__ import annotations
