@@ -64,7 +64,7 @@ def _api_view(run: Run) -> dict[str, tuple[str, int, str]]:
 
 def test_watch_run_merges_changed_tasks_into_the_whole_run(stack: EmbeddedStack, tmp_path: Path) -> None:
     reporter = _scheduler(stack).reporter
-    partial_before = reporter.stats.partial
+    full_before, partial_before = reporter.stats.full, reporter.stats.partial
     with Client(stack.api_address) as client:
         spy = SpyingRuns(client._runs)
         client._runs = spy  # type: ignore[assignment]
@@ -89,8 +89,11 @@ def test_watch_run_merges_changed_tasks_into_the_whole_run(stack: EmbeddedStack,
     for (_, reply), (request, _) in itertools.pairwise(watched):
         assert request.tasks_after_version == reply.status_version
     assert any(reply.partial_tasks for _, reply in watched), "every reply listed every task"
-    # The scheduler's reports were partial too.
-    assert reporter.stats.partial > partial_before
+    # The scheduler's reports were partial too: all but the run's first and final one
+    # (how many there are depends on the machine's speed: reports are spaced by their cost).
+    assert reporter.stats.full - full_before <= 2, reporter.stats
+    versions = {reply.status_version for _, reply in spy.calls if reply.status_version}
+    assert reporter.stats.partial - partial_before >= len(versions) - 2, (reporter.stats, versions)
 
 
 def test_after_a_retry_from_failure_the_api_has_exactly_the_schedulers_tasks(
