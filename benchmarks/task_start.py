@@ -12,7 +12,8 @@ engine, no database) and reports medians of:
   and the launcher's own bookkeeping);
 * exit seen: the launcher's result is final → the scheduler's exit callback (writing the
   result file, the process exit, and the exit status reaching the scheduler);
-* total: submit → the exit callback.
+* total: submit → the exit callback;
+* task CPU: CPU time of the task processes (launcher and user command) per task.
 
 for two user commands: ``/bin/true`` (the process floor) and a Stepwell lightweight
 component (``python3 -m stepwell.runtime.executor``: a second Python), a kfp-compiled
@@ -92,8 +93,11 @@ def measure(method: str, label: str, tasks: int, root: Path) -> dict[str, float]
     executor.on_exit = lambda key: done.set()
     rows: dict[str, list[float]] = {"submit": [], "launcher up": [], "command": [], "exit seen": [], "total": []}
     env = dict(os.environ)
+    cpu_before = 0.0
     try:
         for i in range(-3, tasks):  # three warm-up tasks
+            if i == 0:
+                cpu_before = _task_cpu(executor)
             folder = root / f"{method}-{label.replace('/', '_').replace(' ', '_')}-{i}"
             folder.mkdir(parents=True)
             task = _task(folder, COMMANDS[label])
@@ -128,9 +132,22 @@ def measure(method: str, label: str, tasks: int, root: Path) -> dict[str, float]
             rows["command"].append((result["finished_at"] - result["command_started_at"]) * 1000)
             rows["exit seen"].append((t2 - result["finished_at"]) * 1000)
             rows["total"].append((p2 - p0) * 1000)
+        cpu = (_task_cpu(executor) - cpu_before) / tasks * 1000
     finally:
         executor.shutdown()
-    return {name: statistics.median(values) for name, values in rows.items()}
+    return {**{name: statistics.median(values) for name, values in rows.items()}, "task CPU": cpu}
+
+
+def _task_cpu(executor: LocalExecutor) -> float:
+    """CPU seconds of the task processes that ended so far: the fork server's reaped
+    children (``fork``), or this process's (``spawn``)."""
+    server = executor._fork.pid if executor.start_method == "fork" and executor._fork is not None else None
+    if server is None:
+        times = os.times()
+        return times.children_user + times.children_system
+    with open(f"/proc/{server}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -138,7 +155,10 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=200)
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {args.tasks} sequential tasks per cell, medians in ms")
-    print(f"{'method':<10} {'user command':<20} {'submit':>8} {'launcher up':>12} {'command':>9} {'exit seen':>10} {'total':>8}")
+    print(
+        f"{'method':<10} {'user command':<20} {'submit':>8} {'launcher up':>12} {'command':>9} "
+        f"{'exit seen':>10} {'total':>8} {'task CPU':>9}"
+    )
     COMMANDS["kfp component"] = _kfp_container()
     with tempfile.TemporaryDirectory() as tmp:
         for label in COMMANDS:
@@ -146,7 +166,7 @@ def main() -> None:
                 m = measure(method, label, args.tasks, Path(tmp))
                 print(
                     f"{method:<10} {label:<20} {m['submit']:8.2f} {m['launcher up']:12.2f} "
-                    f"{m['command']:9.2f} {m['exit seen']:10.2f} {m['total']:8.2f}",
+                    f"{m['command']:9.2f} {m['exit seen']:10.2f} {m['total']:8.2f} {m['task CPU']:9.2f}",
                     flush=True,
                 )
 
