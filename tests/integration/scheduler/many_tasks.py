@@ -56,3 +56,17 @@ def picky_spec(folder: Path) -> dict[str, Any]:
         return pipeline
 
     return compile_pipeline(build, folder)
+
+
+def limited_picky_spec(folder: Path, items: int, parallelism: int) -> dict[str, Any]:
+    """:func:`picky_spec` over ``items`` items, at most ``parallelism`` at a time."""
+
+    def build() -> Any:
+        @dsl.pipeline(name="limited-picky-tasks")
+        def pipeline(marker: str) -> None:
+            with dsl.ParallelFor(items=list(range(items)), parallelism=parallelism) as i:
+                picky_item(i=i, marker=marker).set_caching_options(False)
+
+        return pipeline
+
+    return compile_pipeline(build, folder)

@@ -14,6 +14,7 @@ in iteration order. While a run is canceling, only tasks that wait for upstream
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -96,6 +97,10 @@ class DagAdvancer:
     #: The DAG and loop tasks whose scope may have changed since the previous advance
     #: (they hold a row that changed); None: every scope. Others are not walked.
     dirty: set[str] | None = None
+    #: Per running loop (by qualified name): its iterations' progress as the previous
+    #: advance left it, so that a step looks only at the iterations that changed. Kept by
+    #: the caller with the rows; ignored (and rebuilt) when every scope is walked.
+    loops: dict[str, LoopProgress] = field(default_factory=dict)
     changed: bool = False
     started: list[str] = field(default_factory=list)
 
@@ -169,6 +174,47 @@ class DagAdvancer:
 
     def _advance_loop(self, row: TaskRow, task: PlannedTask) -> bool:
         """Creates and advances a loop's iterations; True when the loop ended."""
+        progress = None if self.dirty is None or self.canceling else self.loops.get(row.qualified_name)
+        if progress is None:
+            return self._advance_loop_whole(row, task)
+        return self._advance_loop_changed(row, task, progress)
+
+    def _advance_loop_changed(self, row: TaskRow, task: PlannedTask, progress: LoopProgress) -> bool:
+        """:meth:`_advance_loop` looking only at the iterations written since the previous
+        advance, and creating the next ones (iterations are created in index order, so
+        the missing ones are the last)."""
+        loop = row.qualified_name
+        items = (row.inputs or {}).get("items") or []
+        limit = int((task.spec.get("iteratorPolicy") or {}).get("parallelismLimit") or 0)
+        for index in self._changed_iterations(loop):
+            it = self.rows.get(iteration_name(loop, index))
+            if it is None:  # gone: not a state this path knows
+                self.loops.pop(loop, None)
+                return self._advance_loop_whole(row, task)
+            if it.state == RUNNING:
+                self._advance_dag(it)
+            progress.note(index, it.state)
+        while progress.missing and not progress.failed and not (limit and len(progress.unfinished) >= limit):
+            index = progress.missing.popleft()
+            it = self._create_iteration(row, task, index, items[index])
+            if it.state == RUNNING:
+                self._advance_dag(it)
+            progress.note(index, it.state)
+        if progress.unfinished or (progress.missing and not progress.failed):
+            return False
+        self.loops.pop(loop, None)
+        return self._advance_loop_whole(row, task)  # ends the loop: looks at every iteration once
+
+    def _changed_iterations(self, loop: str) -> list[int]:
+        prefix = loop + "["
+        found = []
+        for name in self.dirty or ():
+            if name.startswith(prefix) and name.endswith("]") and name[len(prefix) : -1].isdigit():
+                found.append(int(name[len(prefix) : -1]))
+        return sorted(found)
+
+    def _advance_loop_whole(self, row: TaskRow, task: PlannedTask) -> bool:
+        """:meth:`_advance_loop` looking at every iteration."""
         items = list((row.inputs or {}).get("items") or [])
         limit = int((task.spec.get("iteratorPolicy") or {}).get("parallelismLimit") or 0)
         iterations: list[TaskRow | None] = [self.rows.get(iteration_name(row.qualified_name, i)) for i in range(len(items))]
@@ -183,10 +229,12 @@ class DagAdvancer:
             if it.state == RUNNING and self._may_change(it.qualified_name) and self._advance_dag(it):
                 active -= 1
                 stop = stop or it.state == FAILED
-        if any(it is not None and it.state not in FINAL_STATES for it in iterations):
+        if any(it is not None and it.state not in FINAL_STATES for it in iterations) or (
+            not stop and any(it is None for it in iterations)
+        ):
+            self.loops[row.qualified_name] = LoopProgress.of(iterations)
             return False
-        if not stop and any(it is None for it in iterations):
-            return False
+        self.loops.pop(row.qualified_name, None)
         done = [it for it in iterations if it is not None]
         failed = [it for it in done if it.state == FAILED]
         if failed:
@@ -356,6 +404,32 @@ class DagAdvancer:
         if state == SUCCEEDED:
             dag = self.plan.task(row.qualified_name).component.get("dag") or {}
             row.outputs = resolve_dag_outputs(dag, self.lookup_in(row.qualified_name))
+
+
+@dataclass
+class LoopProgress:
+    """A running loop's iterations: those not created yet (in index order), those not
+    finished, and whether one failed."""
+
+    missing: collections.deque[int]
+    unfinished: set[int]
+    failed: bool
+
+    @classmethod
+    def of(cls, iterations: list[TaskRow | None]) -> LoopProgress:
+        return cls(
+            missing=collections.deque(i for i, it in enumerate(iterations) if it is None),
+            unfinished={i for i, it in enumerate(iterations) if it is not None and it.state not in FINAL_STATES},
+            failed=any(it is not None and it.state == FAILED for it in iterations),
+        )
+
+    def note(self, index: int, state: str) -> None:
+        """Records the current state of iteration ``index``."""
+        if state in FINAL_STATES:
+            self.unfinished.discard(index)
+            self.failed = self.failed or state == FAILED
+        else:
+            self.unfinished.add(index)
 
 
 def _aware(value: datetime | None) -> datetime:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from stepwell.server import Database
 from stepwell.storage import StoreRouter, s3_config_from_env
-from stepwell_scheduler.engine.dag import DagAdvancer, now
+from stepwell_scheduler.engine.dag import DagAdvancer, LoopProgress, now
 from stepwell_scheduler.engine.failpoints import Failpoints
 from stepwell_scheduler.engine.harvest import HarvestMixin
 from stepwell_scheduler.engine.launch import _SEP, LaunchMixin
@@ -85,6 +85,8 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
         #: database is the truth), and the rows changed since outside ``_advance``.
         self._views: dict[str, dict[str, TaskRow]] = {}
         self._touched: dict[str, set[str]] = {}
+        #: Per run: its running loops' progress (see ``DagAdvancer.loops``), kept with the view.
+        self._loops: dict[str, dict[str, LoopProgress]] = {}
         #: Runs whose view must be reloaded whole (changed by another thread: a retry).
         self._stale: set[str] = set()
         #: Runs this scheduler holds a lease on (a cache of ``sched_runs.lease_owner``).
@@ -234,6 +236,7 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
     def _forget_view(self, run_id: str) -> None:
         self._views.pop(run_id, None)
         self._touched.pop(run_id, None)
+        self._loops.pop(run_id, None)
         self._wrote(run_id, None)
 
     def _view(self, s: Session, run_id: str) -> tuple[dict[str, TaskRow], set[str] | None]:
@@ -287,7 +290,14 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
                         s.add(row)
                         self._wrote(run_id, row.qualified_name)
 
-                    advancer = DagAdvancer(run=run, plan=self._plan(run), rows=rows, add=add, dirty=scopes)
+                    advancer = DagAdvancer(
+                        run=run,
+                        plan=self._plan(run),
+                        rows=rows,
+                        add=add,
+                        dirty=scopes,
+                        loops=self._loops.setdefault(run_id, {}),
+                    )
                     final = advancer.advance()
                     timed_out = str((run.options or {}).get("timed_out") or "")
                     if final == CANCELED and timed_out:
