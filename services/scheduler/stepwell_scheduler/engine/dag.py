@@ -14,14 +14,13 @@ in iteration order. While a run is canceling, only tasks that wait for upstream
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from stepwell.ir.cel import CelError, evaluate_condition
-from stepwell_scheduler.engine.loops import collect_iterations, loop_items
+from stepwell_scheduler.engine.loops import LoopProgress, collect_iterations, loop_items
 from stepwell_scheduler.engine.plan import (
     CONTAINER,
     DAG,
@@ -406,30 +405,6 @@ class DagAdvancer:
             row.outputs = resolve_dag_outputs(dag, self.lookup_in(row.qualified_name))
 
 
-@dataclass
-class LoopProgress:
-    """A running loop's iterations: those not created yet (in index order), those not
-    finished, and whether one failed."""
-
-    missing: collections.deque[int]
-    unfinished: set[int]
-    failed: bool
-
-    @classmethod
-    def of(cls, iterations: list[TaskRow | None]) -> LoopProgress:
-        return cls(
-            missing=collections.deque(i for i, it in enumerate(iterations) if it is None),
-            unfinished={i for i, it in enumerate(iterations) if it is not None and it.state not in FINAL_STATES},
-            failed=any(it is not None and it.state == FAILED for it in iterations),
-        )
-
-    def note(self, index: int, state: str) -> None:
-        """Records the current state of iteration ``index``."""
-        if state in FINAL_STATES:
-            self.unfinished.discard(index)
-            self.failed = self.failed or state == FAILED
-        else:
-            self.unfinished.add(index)
 
 
 def _aware(value: datetime | None) -> datetime:

@@ -26,12 +26,13 @@ from sqlalchemy.orm import Session
 
 from stepwell.server import Database
 from stepwell.storage import StoreRouter, s3_config_from_env
-from stepwell_scheduler.engine.dag import DagAdvancer, LoopProgress, now
+from stepwell_scheduler.engine.dag import DagAdvancer, now
 from stepwell_scheduler.engine.failpoints import Failpoints
 from stepwell_scheduler.engine.harvest import HarvestMixin
 from stepwell_scheduler.engine.launch import _SEP, LaunchMixin
 from stepwell_scheduler.engine.launch import task_key as _key
 from stepwell_scheduler.engine.leases import Leases, new_worker_id
+from stepwell_scheduler.engine.loops import LoopProgress
 from stepwell_scheduler.engine.plan import PipelinePlan
 from stepwell_scheduler.engine.provision import attempt_root, run_root
 from stepwell_scheduler.engine.recovery import RecoveryMixin

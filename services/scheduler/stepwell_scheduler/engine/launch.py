@@ -34,7 +34,7 @@ from stepwell_scheduler.engine.dag import job_placeholders, now
 from stepwell_scheduler.engine.failpoints import Failpoints
 from stepwell_scheduler.engine.leases import Leases
 from stepwell_scheduler.engine.plan import IMPORTER, PipelinePlan
-from stepwell_scheduler.engine.provision import build_task_file
+from stepwell_scheduler.engine.provision import build_task_file, execution_properties, task_timeout
 from stepwell_scheduler.executors import Executor, LaunchRequest, TaskHandle
 from stepwell_scheduler.metadata_client import (
     CONTAINER_EXECUTION,
@@ -224,7 +224,7 @@ class LaunchMixin:
                         name=p.row.qualified_name,
                         context_ids=[p.run.pipeline_context_id, p.run.run_context_id],
                         inputs=(p.row.inputs or {}).get("parameters") or {},
-                        custom_properties=_execution_properties(p.run, p.row, p.attempt, p.image),
+                        custom_properties=execution_properties(p.run, p.row, p.attempt, p.image),
                         input_artifacts=(p.row.inputs or {}).get("artifacts") or {},
                     )
                     for p in fresh
@@ -407,7 +407,7 @@ class LaunchMixin:
                 name=row.qualified_name,
                 context_ids=[run.pipeline_context_id, run.run_context_id],
                 inputs=(row.inputs or {}).get("parameters") or {},
-                custom_properties=_execution_properties(run, row, attempt, image),
+                custom_properties=execution_properties(run, row, attempt, image),
             )
             self.metadata.record_inputs(execution_id, (row.inputs or {}).get("artifacts") or {})
             return execution_id
@@ -449,17 +449,6 @@ class LaunchMixin:
         )
 
 
-def _execution_properties(run: RunRow, row: TaskRow, attempt: int, image: str) -> dict[str, Any]:
-    """An attempt's custom properties in the metadata service (found again by run, task and attempt)."""
-    return {
-        "display_name": row.display_name or row.name,
-        "task_name": row.name,
-        "parent_task": row.parent,
-        "image": image,
-        "attempt": attempt,
-        "run_id": run.run_id,
-        "cache_fingerprint": row.fingerprint or "",
-    }
 
 
 @dataclass
@@ -475,17 +464,3 @@ class _Prepared:
     request: LaunchRequest
     timeout: float
     execution_id: int = 0
-
-
-def task_timeout(run: RunRow, executor: dict[str, Any], deployment: dict[str, Any], component: dict[str, Any]) -> float:
-    """Seconds a task attempt may run: the run's ``task_timeout_seconds`` option, or the
-    kfp-kubernetes ``activeDeadlineSeconds`` of the task's executor (0: no limit)."""
-    options = run.options or {}
-    platform = ((options.get("platform_spec") or {}).get("platforms") or {}).get("kubernetes") or {}
-    label = str(component.get("executorLabel") or "")
-    k8s = ((platform.get("deploymentSpec") or {}).get("executors") or {}).get(label) or {}
-    value = k8s.get("activeDeadlineSeconds") or options.get("task_timeout_seconds") or 0
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return 0.0

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from stepwell_scheduler.engine.plan import PlannedTask
 from stepwell_scheduler.engine.resolve import InputResolutionError
-from stepwell_scheduler.models import TaskRow
+from stepwell_scheduler.models import FAILED, FINAL_STATES, TaskRow
 
 
 def loop_items(task: PlannedTask, parameters: dict[str, Any]) -> list[Any]:
@@ -49,3 +51,28 @@ def collect_iterations(dag: dict[str, Any], iterations: list[TaskRow]) -> dict[s
     for name in spec.get("artifacts") or {}:
         artifacts[name] = [a for it in iterations for a in ((it.outputs or {}).get("artifacts") or {}).get(name) or []]
     return {"parameters": parameters, "artifacts": artifacts}
+
+@dataclass
+class LoopProgress:
+    """A running loop's iterations: those not created yet (in index order), those not
+    finished, and whether one failed."""
+
+    missing: collections.deque[int]
+    unfinished: set[int]
+    failed: bool
+
+    @classmethod
+    def of(cls, iterations: list[TaskRow | None]) -> LoopProgress:
+        return cls(
+            missing=collections.deque(i for i, it in enumerate(iterations) if it is None),
+            unfinished={i for i, it in enumerate(iterations) if it is not None and it.state not in FINAL_STATES},
+            failed=any(it is not None and it.state == FAILED for it in iterations),
+        )
+
+    def note(self, index: int, state: str) -> None:
+        """Records the current state of iteration ``index``."""
+        if state in FINAL_STATES:
+            self.unfinished.discard(index)
+            self.failed = self.failed or state == FAILED
+        else:
+            self.unfinished.add(index)

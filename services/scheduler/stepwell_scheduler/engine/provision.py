@@ -17,6 +17,7 @@ from stepwell.runtime._launch_taskfile import ArtifactSlot, TaskFile
 from stepwell.runtime.paths import local_path_for_uri
 from stepwell.storage import join_uri
 from stepwell_scheduler.engine.plan import PlannedTask
+from stepwell_scheduler.models import RunRow, TaskRow
 
 SCHEMA_VERSION = "0.0.1"
 
@@ -134,3 +135,30 @@ def build_task_file(
         output_artifacts=output_artifacts,
         job_placeholders=dict(job),
     )
+
+
+def execution_properties(run: RunRow, row: TaskRow, attempt: int, image: str) -> dict[str, Any]:
+    """An attempt's custom properties in the metadata service (found again by run, task and attempt)."""
+    return {
+        "display_name": row.display_name or row.name,
+        "task_name": row.name,
+        "parent_task": row.parent,
+        "image": image,
+        "attempt": attempt,
+        "run_id": run.run_id,
+        "cache_fingerprint": row.fingerprint or "",
+    }
+
+
+def task_timeout(run: RunRow, executor: dict[str, Any], deployment: dict[str, Any], component: dict[str, Any]) -> float:
+    """Seconds a task attempt may run: the run's ``task_timeout_seconds`` option, or the
+    kfp-kubernetes ``activeDeadlineSeconds`` of the task's executor (0: no limit)."""
+    options = run.options or {}
+    platform = ((options.get("platform_spec") or {}).get("platforms") or {}).get("kubernetes") or {}
+    label = str(component.get("executorLabel") or "")
+    k8s = ((platform.get("deploymentSpec") or {}).get("executors") or {}).get(label) or {}
+    value = k8s.get("activeDeadlineSeconds") or options.get("task_timeout_seconds") or 0
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
