@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from stepwell.v1 import metadata_pb2_grpc
 from stepwell_metadata.app import MetadataApp
+from stepwell_metadata.models import (
+    ArtifactRow,
+    AssociationRow,
+    AttributionRow,
+    ContextRow,
+    EventRow,
+    ExecutionRow,
+)
 from stepwell_metadata.settings import MetadataSettings
 
 ADMIN_URL = os.environ.get(
@@ -107,3 +115,34 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
     finally:
         drop_pg_database(url)
+
+
+@pytest.fixture(scope="module")
+def engine(db_url: str) -> Iterator[Engine]:
+    """A direct connection to the service's database, for checking what was written."""
+    eng = create_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def counts(engine: Engine) -> Callable[[], dict[str, int]]:
+    """Row counts of every ``md_*`` table."""
+
+    def _counts() -> dict[str, int]:
+        with engine.connect() as conn:
+            return {
+                model.__tablename__: conn.execute(select(func.count()).select_from(model)).scalar_one()
+                for model in (ContextRow, ExecutionRow, ArtifactRow, EventRow, AssociationRow, AttributionRow)
+            }
+
+    return _counts
+
+
+@pytest.fixture
+def app(empty_db_url: str) -> Iterator[MetadataApp]:
+    """The metadata service's layers (no gRPC) on a freshly migrated database."""
+    app = MetadataApp(MetadataSettings(metadata_database_url=empty_db_url))
+    app.migrate()
+    yield app
+    app.stop()

@@ -5,72 +5,32 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeAlias
+from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import json_format, struct_pb2
-from sqlalchemy import Engine, create_engine, event, func, select
+from google.protobuf import json_format
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
 from stepwell.v1 import metadata_pb2 as pb
-from stepwell.v1 import metadata_pb2_grpc
 from stepwell_metadata.app import MetadataApp
 from stepwell_metadata.models import (
     ArtifactRow,
     AssociationRow,
     AttributionRow,
-    ContextRow,
     EventRow,
     ExecutionRow,
 )
 from stepwell_scheduler.metadata_client import ExecutionEnd, ExecutionStart, MetadataClient
+from tests.integration.metadata.helpers import Stub, run_context, struct, unique
 
-Stub: TypeAlias = metadata_pb2_grpc.MetadataStub
 MISSING = 987654321
 
 
-def struct(**values: Any) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
-    s.update(values)
-    return s
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-def engine(db_url: str) -> Iterator[Engine]:
-    """A direct connection to the service's database, for checking what was written."""
-    eng = create_engine(db_url)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def counts(engine: Engine) -> Callable[[], dict[str, int]]:
-    """Row counts of every ``md_*`` table."""
-
-    def _counts() -> dict[str, int]:
-        with engine.connect() as conn:
-            return {
-                model.__tablename__: conn.execute(
-                    select(func.count()).select_from(model)
-                ).scalar_one()
-                for model in (
-                    ContextRow,
-                    ExecutionRow,
-                    ArtifactRow,
-                    EventRow,
-                    AssociationRow,
-                    AttributionRow,
-                )
-            }
-
-    return _counts
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +42,6 @@ def client(metadata_app: MetadataApp) -> Iterator[MetadataClient]:
     yield c
     c.close()
 
-
-def run_context(stub: Stub) -> pb.Context:
-    return stub.GetOrCreateContext(
-        pb.GetOrCreateContextRequest(type="system.PipelineRun", name=unique("run"))
-    )
 
 
 def container(name: str, *context_ids: int, **kwargs: Any) -> pb.Execution:

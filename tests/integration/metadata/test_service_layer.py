@@ -18,15 +18,6 @@ from stepwell_metadata.domain import (
     NewExecution,
 )
 from stepwell_metadata.repository import MetadataRepository
-from stepwell_metadata.settings import MetadataSettings
-
-
-@pytest.fixture
-def app(empty_db_url: str) -> Iterator[MetadataApp]:
-    app = MetadataApp(MetadataSettings(metadata_database_url=empty_db_url))
-    app.migrate()
-    yield app
-    app.stop()
 
 
 def test_context_created_concurrently_is_read_back(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import delete
 
@@ -20,15 +18,6 @@ from stepwell_metadata.domain import (
     NewExecution,
 )
 from stepwell_metadata.models import AssociationRow, ContextRow, ExecutionRow
-from stepwell_metadata.settings import MetadataSettings
-
-
-@pytest.fixture
-def app(empty_db_url: str) -> Iterator[MetadataApp]:
-    app = MetadataApp(MetadataSettings(metadata_database_url=empty_db_url))
-    app.migrate()
-    yield app
-    app.stop()
 
 
 def artifact(uri: str, name: str) -> NewArtifact:
