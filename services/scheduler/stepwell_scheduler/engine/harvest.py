@@ -207,12 +207,9 @@ class HarvestMixin:
         except Exception as err:
             log.warning("could not store the cache entry of task %s: %s", row.qualified_name, err)
 
-    def _record_outputs(
-        self, run: RunRow, execution_id: int, outputs: dict[str, Any], state: str, replay: bool = False
-    ) -> None:
+    def _record_outputs(self, run: RunRow, execution_id: int, outputs: dict[str, Any], state: str) -> None:
         """Records one execution's produced artifacts (filling in their ids) and its final
-        state. Idempotent, so a replayed harvest records nothing twice (``replay`` is kept
-        for the callers' sake)."""
+        state. Idempotent, so a replayed harvest records nothing twice."""
         if execution_id:
             self._record_all([(run, execution_id, outputs, state)])
 

@@ -25,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, or_, select, update
 
 from stepwell.ir.cache_key import fingerprint_for_task
 from stepwell.server import Database
@@ -84,9 +84,7 @@ class LaunchMixin:
         def _touch(self, run_id: str, qualified: str) -> None: ...
         def _wrote(self, run_id: str, qualified: str | None) -> None: ...
         def _finish_row(self, run_id: str, qualified: str, state: str, **kwargs: Any) -> None: ...
-        def _record_outputs(
-            self, run: RunRow, execution_id: int, outputs: dict[str, Any], state: str, replay: bool = False
-        ) -> None: ...
+        def _record_outputs(self, run: RunRow, execution_id: int, outputs: dict[str, Any], state: str) -> None: ...
 
     def _dispatch(self) -> set[str]:
         free = self.settings.max_parallel_tasks - len(self._handles)
@@ -266,7 +264,8 @@ class LaunchMixin:
                 self._timers = True
         if started:
             self.failpoint("submitted", len(started))
-            self._update_rows(started)
+            with self.db.autocommit() as connection:
+                self._update_claimed(connection, started)
 
     def _prepare(self, run: RunRow, row: TaskRow) -> _Prepared | None:
         """The attempt's folder and task file, and the request that starts it (None, with
@@ -319,57 +318,38 @@ class LaunchMixin:
 
     def _store_attempts(self, prepared: list[_Prepared]) -> set[str]:
         """Stores each attempt's number, folder and execution, and renews the lease of its
-        run (compare-and-set), in one transaction; returns the runs still held. Only rows
-        this scheduler claimed and that are still RUNNING are written: a run taken over
-        meanwhile keeps what its new owner wrote."""
-        table = TaskRow.__table__
-        assert isinstance(table, Table)
+        run (compare-and-set), in one transaction; returns the runs still held."""
         stamp = now()
         with self.db.session() as s:
             connection = s.connection()
             held = self.leases.hold_on(connection, (p.run.run_id for p in prepared))
-            rows = [p for p in prepared if p.run.run_id in held]
-            if rows:
-                statement = (
-                    update(table)
-                    .where(
-                        table.c.id == bindparam("row_id"),
-                        table.c.worker == self.leases.owner,
-                        table.c.state == RUNNING,
-                    )
-                    .values(
-                        attempt=bindparam("v_attempt"),
-                        task_dir=bindparam("v_task_dir"),
-                        log_uri=bindparam("v_log_uri"),
-                        execution_id=bindparam("v_execution_id"),
-                        fingerprint=bindparam("v_fingerprint"),
-                        started_at=stamp,
-                        lookup_execution=False,
-                    )
-                )
-                connection.execute(
-                    statement,
-                    [
-                        {
-                            "row_id": p.row.id,
-                            "v_attempt": p.attempt,
-                            "v_task_dir": str(p.attempt_dir),
-                            "v_log_uri": p.log_uri,
-                            "v_execution_id": p.execution_id,
-                            "v_fingerprint": p.row.fingerprint,
-                        }
-                        for p in rows
-                    ],
-                )
+            self._update_claimed(
+                connection,
+                [
+                    {
+                        "row_id": p.row.id,
+                        "attempt": p.attempt,
+                        "task_dir": str(p.attempt_dir),
+                        "log_uri": p.log_uri,
+                        "execution_id": p.execution_id,
+                        "fingerprint": p.row.fingerprint,
+                        "started_at": stamp,
+                        "lookup_execution": False,
+                    }
+                    for p in prepared
+                    if p.run.run_id in held
+                ],
+            )
         for p in prepared:
             if p.run.run_id in held:
                 self._wrote(p.run.run_id, p.row.qualified_name)  # its start time
         return held
 
-    def _update_rows(self, values: list[dict[str, Any]]) -> None:
-        """Sets columns of claimed task rows (``row_id`` + the same columns in each item):
-        one executemany UPDATE in one transaction, no ORM unit of work (the rows were
-        claimed by this scheduler)."""
+    def _update_claimed(self, connection: Connection, values: list[dict[str, Any]]) -> None:
+        """Sets columns of task rows (``row_id`` + the same columns in each item) with one
+        executemany UPDATE, no ORM unit of work. Only rows this scheduler claimed and that
+        are still RUNNING are written: a run taken over meanwhile keeps what its new owner
+        wrote."""
         if not values:
             return
         table = TaskRow.__table__
@@ -377,12 +357,10 @@ class LaunchMixin:
         columns = [name for name in values[0] if name != "row_id"]
         statement = (
             update(table)
-            .where(table.c.id == bindparam("row_id"))
+            .where(table.c.id == bindparam("row_id"), table.c.worker == self.leases.owner, table.c.state == RUNNING)
             .values({name: bindparam(f"v_{name}") for name in columns})
         )
-        params = [{"row_id": v["row_id"], **{f"v_{name}": v[name] for name in columns}} for v in values]
-        with self.db.autocommit() as connection:
-            connection.execute(statement, params)
+        connection.execute(statement, [{"row_id": v["row_id"], **{f"v_{n}": v[n] for n in columns}} for v in values])
 
     def _start_execution(self, run: RunRow, row: TaskRow, execution_type: str, attempt: int, image: str) -> int:
         """Records the attempt's execution (RUNNING) and its input events; 0 on failure.
@@ -436,10 +414,9 @@ class LaunchMixin:
             record["size"] = info.size if info else 0
         except Exception:
             record["size"] = 0
-        replay = row.lookup_execution
         execution_id = self._start_execution(run, row, IMPORTER_EXECUTION, 1, "")
         outputs = {"parameters": {}, "artifacts": {"artifact": [record]}}
-        self._record_outputs(run, execution_id, outputs, SUCCEEDED, replay=replay)
+        self._record_outputs(run, execution_id, outputs, SUCCEEDED)
         self._finish_row(
             run.run_id,
             row.qualified_name,

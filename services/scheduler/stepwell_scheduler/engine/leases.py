@@ -128,22 +128,12 @@ class Leases:
             )
         self._valid_until = started + self.seconds
 
-    def hold(self, run_id: str) -> bool:
-        """Renews the lease on ``run_id`` if this scheduler still owns it; False when another
-        scheduler took the run over. A compare-and-set in the database: once it returns
-        True, nobody can take the run over for a whole lease, whatever this process's
-        heartbeat did meanwhile."""
-        with self.db.session() as s:
-            renewed = s.connection().execute(
-                update(RunRow)
-                .where(RunRow.run_id == run_id, RunRow.lease_owner == self.owner)
-                .values(lease_expires_at=self.expiry())
-            ).rowcount
-        return bool(renewed)
-
     def hold_on(self, connection: Connection, run_ids: Iterable[str]) -> set[str]:
-        """:meth:`hold` for several runs, inside the caller's transaction on ``connection``
-        (so what the caller writes in it commits only together with the renewals)."""
+        """Renews the leases on ``run_ids`` that this scheduler still owns and returns those
+        runs (the others were taken over). A compare-and-set inside the caller's
+        transaction on ``connection``, so what the caller writes in it commits only
+        together with the renewals; once committed, nobody can take those runs over for
+        a whole lease, whatever this process's heartbeat did meanwhile."""
         held: set[str] = set()
         for run_id in sorted(set(run_ids)):
             renewed = connection.execute(

@@ -54,6 +54,7 @@ class RecoveryMixin:
     _cancels: collections.deque[tuple[str, str]]
     _dirty: set[str]
     _stale: set[str]
+    _written: dict[str, set[str] | None]
     _lock: threading.Lock
     _wake: threading.Event
 
@@ -94,6 +95,7 @@ class RecoveryMixin:
         self._owned.discard(run_id)
         self._plans.pop(run_id, None)
         self._forget_view(run_id)
+        self._written.pop(run_id, None)  # its new owner reports it
         prefix = run_id + _SEP
         for key in [k for k in self._handles if k.startswith(prefix)]:
             self._handles.pop(key, None)
