@@ -28,8 +28,8 @@ from stepwell.server import Database
 from stepwell.storage import StoreRouter, s3_config_from_env
 from stepwell_scheduler.engine.dag import DagAdvancer, now
 from stepwell_scheduler.engine.failpoints import Failpoints
-from stepwell_scheduler.engine.harvest import HarvestMixin
-from stepwell_scheduler.engine.launch import _SEP, LaunchMixin
+from stepwell_scheduler.engine.harvest import HarvestMixin, _RowEnd
+from stepwell_scheduler.engine.launch import _SEP, LaunchMixin, _Claim
 from stepwell_scheduler.engine.launch import task_key as _key
 from stepwell_scheduler.engine.leases import Leases, new_worker_id
 from stepwell_scheduler.engine.loops import LoopProgress
@@ -51,6 +51,10 @@ from stepwell_scheduler.models import (
 from stepwell_scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
+
+#: :meth:`Engine._advance_in`'s answers besides a final state or None.
+_GONE = "gone"
+_NEEDS_CONTEXTS = "needs-contexts"
 
 
 class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
@@ -185,16 +189,13 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
                 self._cancels.clear()
                 dirty = set(self._dirty)
                 self._dirty.clear()
-            changed: set[str] = set()
-            dirty |= self._harvest(exited)
+            touched, ended = self._collect(exited)
+            dirty |= touched
             for run_id, reason in cancels:
                 if self._apply_cancel(run_id, reason):
                     dirty.add(run_id)
-            for run_id in sorted(dirty):
-                self._advance(run_id)
-                changed.add(run_id)
-            dispatched = self._dispatch()
-            changed |= dispatched
+            claimed = self._settle(ended, dirty)
+            changed = dirty | self._start(claimed)
             for run_id in changed:
                 if run_id in self._written:
                     self.on_rows(run_id, self._written.pop(run_id))
@@ -203,6 +204,46 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
                 again = bool(self._exited or self._cancels or self._dirty)
             if not again:
                 return
+
+    def _settle(self, ended: list[_RowEnd], dirty: set[str]) -> list[_Claim]:
+        """Ends the harvested rows, advances the DAGs of the ``dirty`` runs and claims
+        queued tasks, all in one transaction: a chain's next task is claimed in the
+        same commit that ends the task before it. A run that is still PENDING (its
+        metadata contexts are recorded first, outside any transaction) is advanced
+        after. If the transaction fails, the same work is done again one transaction
+        per part, so that one run's failure cannot hold back the others' results."""
+        fused = sorted(dirty)
+        finals: dict[str, str | None] = {}
+        try:
+            with self.db.session() as s:
+                self._end_rows(s, ended)
+                for run_id in fused:
+                    finals[run_id] = self._advance_in(s, run_id)
+                claimed = self._claim(s)
+        except Exception:
+            log.warning("one transaction for the step failed; ending, advancing and claiming one by one", exc_info=True)
+            for run_id in {*fused, *(item[0] for item in ended)}:
+                self._forget_view(run_id)
+            self._finish_rows(ended)
+            if ended:
+                self.failpoint("task-finished", len(ended))
+            for run_id in sorted(dirty):
+                self._advance(run_id)
+            with self.db.session() as s:
+                return self._claim(s)
+        if ended:
+            self.failpoint("task-finished", len(ended))
+        starting = [run_id for run_id, final in finals.items() if final == _NEEDS_CONTEXTS]
+        for run_id, final in finals.items():
+            if final not in (_GONE, _NEEDS_CONTEXTS):
+                self._advanced(run_id, final)
+        for run_id in starting:
+            self._advance(run_id)
+        if starting:
+            # Runs that started only now have queued their first tasks.
+            with self.db.session() as s:
+                claimed += self._claim(s)
+        return claimed
 
     def _plan(self, run: RunRow) -> PipelinePlan:
         plan = self._plans.get(run.run_id)
@@ -277,34 +318,13 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
     def _advance_run(self, run_id: str) -> None:
         for _ in range(2):
             with self.db.session() as s:
-                run = self._owned_run(s, run_id)
-                if run is None or run.state in FINAL_STATES:
-                    self._forget_view(run_id)
-                    return
-                if run.state == PENDING:
-                    needs_contexts = True
-                else:
-                    needs_contexts = False
-                    rows, scopes = self._view(s, run_id)
-
-                    def add(row: TaskRow) -> None:
-                        s.add(row)
-                        self._wrote(run_id, row.qualified_name)
-
-                    advancer = DagAdvancer(
-                        run=run,
-                        plan=self._plan(run),
-                        rows=rows,
-                        add=add,
-                        dirty=scopes,
-                        loops=self._loops.setdefault(run_id, {}),
-                    )
-                    final = advancer.advance()
-                    timed_out = str((run.options or {}).get("timed_out") or "")
-                    if final == CANCELED and timed_out:
-                        run.state, run.error, final = FAILED, timed_out, FAILED
-            if not needs_contexts:
+                final = self._advance_in(s, run_id)
+            if final != _NEEDS_CONTEXTS:
                 break
+            with self.db.session() as s:
+                run = self._owned_run(s, run_id)
+            if run is None:
+                return
             pipeline_ctx, run_ctx = self._contexts(run)
             with self.db.session() as s:
                 fresh = self._owned_run(s, run_id)
@@ -315,6 +335,45 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
                 fresh.pipeline_context_id, fresh.run_context_id = pipeline_ctx, run_ctx
         else:
             return
+        if final != _GONE:
+            self._advanced(run_id, final)
+
+    def _advance_in(self, s: Session, run_id: str) -> str | None:
+        """Advances the run's DAG in the transaction ``s``; returns the run's final state
+        when it ended, None while it runs, ``_GONE`` when it is not this engine's to drive
+        (or already over), and ``_NEEDS_CONTEXTS`` for a PENDING run (see :meth:`_advance_run`)."""
+        try:
+            run = self._owned_run(s, run_id)
+            if run is None or run.state in FINAL_STATES:
+                self._forget_view(run_id)
+                return _GONE
+            if run.state == PENDING:
+                return _NEEDS_CONTEXTS
+            rows, scopes = self._view(s, run_id)
+
+            def add(row: TaskRow) -> None:
+                s.add(row)
+                self._wrote(run_id, row.qualified_name)
+
+            advancer = DagAdvancer(
+                run=run,
+                plan=self._plan(run),
+                rows=rows,
+                add=add,
+                dirty=scopes,
+                loops=self._loops.setdefault(run_id, {}),
+            )
+            final = advancer.advance()
+            timed_out = str((run.options or {}).get("timed_out") or "")
+            if final == CANCELED and timed_out:
+                run.state, run.error, final = FAILED, timed_out, FAILED
+            return final
+        except BaseException:
+            self._forget_view(run_id)
+            raise
+
+    def _advanced(self, run_id: str, final: str | None) -> None:
+        """After a run's advance committed: forgets an ended run."""
         self.failpoint("advanced")
         if final is not None:
             self._plans.pop(run_id, None)

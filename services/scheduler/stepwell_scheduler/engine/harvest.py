@@ -31,7 +31,7 @@ from stepwell_scheduler.engine.launch import _SEP, task_key
 from stepwell_scheduler.engine.leases import Leases
 from stepwell_scheduler.engine.plan import PipelinePlan
 from stepwell_scheduler.executors import Executor, TaskHandle
-from stepwell_scheduler.metadata_client import ExecutionEnd, MetadataClient
+from stepwell_scheduler.metadata_client import CONTAINER_EXECUTION, ExecutionEnd, MetadataClient
 from stepwell_scheduler.models import (
     CANCELED,
     CANCELING,
@@ -90,16 +90,29 @@ class HarvestMixin:
         def _holds(self, s: Session, run_id: str) -> bool: ...
         def _drop(self, run_id: str) -> None: ...
         def _touch(self, run_id: str, qualified: str) -> None: ...
+        def _start_execution(
+            self, run: RunRow, row: TaskRow, execution_type: str, attempt: int, image: str, lookup: bool | None = None
+        ) -> int: ...
 
     def _harvest(self, keys: list[str]) -> set[str]:
-        """Records the results of ended attempts, all in one batch; returns the runs touched.
+        """Records the results of ended attempts and ends their rows; returns the runs touched."""
+        touched, items = self._collect(keys)
+        self._finish_rows(items)
+        if items:
+            self.failpoint("task-finished", len(items))
+        return touched
+
+    def _collect(self, keys: list[str]) -> tuple[set[str], list[_RowEnd]]:
+        """Reads the results of ended attempts and records them in the metadata service,
+        all in one batch; returns the runs touched and the task rows to end (with
+        :meth:`_end_rows`, in the caller's transaction).
 
         One read of the rows and runs, one metadata call for every execution's outputs
-        and final state, one transaction that ends the rows. A failed attempt with a
-        ``retryPolicy`` goes back to the queue instead.
+        and final state. A failed attempt with a ``retryPolicy`` goes back to the queue
+        instead.
         """
         if not keys:
-            return set()
+            return set(), []
         handles = {key: self._handles.pop(key, None) for key in keys}
         timeouts = {key: self._timed_out.pop(key, "") for key in keys}
         replays = {key for key in keys if key in self._replay}
@@ -111,6 +124,9 @@ class HarvestMixin:
         with self.db.session() as s:
             runs = {r.run_id: r for r in s.scalars(select(RunRow).where(RunRow.run_id.in_(list(by_run))))}
             rows = {task_key(r.run_id, r.qualified_name): r for r in _task_rows(s, by_run)}
+            for row in rows.values():
+                if not row.execution_id and row.lookup_execution:
+                    _ = row.inputs  # loaded now: recording its execution below needs them
         touched: set[str] = set()
         ended: list[_Ended] = []
         for key in keys:
@@ -124,6 +140,11 @@ class HarvestMixin:
                 continue
             outcome = self._outcome(run, row, handles.get(key), timeouts.get(key, ""))
             outcome.replay = key in replays
+            if not row.execution_id and row.lookup_execution:
+                # Started, but stopped before its execution's id was stored: find it (or
+                # record it now) so that it is ended like any other.
+                outcome.found_execution = self._start_execution(run, row, CONTAINER_EXECUTION, row.attempt, "", lookup=True)
+                row.execution_id = outcome.found_execution
             ended.append(outcome)
         self._record_all([(e.run, e.row.execution_id, e.outputs, e.state) for e in ended if e.row.execution_id])
         finished: list[_Ended] = []
@@ -135,22 +156,23 @@ class HarvestMixin:
             if e.state == SUCCEEDED and e.row.fingerprint and e.row.execution_id:
                 self._put_cache_entry(e.run, e.row, e.outputs, replay=e.replay)
             finished.append(e)
-        if not finished:
-            return touched
-        self.failpoint("outputs-recorded", len(finished))
-        self._finish_rows(
-            [
-                (
-                    e.run.run_id,
-                    e.row.qualified_name,
-                    e.state,
-                    {"error": e.error, "outputs": e.outputs, "log_tail": e.log_tail, "log_uri": e.log_uri},
-                )
-                for e in finished
-            ]
-        )
-        self.failpoint("task-finished", len(finished))
-        return touched
+        if finished:
+            self.failpoint("outputs-recorded", len(finished))
+        return touched, [
+            (
+                e.run.run_id,
+                e.row.qualified_name,
+                e.state,
+                {
+                    "error": e.error,
+                    "outputs": e.outputs,
+                    "log_tail": e.log_tail,
+                    "log_uri": e.log_uri,
+                    **({"execution_id": e.found_execution, "lookup_execution": False} if e.found_execution else {}),
+                },
+            )
+            for e in finished
+        ]
 
     def _outcome(self, run: RunRow, row: TaskRow, handle: TaskHandle | None, timeout_error: str) -> _Ended:
         """What an ended attempt left: its result file, or the launcher's exit and log."""
@@ -262,9 +284,16 @@ class HarvestMixin:
         values = {"error": error, "outputs": outputs, "log_tail": log_tail, "log_uri": log_uri, **(fields or {})}
         self._finish_rows([(run_id, qualified, state, values)])
 
-    def _finish_rows(self, items: list[tuple[str, str, str, dict[str, Any]]]) -> None:
-        """Ends task rows ``(run_id, qualified, state, values)`` in one transaction, each
-        only while this scheduler holds its run (checked under the run's row lock).
+    def _finish_rows(self, items: list[_RowEnd]) -> None:
+        """Ends task rows in a transaction of their own (see :meth:`_end_rows`)."""
+        if not items:
+            return
+        with self.db.session() as s:
+            self._end_rows(s, items)
+
+    def _end_rows(self, s: Session, items: list[_RowEnd]) -> None:
+        """Ends task rows ``(run_id, qualified, state, values)`` in the transaction ``s``,
+        each only while this scheduler holds its run (checked under the run's row lock).
         ``values``: ``error``, ``outputs``, ``log_tail``, ``log_uri`` and other columns."""
         if not items:
             return
@@ -272,27 +301,30 @@ class HarvestMixin:
         for run_id, qualified, _state, _values in items:
             by_run.setdefault(run_id, []).append(qualified)
         stamp = now()
-        with self.db.session() as s:
-            held = {run_id for run_id in sorted(by_run) if self._holds(s, run_id)}
-            rows = {(r.run_id, r.qualified_name): r for r in _task_rows(s, {k: v for k, v in by_run.items() if k in held})}
-            for run_id, qualified, state, values in items:
-                row = rows.get((run_id, qualified))
-                if row is None:
-                    continue
-                extra = dict(values)
-                error = str(extra.pop("error", "") or "")
-                outputs = extra.pop("outputs", None)
-                log_tail = str(extra.pop("log_tail", "") or "")
-                log_uri = str(extra.pop("log_uri", "") or "")
-                for name, value in extra.items():
-                    setattr(row, name, value)
-                row.state, row.error, row.finished_at = state, error, stamp
-                row.outputs = outputs or {}
-                row.log_tail = log_tail
-                row.deadline_at = None
-                if log_uri:
-                    row.log_uri = log_uri
-                self._touch(run_id, qualified)
+        held = {run_id for run_id in sorted(by_run) if self._holds(s, run_id)}
+        rows = {(r.run_id, r.qualified_name): r for r in _task_rows(s, {k: v for k, v in by_run.items() if k in held})}
+        for run_id, qualified, state, values in items:
+            row = rows.get((run_id, qualified))
+            if row is None:
+                continue
+            extra = dict(values)
+            error = str(extra.pop("error", "") or "")
+            outputs = extra.pop("outputs", None)
+            log_tail = str(extra.pop("log_tail", "") or "")
+            log_uri = str(extra.pop("log_uri", "") or "")
+            for name, value in extra.items():
+                setattr(row, name, value)
+            row.state, row.error, row.finished_at = state, error, stamp
+            row.outputs = outputs or {}
+            row.log_tail = log_tail
+            row.deadline_at = None
+            if log_uri:
+                row.log_uri = log_uri
+            self._touch(run_id, qualified)
+
+
+#: A task row to end: ``(run_id, qualified name, state, column values)``.
+_RowEnd = tuple[str, str, str, dict[str, Any]]
 
 
 @dataclass
@@ -307,6 +339,8 @@ class _Ended:
     log_tail: str
     log_uri: str
     replay: bool = False
+    #: The execution found (or recorded) for an attempt whose execution id was not stored.
+    found_execution: int = 0
 
 
 def _task_rows(s: Session, names_by_run: dict[str, list[str]]) -> list[TaskRow]:

@@ -6,12 +6,15 @@ execution's outputs (the same artifact records), after checking that every reuse
 artifact still exists in the store.
 
 Dispatch first *claims* queued tasks of runs this scheduler holds (``SELECT ... FOR UPDATE
-SKIP LOCKED``, then PENDING -> RUNNING with no pid, in one transaction), and only then
-records the execution and starts the process: the database always knows of an attempt
-before it can exist. The order per attempt — claim; create the execution (keyed by run,
-task and attempt); store attempt, folder and execution id together with a compare-and-set
-renewal of the run's lease; start the process; store its pid — is what :mod:`.recovery`
-relies on after a crash between any two of these steps. Each step is taken for all the
+SKIP LOCKED``, then PENDING -> RUNNING with no pid, and a compare-and-set renewal of the
+run's lease, in one transaction; the engine makes it the transaction that also ends the
+tasks just harvested and advances their DAGs). A task that surely needs a process gets
+its attempt (number, folder) in the claim; one that may be a cache hit gets it after the
+lookup missed, in a transaction of its own. Then, outside any transaction: the task file
+is written, the process started, the execution recorded in the metadata service (keyed
+by run, task and attempt), and pid and execution id stored. The database always knows of
+an attempt before its process can exist; what :mod:`.recovery` does after a crash
+between any two of these steps relies on this order. Each step is taken for all the
 tasks claimed together at once (one metadata call, one transaction), so a batch of short
 tasks costs hardly more than one.
 """
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table, bindparam, or_, select, update
+from sqlalchemy.orm import Session
 
 from stepwell.ir.cache_key import fingerprint_for_task
 from stepwell.server import Database
@@ -34,7 +38,12 @@ from stepwell_scheduler.engine.dag import job_placeholders, now
 from stepwell_scheduler.engine.failpoints import Failpoints
 from stepwell_scheduler.engine.leases import Leases
 from stepwell_scheduler.engine.plan import IMPORTER, PipelinePlan
-from stepwell_scheduler.engine.provision import build_task_file, execution_properties, task_timeout
+from stepwell_scheduler.engine.provision import (
+    attempt_log_uri,
+    build_task_file,
+    execution_properties,
+    task_timeout,
+)
 from stepwell_scheduler.executors import Executor, LaunchRequest, TaskHandle
 from stepwell_scheduler.metadata_client import (
     CONTAINER_EXECUTION,
@@ -87,49 +96,92 @@ class LaunchMixin:
         def _record_outputs(self, run: RunRow, execution_id: int, outputs: dict[str, Any], state: str) -> None: ...
 
     def _dispatch(self) -> set[str]:
+        """Claims queued tasks in a transaction of its own and starts them."""
+        with self.db.session() as s:
+            claimed = self._claim(s)
+        return self._start(claimed)
+
+    def _claim(self, s: Session) -> list[_Claim]:
+        """Claims queued tasks of runs this scheduler holds, in the caller's transaction
+        ``s``: PENDING -> RUNNING with no pid, and the lease of their runs renewed
+        (compare-and-set). A task that will surely run a process (no importer, no cache
+        lookup to make) gets its attempt here too: number, folder, log URI and start
+        time, so the claim is all that stands between the commit and its process."""
         free = self.settings.max_parallel_tasks - len(self._handles)
         if free <= 0 or not self.leases.healthy():
-            return set()
+            return []
         stamp = now()
-        with self.db.session() as s:
-            queued = list(
-                s.execute(
-                    select(TaskRow, RunRow)
-                    .join(RunRow, RunRow.run_id == TaskRow.run_id)
-                    .where(
-                        TaskRow.state == PENDING,
-                        RunRow.lease_owner == self.leases.owner,
-                        RunRow.state.in_([RUNNING, CANCELING]),
-                        or_(TaskRow.not_before.is_(None), TaskRow.not_before <= stamp),
-                    )
-                    .order_by(TaskRow.ready_at, TaskRow.id)
-                    .limit(free)
-                    .with_for_update(of=TaskRow, skip_locked=True)
+        queued = [
+            (row, run)
+            for row, run in s.execute(
+                select(TaskRow, RunRow)
+                .join(RunRow, RunRow.run_id == TaskRow.run_id)
+                .where(
+                    TaskRow.state == PENDING,
+                    RunRow.lease_owner == self.leases.owner,
+                    RunRow.state.in_([RUNNING, CANCELING]),
+                    or_(TaskRow.not_before.is_(None), TaskRow.not_before <= stamp),
                 )
+                .order_by(TaskRow.ready_at, TaskRow.id)
+                .limit(free)
+                .with_for_update(of=TaskRow, skip_locked=True)
             )
-            claimed: list[tuple[TaskRow, RunRow]] = []
-            for row, run in queued:
-                if task_key(run.run_id, row.qualified_name) in self._handles:
-                    continue
-                # The claim: nobody else starts this attempt; the previous attempt's
-                # folder and execution no longer describe the task.
-                row.state, row.pid, row.worker, row.task_dir, row.execution_id = RUNNING, 0, self.leases.owner, "", 0
-                self._touch(run.run_id, row.qualified_name)
-                claimed.append((row, run))
+            if task_key(run.run_id, row.qualified_name) not in self._handles
+        ]
+        if not queued:
+            return []
+        held = self.leases.hold_on(s.connection(), {run.run_id for _, run in queued})
+        claimed: list[_Claim] = []
+        for row, run in queued:
+            if run.run_id not in held:
+                continue  # taken over since the query: its new owner starts it
+            attempt = None if row.kind == IMPORTER or self._may_hit_cache(run, row) else self._new_attempt(run, row)
+            # The claim: nobody else starts this attempt; the previous attempt's
+            # folder and execution no longer describe the task.
+            row.state, row.pid, row.worker, row.task_dir, row.execution_id = RUNNING, 0, self.leases.owner, "", 0
+            if attempt is not None:
+                # Its execution is recorded once the process runs; until its id is
+                # stored, a recovery looks the execution up by run, task and attempt.
+                row.attempt, row.task_dir, row.log_uri = attempt.attempt, str(attempt.attempt_dir), attempt.log_uri
+                row.started_at, row.lookup_execution = stamp, True
+            self._touch(run.run_id, row.qualified_name)
+            claimed.append(_Claim(row, run, attempt))
+        return claimed
+
+    def _start(self, claimed: list[_Claim]) -> set[str]:
+        """Starts claimed tasks (after the claim committed): importers and cache hits
+        without a process, the others with one. Returns the runs touched."""
         if claimed:
             self.failpoint("claimed", len(claimed))
         touched: set[str] = set()
-        processes: list[tuple[TaskRow, RunRow]] = []
-        for row, run in claimed:
-            if row.kind == IMPORTER:
-                self._run_importer(run, row)
-                self.wake(run.run_id)
-            elif self._try_cache(run, row):
-                self.wake(run.run_id)
+        ready: list[_Prepared] = []
+        missed: list[_Prepared] = []
+        for c in claimed:
+            touched.add(c.run.run_id)
+            if c.attempt is not None:
+                ready.append(c.attempt)
+            elif c.row.kind == IMPORTER:
+                self._run_importer(c.run, c.row)
+                self.wake(c.run.run_id)
+            elif self._try_cache(c.run, c.row):
+                self.wake(c.run.run_id)
             else:
-                processes.append((row, run))
-            touched.add(run.run_id)
-        self._launch(processes)
+                missed.append(self._new_attempt(c.run, c.row))
+        if missed:
+            try:
+                held = self._store_attempts(missed)
+            except Exception as err:
+                for p in missed:
+                    self._fail_start(p.run, p.row, 0, err)
+                held = set()
+            for p in missed:
+                if p.run.run_id in held:
+                    ready.append(p)
+                else:
+                    # Stalled (e.g. stopped) since the claim and the run has a new owner,
+                    # which re-queues this attempt: starting it here could run it twice.
+                    log.warning("not starting task %s of run %s: another scheduler took the run over", p.row.qualified_name, p.run.run_id)
+        self._launch(ready)
         return touched
 
     def _attempt_dir(self, run_id: str, qualified: str, attempt: int) -> Path:
@@ -205,15 +257,82 @@ class LaunchMixin:
 
     # ----- processes --------------------------------------------------------------------
 
-    def _launch(self, claimed: list[tuple[TaskRow, RunRow]]) -> None:
-        """Starts a process for each claimed task, in the durable order, batch by batch:
-        task files written; executions recorded (one metadata call); attempts stored (one
-        transaction); the lease re-checked per run; processes started; pids stored (one
-        transaction)."""
-        prepared = [p for p in (self._prepare(run, row) for row, run in claimed) if p is not None]
+    def _may_hit_cache(self, run: RunRow, row: TaskRow) -> bool:
+        """Whether starting ``row`` must first look for a cache entry (see :meth:`_try_cache`)."""
+        if row.fingerprint or row.attempt:
+            return False
+        return self.caching_enabled(run, self._plan(run).task(row.qualified_name).spec)
+
+    def _new_attempt(self, run: RunRow, row: TaskRow) -> _Prepared:
+        """The next attempt of a claimed task: its number, folder and log URI."""
+        attempt = row.attempt + 1
+        attempt_dir = self._attempt_dir(run.run_id, row.qualified_name, attempt)
+        while (attempt_dir / "result.json").exists():  # a retried run recreated the row
+            attempt += 1
+            attempt_dir = self._attempt_dir(run.run_id, row.qualified_name, attempt)
+        log_uri = attempt_log_uri(run.pipeline_root, run.pipeline_name, run.run_id, row.qualified_name, attempt)
+        return _Prepared(run, row, attempt, attempt_dir, log_uri, lookup=row.lookup_execution)
+
+    def _launch(self, attempts: list[_Prepared]) -> None:
+        """Starts a process for each stored attempt, in the durable order, batch by
+        batch: task files written; processes started; executions recorded (one metadata
+        call); pids and execution ids stored (one transaction).
+
+        The execution is recorded after the process starts, so that it is not on the
+        path from a claim to a running process. A crash before its id is stored leaves
+        the attempt with ``lookup_execution``: a recovery finds the execution by run,
+        task and attempt (or records it) before it ends it.
+        """
+        env = {**os.environ, **self.settings.storage_env()}
+        prepared: list[_Prepared] = []
+        for p in attempts:
+            try:
+                self._write_task_file(p, env)
+            except Exception as err:
+                self._fail_start(p.run, p.row, 0, err)
+                continue
+            prepared.append(p)
         if not prepared:
             return
-        fresh = [p for p in prepared if not p.row.lookup_execution]
+        self.failpoint("attempt-stored", len(prepared))
+        started: list[_Prepared] = []
+        for p in prepared:
+            assert p.request is not None
+            try:
+                handle = self.executor.submit(p.request)
+            except Exception as err:
+                self._fail_start(p.run, p.row, 0, err)
+                continue
+            self._handles[p.request.key] = handle
+            p.pid = handle.pid
+            if p.timeout:
+                self._timers = True
+            started.append(p)
+        if not started:
+            return
+        self.failpoint("submitted", len(started))
+        self._record_starts(started)
+        self.failpoint("execution-created", len(started))
+        stamp = now()
+        with self.db.autocommit() as connection:
+            self._update_claimed(
+                connection,
+                [
+                    {
+                        "row_id": p.row.id,
+                        "pid": p.pid,
+                        "deadline_at": stamp + timedelta(seconds=p.timeout) if p.timeout else None,
+                        "execution_id": p.execution_id,
+                        "lookup_execution": not p.execution_id,
+                    }
+                    for p in started
+                ],
+            )
+
+    def _record_starts(self, started: list[_Prepared]) -> None:
+        """Records the executions of started attempts: one metadata call for new tasks,
+        a lookup for tasks a lost attempt may have recorded already."""
+        fresh = [p for p in started if not p.lookup]
         try:
             ids = self.metadata.start_executions(
                 [
@@ -227,88 +346,48 @@ class LaunchMixin:
                     )
                     for p in fresh
                 ]
-            )
+            ) if fresh else []
         except Exception as err:
             log.warning("could not record %d task(s) in the metadata service at once (%s); one by one", len(fresh), err)
             # One bad item fails a whole batch: the others are recorded one by one.
-            ids = [self._start_execution(p.run, p.row, CONTAINER_EXECUTION, p.attempt, p.image) for p in fresh]
+            ids = [self._start_execution(p.run, p.row, CONTAINER_EXECUTION, p.attempt, p.image, lookup=False) for p in fresh]
         for p, execution_id in zip(fresh, ids, strict=False):
             p.execution_id = execution_id
-        for p in prepared:
-            if p.row.lookup_execution:
-                p.execution_id = self._start_execution(p.run, p.row, CONTAINER_EXECUTION, p.attempt, p.image)
-        self.failpoint("execution-created", len(prepared))
-        try:
-            held = self._store_attempts(prepared)
-        except Exception as err:
-            for p in prepared:
-                self._fail_start(p.run, p.row, p.execution_id, err)
-            return
-        self.failpoint("attempt-stored", len(prepared))
-        started: list[dict[str, Any]] = []
-        for p in prepared:
-            if p.run.run_id not in held:
-                # Stalled (e.g. stopped) since the claim and the run has a new owner, which
-                # re-queues this attempt: starting it here could run the task twice.
-                log.warning("not starting task %s of run %s: another scheduler took the run over", p.row.qualified_name, p.run.run_id)
-                continue
-            try:
-                handle = self.executor.submit(p.request)
-            except Exception as err:
-                self._fail_start(p.run, p.row, p.execution_id, err)
-                continue
-            self._handles[p.request.key] = handle
-            deadline = now() + timedelta(seconds=p.timeout) if p.timeout else None
-            started.append({"row_id": p.row.id, "pid": handle.pid, "deadline_at": deadline})
-            if p.timeout:
-                self._timers = True
-        if started:
-            self.failpoint("submitted", len(started))
-            with self.db.autocommit() as connection:
-                self._update_claimed(connection, started)
+        for p in started:
+            if p.lookup:
+                p.execution_id = self._start_execution(p.run, p.row, CONTAINER_EXECUTION, p.attempt, p.image, lookup=True)
 
-    def _prepare(self, run: RunRow, row: TaskRow) -> _Prepared | None:
-        """The attempt's folder and task file, and the request that starts it (None, with
-        the task failed, when they cannot be written)."""
-        plan = self._plan(run)
-        task = plan.task(row.qualified_name)
-        attempt = row.attempt + 1
-        attempt_dir = self._attempt_dir(run.run_id, row.qualified_name, attempt)
-        while (attempt_dir / "result.json").exists():  # a retried run recreated the row
-            attempt += 1
-            attempt_dir = self._attempt_dir(run.run_id, row.qualified_name, attempt)
+    def _write_task_file(self, p: _Prepared, env: dict[str, str]) -> None:
+        """Writes the attempt's folder and task file and fills in the request that starts it."""
+        plan = self._plan(p.run)
+        task = plan.task(p.row.qualified_name)
         executor = plan.executor(task.component)
-        try:
-            attempt_dir.mkdir(parents=True, exist_ok=True)
-            task_file = build_task_file(
-                run_id=run.run_id,
-                pipeline_name=run.pipeline_name,
-                pipeline_root=run.pipeline_root,
-                task=task,
-                executor=executor,
-                inputs=row.inputs or {},
-                attempt=attempt,
-                attempt_dir=attempt_dir,
-                job=job_placeholders(run, row.name),
-                qualified=row.qualified_name,
-            )
-            task_path = str(attempt_dir / "task.json")
-            task_file.save(task_path)
-        except Exception as err:
-            self._fail_start(run, row, 0, err)
-            return None
-        image = str(task_file.container.get("image", ""))
-        request = LaunchRequest(
-            key=task_key(run.run_id, row.qualified_name),
+        p.attempt_dir.mkdir(parents=True, exist_ok=True)
+        task_file = build_task_file(
+            run_id=p.run.run_id,
+            pipeline_name=p.run.pipeline_name,
+            pipeline_root=p.run.pipeline_root,
+            task=task,
+            executor=executor,
+            inputs=p.row.inputs or {},
+            attempt=p.attempt,
+            attempt_dir=p.attempt_dir,
+            job=job_placeholders(p.run, p.row.name),
+            qualified=p.row.qualified_name,
+        )
+        task_path = str(p.attempt_dir / "task.json")
+        task_file.save(task_path)
+        p.image = str(task_file.container.get("image", ""))
+        p.request = LaunchRequest(
+            key=task_key(p.run.run_id, p.row.qualified_name),
             task_file=task_path,
             result_file=task_file.result_file,
-            launcher_log=str(attempt_dir / "launcher.log"),
-            cwd=str(attempt_dir),
-            env={**os.environ, **self.settings.storage_env()},
-            image=image,
+            launcher_log=str(p.attempt_dir / "launcher.log"),
+            cwd=str(p.attempt_dir),
+            env=env,
+            image=p.image,
         )
-        timeout = task_timeout(run, executor, (plan.spec.get("deploymentSpec") or {}), task.component)
-        return _Prepared(run, row, attempt, attempt_dir, task_file.log_uri, image, request, timeout)
+        p.timeout = task_timeout(p.run, executor, (plan.spec.get("deploymentSpec") or {}), task.component)
 
     def _fail_start(self, run: RunRow, row: TaskRow, execution_id: int, err: Exception) -> None:
         log.error("could not start task %s of run %s: %s", row.qualified_name, run.run_id, err, exc_info=err)
@@ -317,8 +396,9 @@ class LaunchMixin:
         self.wake(run.run_id)
 
     def _store_attempts(self, prepared: list[_Prepared]) -> set[str]:
-        """Stores each attempt's number, folder and execution, and renews the lease of its
-        run (compare-and-set), in one transaction; returns the runs still held."""
+        """Stores attempts of tasks claimed earlier (after a cache miss) and renews the
+        lease of their runs (compare-and-set), in one transaction; returns the runs still
+        held."""
         stamp = now()
         with self.db.session() as s:
             connection = s.connection()
@@ -331,10 +411,9 @@ class LaunchMixin:
                         "attempt": p.attempt,
                         "task_dir": str(p.attempt_dir),
                         "log_uri": p.log_uri,
-                        "execution_id": p.execution_id,
                         "fingerprint": p.row.fingerprint,
                         "started_at": stamp,
-                        "lookup_execution": False,
+                        "lookup_execution": True,
                     }
                     for p in prepared
                     if p.run.run_id in held
@@ -362,16 +441,19 @@ class LaunchMixin:
         )
         connection.execute(statement, [{"row_id": v["row_id"], **{f"v_{n}": v[n] for n in columns}} for v in values])
 
-    def _start_execution(self, run: RunRow, row: TaskRow, execution_type: str, attempt: int, image: str) -> int:
+    def _start_execution(
+        self, run: RunRow, row: TaskRow, execution_type: str, attempt: int, image: str, lookup: bool | None = None
+    ) -> int:
         """Records the attempt's execution (RUNNING) and its input events; 0 on failure.
 
-        A task queued again after a takeover first looks for the execution a killed
-        scheduler may have created for the same run, task and attempt, and reuses it;
-        any other execution of the task still RUNNING belongs to a lost attempt (the task
-        is not running now) and is closed as FAILED.
+        With ``lookup`` (default: the row's ``lookup_execution``), a task queued again
+        after a takeover first looks for the execution a killed scheduler may have
+        created for the same run, task and attempt, and reuses it; any other execution of
+        the task still RUNNING belongs to a lost attempt (the task is not running now)
+        and is closed as FAILED.
         """
         try:
-            if row.lookup_execution:
+            if row.lookup_execution if lookup is None else lookup:
                 found = self.metadata.task_executions(run.run_context_id, row.qualified_name, run.run_id)
                 for other, (lost, running) in found.items():
                     if other != attempt and running:
@@ -430,14 +512,26 @@ class LaunchMixin:
 
 @dataclass
 class _Prepared:
-    """A claimed attempt with its task file written, ready to be recorded and started."""
+    """A claimed task's next attempt; the fields after ``lookup`` are filled in as it starts."""
 
     run: RunRow
     row: TaskRow
     attempt: int
     attempt_dir: Path
     log_uri: str
-    image: str
-    request: LaunchRequest
-    timeout: float
+    #: Whether an earlier, lost attempt may have recorded this attempt's execution.
+    lookup: bool = False
+    image: str = ""
+    request: LaunchRequest | None = None
+    timeout: float = 0.0
+    pid: int = 0
     execution_id: int = 0
+
+
+@dataclass
+class _Claim:
+    """A task claimed in a transaction; ``attempt`` is set when it surely runs a process."""
+
+    row: TaskRow
+    run: RunRow
+    attempt: _Prepared | None

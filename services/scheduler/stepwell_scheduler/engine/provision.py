@@ -32,6 +32,11 @@ def attempt_root(pipeline_root: str, pipeline_name: str, run_id: str, qualified:
     return join_uri(run_root(pipeline_root, pipeline_name, run_id), f"{qualified}/a{attempt}")
 
 
+def attempt_log_uri(pipeline_root: str, pipeline_name: str, run_id: str, qualified: str, attempt: int) -> str:
+    """Where one task attempt's log is stored."""
+    return join_uri(attempt_root(pipeline_root, pipeline_name, run_id, qualified, attempt), "executor-logs")
+
+
 def _type(schema_title: str) -> dict[str, str]:
     return {"schemaTitle": schema_title or "system.Artifact", "schemaVersion": SCHEMA_VERSION}
 
@@ -128,7 +133,7 @@ def build_task_file(
         scratch_dir=scratch,
         result_file=str(attempt_dir / "result.json"),
         log_file=str(attempt_dir / "task.log"),
-        log_uri=join_uri(root, "executor-logs"),
+        log_uri=attempt_log_uri(pipeline_root, pipeline_name, run_id, qualified, attempt),
         input_definitions=dict((task.component.get("inputDefinitions") or {}).get("parameters") or {}),
         output_parameter_types=output_types,
         input_artifacts=input_artifacts,
