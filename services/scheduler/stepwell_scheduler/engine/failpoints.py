@@ -6,11 +6,13 @@ together counts once per task), as ``kill -9`` would, so a test can
 stop the scheduler between two steps that must survive a crash together. Unset (the
 default), a failpoint is one set lookup.
 
-Points: ``claimed`` (tasks claimed, nothing started), ``execution-created`` (the
-attempt's execution recorded, the attempt not stored), ``attempt-stored`` (folder and
-execution stored, no process), ``submitted`` (process started, pid not stored),
-``outputs-recorded`` (result recorded in the metadata service, task row not ended),
-``task-finished`` (task row ended, DAG not advanced), ``cache-recorded`` (a cache hit's
+Points, in the order a task passes them: ``claimed`` (tasks claimed, and those that need
+a process given their attempt, nothing started), ``attempt-stored`` (task files written,
+no process), ``submitted`` (processes started, execution not recorded, pid not stored),
+``execution-created`` (the attempt's execution recorded, pid and execution id not
+stored), ``outputs-recorded`` (result recorded in the metadata service, task row not
+ended), ``task-finished`` (task rows ended; the engine ends them in the transaction that
+also advances their runs and claims the next tasks), ``cache-recorded`` (a cache hit's
 execution recorded, task row not ended), ``advanced`` (a run's DAG advanced).
 """
 
