@@ -376,7 +376,11 @@ class LaunchMixin:
             qualified=p.row.qualified_name,
         )
         task_path = str(p.attempt_dir / "task.json")
-        task_file.save(task_path)
+        # A plain write, not an atomic one: the launcher reads the file only after it is
+        # complete, and an attempt whose process never started is never started later
+        # (a recovery queues the task again under a new attempt folder).
+        with open(task_path, "w", encoding="utf-8") as f:
+            f.write(task_file.to_json())
         p.image = str(task_file.container.get("image", ""))
         p.request = LaunchRequest(
             key=task_key(p.run.run_id, p.row.qualified_name),
