@@ -81,6 +81,11 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
         self.stores = StoreRouter(s3_config_from_env(settings.storage_env()))
         self._plans: dict[str, PipelinePlan] = {}
         self._handles: dict[str, TaskHandle] = {}
+        #: Per running attempt this engine started: its run and task row as stored at the
+        #: start (so that a harvest need not read them back).
+        self._started: dict[str, tuple[RunRow, TaskRow]] = {}
+        #: Runs this engine has begun to cancel (their rows are read at harvest).
+        self._canceling: set[str] = set()
         self._timed_out: dict[str, str] = {}
         self._timers = True
         self._exited: collections.deque[str] = collections.deque()
@@ -379,6 +384,7 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
             self._plans.pop(run_id, None)
             self._forget_view(run_id)
             self._owned.discard(run_id)
+            self._canceling.discard(run_id)
             log.info("run %s ended %s", run_id, final)
 
     def _contexts(self, run: RunRow) -> tuple[int, int]:
@@ -401,6 +407,7 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
             if run is None or run.state in FINAL_STATES:
                 return False
             run.state = CANCELING
+            self._canceling.add(run_id)
             if reason:
                 run.options = {**(run.options or {}), "timed_out": reason}
             for row in s.scalars(select(TaskRow).where(TaskRow.run_id == run_id, TaskRow.state == PENDING)):

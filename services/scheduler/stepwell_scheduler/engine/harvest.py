@@ -77,6 +77,8 @@ class HarvestMixin:
     executor: Executor
     metadata: MetadataClient
     _handles: dict[str, TaskHandle]
+    _started: dict[str, tuple[RunRow, TaskRow]]
+    _canceling: set[str]
     _timed_out: dict[str, str]
     _timers: bool
     _replay: set[str]
@@ -117,16 +119,27 @@ class HarvestMixin:
         timeouts = {key: self._timed_out.pop(key, "") for key in keys}
         replays = {key for key in keys if key in self._replay}
         self._replay -= replays
+        runs: dict[str, RunRow] = {}
+        rows: dict[str, TaskRow] = {}
         by_run: dict[str, list[str]] = {}
         for key in keys:
             run_id, _, qualified = key.partition(_SEP)
-            by_run.setdefault(run_id, []).append(qualified)
-        with self.db.session() as s:
-            runs = {r.run_id: r for r in s.scalars(select(RunRow).where(RunRow.run_id.in_(list(by_run))))}
-            rows = {task_key(r.run_id, r.qualified_name): r for r in _task_rows(s, by_run)}
-            for row in rows.values():
-                if not row.execution_id and row.lookup_execution:
-                    _ = row.inputs  # loaded now: recording its execution below needs them
+            started = self._started.pop(key, None)
+            if started is not None and key not in replays and run_id not in self._canceling:
+                # Started by this engine and not canceled since: its rows are as stored
+                # then (only this engine writes a running attempt of a run it holds;
+                # ending the rows re-checks the lease).
+                runs.setdefault(run_id, started[0])
+                rows[key] = started[1]
+            else:
+                by_run.setdefault(run_id, []).append(qualified)
+        if by_run:
+            with self.db.session() as s:
+                runs.update({r.run_id: r for r in s.scalars(select(RunRow).where(RunRow.run_id.in_(list(by_run))))})
+                for read in _task_rows(s, by_run):
+                    rows[task_key(read.run_id, read.qualified_name)] = read
+                    if not read.execution_id and read.lookup_execution:
+                        _ = read.inputs  # loaded now: recording its execution below needs them
         touched: set[str] = set()
         ended: list[_Ended] = []
         for key in keys:
@@ -305,8 +318,8 @@ class HarvestMixin:
         rows = {(r.run_id, r.qualified_name): r for r in _task_rows(s, {k: v for k, v in by_run.items() if k in held})}
         for run_id, qualified, state, values in items:
             row = rows.get((run_id, qualified))
-            if row is None:
-                continue
+            if row is None or row.state != RUNNING:
+                continue  # ended or queued again meanwhile (a harvest may use rows read earlier)
             extra = dict(values)
             error = str(extra.pop("error", "") or "")
             outputs = extra.pop("outputs", None)

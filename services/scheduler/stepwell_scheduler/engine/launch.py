@@ -81,6 +81,7 @@ class LaunchMixin:
     metadata: MetadataClient
     work_dir: Path
     _handles: dict[str, TaskHandle]
+    _started: dict[str, tuple[RunRow, TaskRow]]
     _timers: bool
     failpoint: Failpoints
     stores: StoreRouter
@@ -328,6 +329,12 @@ class LaunchMixin:
                     for p in started
                 ],
             )
+        for p in started:
+            assert p.request is not None
+            # The row as stored now (the claim or _store_attempts wrote the attempt).
+            p.row.attempt, p.row.task_dir, p.row.log_uri = p.attempt, str(p.attempt_dir), p.log_uri
+            p.row.pid, p.row.execution_id, p.row.lookup_execution = p.pid, p.execution_id, not p.execution_id
+            self._started[p.request.key] = (p.run, p.row)
 
     def _record_starts(self, started: list[_Prepared]) -> None:
         """Records the executions of started attempts: one metadata call for new tasks,

@@ -46,6 +46,8 @@ class RecoveryMixin:
     metadata: MetadataClient
     leases: Leases
     _handles: dict[str, TaskHandle]
+    _started: dict[str, tuple[RunRow, TaskRow]]
+    _canceling: set[str]
     _plans: dict[str, PipelinePlan]
     _timed_out: dict[str, str]
     _owned: set[str]
@@ -100,6 +102,8 @@ class RecoveryMixin:
         for key in [k for k in self._handles if k.startswith(prefix)]:
             self._handles.pop(key, None)
             self._timed_out.pop(key, None)
+            self._started.pop(key, None)
+        self._canceling.discard(run_id)
 
     def adopt_run(self, run_id: str) -> None:
         """Notes a run this scheduler has just taken (StartRun, RetryRun) and wakes the engine."""
