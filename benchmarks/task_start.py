@@ -153,6 +153,8 @@ def _task_cpu(executor: LocalExecutor) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--method", action="append", choices=("spawn", "fork-exec", "fork"), help="only these methods")
+    parser.add_argument("--command", action="append", help="only these user commands (labels as printed)")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {args.tasks} sequential tasks per cell, medians in ms")
     print(
@@ -161,8 +163,8 @@ def main() -> None:
     )
     COMMANDS["kfp component"] = _kfp_container()
     with tempfile.TemporaryDirectory() as tmp:
-        for label in COMMANDS:
-            for method in ("spawn", "fork-exec", "fork"):
+        for label in args.command or list(COMMANDS):
+            for method in args.method or ("spawn", "fork-exec", "fork"):
                 m = measure(method, label, args.tasks, Path(tmp))
                 print(
                     f"{method:<10} {label:<20} {m['submit']:8.2f} {m['launcher up']:12.2f} "

@@ -20,9 +20,11 @@ Standard library only (``packaging`` is used when importable).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
+import stat
 import sys
 from collections.abc import Sequence
 
@@ -165,9 +167,10 @@ def rewrite_python_command(argv: list[str], scratch_dir: str) -> tuple[list[str]
         and KFP_EXECUTOR in argv[2]
         and "ephemeral_component.py" in argv[2]
     ):
-        folder = os.path.join(scratch_dir, "component")
-        os.makedirs(folder, exist_ok=True)
-        module = os.path.join(folder, "ephemeral_component.py")
+        # Straight in the scratch folder (the command's working folder, already first on
+        # its ``sys.path``): a folder of its own would cost one more inode per task.
+        os.makedirs(scratch_dir, exist_ok=True)
+        module = os.path.join(scratch_dir, "ephemeral_component.py")
         with open(module, "w", encoding="utf-8") as f:
             f.write(argv[3])
         argv = [sys.executable, "-m", KFP_EXECUTOR, "--component_module_path", module, *argv[4:]]
@@ -176,14 +179,77 @@ def rewrite_python_command(argv: list[str], scratch_dir: str) -> tuple[list[str]
     return argv, env, notes
 
 
-def python_shim(scratch_dir: str) -> str:
-    """A folder whose ``python3`` and ``python`` run this interpreter (put first on ``PATH``)."""
-    folder = os.path.join(scratch_dir, ".python-shim")
-    os.makedirs(folder, exist_ok=True)
+#: The shared shim folder once this process has checked it (a fork server's children inherit it).
+_SHARED_SHIM: str | None = None
+
+
+def _shim_text() -> str:
+    return f"#!/bin/sh\nexec {shlex.quote(sys.executable)} \"$@\"\n"
+
+
+def _write_shim(folder: str, text: str, atomic: bool) -> None:
     for name in ("python3", "python"):
         script = os.path.join(folder, name)
-        if not os.path.exists(script):
+        if atomic:  # another launcher may be reading or writing the same folder
+            tmp = f"{script}.{os.getpid()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.chmod(tmp, 0o755)
+            os.replace(tmp, script)
+        elif not os.path.exists(script):
             with open(script, "w", encoding="utf-8") as f:
-                f.write(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} \"$@\"\n")
+                f.write(text)
             os.chmod(script, 0o755)
+
+
+def shared_python_shim() -> str | None:
+    """This user's shim folder for this interpreter (``~/.cache/stepwell/python-shim-<hash>``),
+    created or repaired when needed; None when it cannot be used."""
+    global _SHARED_SHIM
+    if _SHARED_SHIM is not None:
+        # Two stats per task: someone may have cleaned the cache folder since.
+        if all(os.access(os.path.join(_SHARED_SHIM, n), os.X_OK) for n in ("python3", "python")):
+            return _SHARED_SHIM
+        _SHARED_SHIM = None
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if not os.path.isabs(cache):
+        return None
+    key = hashlib.sha256(sys.executable.encode()).hexdigest()[:16]
+    folder = os.path.join(cache, "stepwell", f"python-shim-{key}")
+    text = _shim_text()
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        info = os.lstat(folder)
+        # Only a folder of ours that nobody else can write is trusted to name our interpreter.
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+            return None
+        for name in ("python3", "python"):
+            script = os.path.join(folder, name)
+            try:
+                with open(script, encoding="utf-8") as f:
+                    ok = f.read() == text and os.access(script, os.X_OK)
+            except OSError:
+                ok = False
+            if not ok:
+                _write_shim(folder, text, atomic=True)
+                break
+    except OSError:
+        return None
+    _SHARED_SHIM = folder
+    return folder
+
+
+def python_shim(scratch_dir: str) -> str:
+    """A folder whose ``python3`` and ``python`` run this interpreter (put first on ``PATH``).
+
+    Shared by every task of this user and interpreter when the user's cache folder is
+    usable, because creating files costs more than the rest of a no-op task's bookkeeping
+    (three new inodes per task); else a folder in the task's scratch folder.
+    """
+    shared = shared_python_shim()
+    if shared is not None:
+        return shared
+    folder = os.path.join(scratch_dir, ".python-shim")
+    os.makedirs(folder, exist_ok=True)
+    _write_shim(folder, _shim_text(), atomic=False)
     return folder

@@ -149,12 +149,25 @@ def run_command(argv: list[str], env: dict[str, str], cwd: str, log_path: str) -
         signal.signal(sig, forward)
     out = sys.stdout.buffer
     assert proc.stdout is not None
+    # Whatever the pipe holds at a time, not line by line: a line costs a system call less,
+    # and only the last lines of a chunk are kept for the tail.
+    pipe = proc.stdout.fileno()  # read raw: nothing went through the file object's buffer
+    partial: list[bytes] = []  # the pieces of a line whose end has not come yet
     with open(log_path, "ab") as log:
-        for line in iter(proc.stdout.readline, b""):
-            log.write(line)
+        while chunk := os.read(pipe, 1 << 16):
+            log.write(chunk)
             log.flush()
-            out.write(line)
-            tail.append(line.decode("utf-8", "replace").rstrip("\n"))
+            out.write(chunk)
+            if b"\n" not in chunk:
+                partial.append(chunk)
+                continue
+            lines = chunk.split(b"\n")
+            lines[0] = b"".join([*partial, lines[0]])
+            last = lines.pop()
+            partial = [last] if last else []
+            tail.extend(line.decode("utf-8", "replace") for line in lines[-LOG_TAIL_LINES:])
+        if partial:
+            tail.append(b"".join(partial).decode("utf-8", "replace"))
         out.flush()
     return proc.wait(), list(tail)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +58,45 @@ def test_kfp_prelude_requirements() -> None:
         '"$0" "$@"\n'
     )
     assert prelude_requirements(prelude) == ["kfp==2.17.3", 'typing-extensions>=3.7.4,<5; python_version<"3.9"']
+
+
+def _runs_this_python(folder: str) -> bool:
+    import os
+    import subprocess
+    import sys
+
+    for name in ("python3", "python"):
+        out = subprocess.run(
+            [os.path.join(folder, name), "-c", "import sys; print(sys.executable)"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        if out.stdout.strip() != sys.executable:
+            return False
+    return True
+
+
+def test_the_python_shim_is_shared_and_repaired(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(launch, "_SHARED_SHIM", None)
+    first = launch.python_shim(str(tmp_path / "a"))
+    assert first.startswith(str(tmp_path / "cache" / "stepwell"))
+    assert launch.python_shim(str(tmp_path / "b")) == first
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert _runs_this_python(first)
+    # A damaged shim is rewritten by the next process that checks it.
+    with open(f"{first}/python3", "w") as f:
+        f.write("#!/bin/sh\nexit 1\n")
+    monkeypatch.setattr(launch, "_SHARED_SHIM", None)
+    assert launch.python_shim(str(tmp_path / "c")) == first
+    assert _runs_this_python(first)
+
+
+def test_the_python_shim_falls_back_to_the_scratch_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "cache").write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(launch, "_SHARED_SHIM", None)
+    folder = launch.python_shim(str(tmp_path / "scratch"))
+    assert folder == str(tmp_path / "scratch" / ".python-shim")
+    assert _runs_this_python(folder)

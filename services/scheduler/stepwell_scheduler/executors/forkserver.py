@@ -60,6 +60,7 @@ import subprocess
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Sequence
 from typing import IO, Any
 
@@ -430,7 +431,7 @@ def _run_inline(module: str, argv: list[str], kwargs: dict[str, Any], write_end:
         sys.argv = [sys.executable, *argv]  # runpy sets argv[0] to the module's file
         code: int = 0
         try:
-            runpy.run_module(module, run_name="__main__", alter_sys=True)
+            _run_module_as_main(module)
         except SystemExit as exc:
             code = _system_exit_code(exc)
         except BaseException:
@@ -444,6 +445,46 @@ def _run_inline(module: str, argv: list[str], kwargs: dict[str, Any], write_end:
             sys.stdout.flush()
         with contextlib.suppress(Exception):
             sys.stderr.flush()
+
+
+#: ``runpy``'s module details (name, spec, code) of the preloaded modules, read once by the
+#: server so that a forked ``python -m MODULE`` does not find, read and unmarshal them again.
+_MAIN_DETAILS: dict[str, tuple[str, Any, Any]] = {}
+
+
+def _cache_main_details(names: Sequence[str]) -> None:
+    get_details = getattr(runpy, "_get_module_details", None)
+    if get_details is None:
+        return
+    for name in names:
+        if name in sys.modules:
+            # runpy warns that a preloaded module is already imported: true, and why we are here.
+            with warnings.catch_warnings(), contextlib.suppress(Exception, SystemExit):
+                warnings.simplefilter("ignore", RuntimeWarning)
+                _MAIN_DETAILS[name] = get_details(name)  # fails for what is not runnable (a package)
+
+
+def _run_module_as_main(module: str) -> None:
+    """``runpy.run_module(module, run_name="__main__", alter_sys=True)``, from the server's
+    cached code when the module is still the preloaded one."""
+    details = _MAIN_DETAILS.get(module)
+    run_code = getattr(runpy, "_run_module_code", None)
+    if details is None or run_code is None or module not in sys.modules:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        return
+    _name, spec, code = details
+    run_code(code, None, "__main__", spec)  # what run_module does with these details
+
+
+def _warm_regex_cache() -> None:
+    """Compiles the patterns ``argparse`` matches options with, into ``re``'s cache, so that
+    each forked command line parser (Stepwell's and KFP's executors use one) finds them."""
+    with contextlib.suppress(Exception):
+        parser = argparse.ArgumentParser(prog="warm-up", description="warm-up")
+        parser.add_argument("--first", type=str, required=True, help="warm-up")
+        parser.add_argument("--second", type=str, help="warm-up")
+        parser.add_argument("--flag", action="store_true", help="warm-up")
+        parser.parse_known_args(["--first", "a", "--second=b", "--flag", "--other", "c", "d"])
 
 
 _CONDITIONALLY_LOADED: dict[str, dict[str, str]] = {}
@@ -491,9 +532,11 @@ def _warm_metadata_cache() -> None:
         for _ in importlib.metadata.distributions(name="stepwell-fork-server-warm-up"):
             pass
     with contextlib.suppress(Exception):
-        from stepwell.runtime._launch_python import installed_versions
+        from stepwell.runtime._launch_python import installed_versions, shared_python_shim
 
         installed_versions()
+        # The shared python3 shim, checked once here rather than read by every task.
+        shared_python_shim()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -514,6 +557,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, overlay in CONDITIONAL_PRELOAD.items():
         _preload_with_env(name, overlay)
     _warm_metadata_cache()
+    _warm_regex_cache()
+    _cache_main_details([*DEFAULT_PRELOAD, *args.preload, *CONDITIONAL_PRELOAD])
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
         ForkServer(sock, events).serve()
     return 0
