@@ -178,6 +178,54 @@ def embedded_stack(database_url: str = "", **overrides: Any) -> Iterator[tuple[A
             yield stack, client, clock
 
 
+def scheduler_work_dir(stack: Any) -> Path:
+    """The work dir (task files, result files) of an embedded stack's scheduler."""
+    scheduler = next(app for app in stack._apps if type(app).__name__ == "SchedulerApp")
+    return Path(scheduler.settings.resolved_work_dir())
+
+
+# ----- the links of a run, from its tasks' result files ------------------------------------
+
+
+def task_results(work_dir: Path, run_id: str, names: Any) -> dict[str, dict[str, Any] | None]:
+    """The last attempt's result record of each root-DAG task in ``names`` (None: none yet)."""
+    base = Path(work_dir) / "runs" / run_id / "tasks"
+    return {name: _last_result(base / name) for name in names}
+
+
+def _last_result(task_dir: Path) -> dict[str, Any] | None:
+    """The result record of a task's last attempt (``a<N>/result.json``, highest N)."""
+    import json
+
+    attempts = [d for d in task_dir.glob("a*") if d.name[1:].isdigit() and (d / "result.json").is_file()]
+    if not attempts:
+        return None
+    last = max(attempts, key=lambda d: int(d.name[1:]))
+    return dict(json.loads((last / "result.json").read_text()))
+
+
+def result_file_overheads(work_dir: Path, run_id: str, spec: dict[str, Any]) -> list[float]:
+    """Per root-DAG task with upstream tasks, in ms: its launcher's ``started_at`` minus the
+    latest ``finished_at`` of its upstream tasks' launchers, read from the result files the
+    launchers write under ``<work_dir>/runs/<run_id>/tasks/<task>/a<attempt>/``.
+
+    Works whether or not the scheduler runs in this process. It overstates the engine's
+    share: it also holds the upstream launcher's result write and exit, and the downstream
+    launcher's start up to reading its task file."""
+    tasks = spec["root"]["dag"]["tasks"]
+    results = task_results(work_dir, run_id, tasks)
+    links = []
+    for name, task in tasks.items():
+        deps = task.get("dependentTasks") or []
+        mine = results.get(name)
+        ups = [results.get(d) for d in deps]
+        if not deps or not mine or not mine.get("started_at") or any(not u or not u.get("finished_at") for u in ups):
+            continue
+        ready = max(float(u["finished_at"]) for u in ups if u)
+        links.append((float(mine["started_at"]) - ready) * 1000)
+    return links
+
+
 def run_and_wait(
     client: Any,
     spec: dict[str, Any],
@@ -239,6 +287,7 @@ class SchedulerProcess:
     address: str
     stub: Any
     lines: list[str]
+    work_dir: Path | None = None  # where its tasks' attempt folders and result files go
 
     @property
     def pid(self) -> int:
@@ -339,7 +388,8 @@ def scheduler_process(database_url: str = "", extra_env: dict[str, str] | None =
             threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True).start()
             address = f"127.0.0.1:{port}"
             with make_channel(address) as channel:
-                yield SchedulerProcess(proc, address, scheduler_pb2_grpc.SchedulerStub(channel), lines)
+                work_dir = Path(env.get("STEPWELL_WORK_DIR") or Path(home) / "scheduler")
+                yield SchedulerProcess(proc, address, scheduler_pb2_grpc.SchedulerStub(channel), lines, work_dir)
         finally:
             proc.terminate()
             try:
