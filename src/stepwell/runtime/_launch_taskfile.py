@@ -72,8 +72,13 @@ class TaskFile:
     version: int = TASK_FILE_VERSION
 
     def to_json(self) -> str:
-        """The task file's JSON text."""
-        return json.dumps(asdict(self), indent=1, sort_keys=True)
+        """The task file's JSON text (compact: the scheduler writes one per task attempt)."""
+        # Not dataclasses.asdict: it deep-copies every value, and the values here are
+        # already JSON types apart from the artifact slots.
+        data = dict(self.__dict__)
+        for key in ("input_artifacts", "output_artifacts"):
+            data[key] = {name: [asdict(slot) for slot in slots] for name, slots in data[key].items()}
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskFile:
