@@ -29,11 +29,12 @@ from stepwell.storage import StoreRouter, s3_config_from_env
 from stepwell_scheduler.engine.dag import DagAdvancer, now
 from stepwell_scheduler.engine.failpoints import Failpoints
 from stepwell_scheduler.engine.harvest import HarvestMixin, _RowEnd
-from stepwell_scheduler.engine.launch import _SEP, LaunchMixin, _Claim
-from stepwell_scheduler.engine.launch import task_key as _key
+from stepwell_scheduler.engine.launch import LaunchMixin, _Claim
 from stepwell_scheduler.engine.leases import Leases, new_worker_id
 from stepwell_scheduler.engine.loops import LoopProgress
 from stepwell_scheduler.engine.plan import PipelinePlan
+from stepwell_scheduler.engine.processes import _SEP
+from stepwell_scheduler.engine.processes import task_key as _key
 from stepwell_scheduler.engine.provision import attempt_root, run_root
 from stepwell_scheduler.engine.recovery import RecoveryMixin
 from stepwell_scheduler.executors import Executor, TaskHandle
@@ -199,24 +200,30 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
             for run_id, reason in cancels:
                 if self._apply_cancel(run_id, reason):
                     dirty.add(run_id)
-            claimed = self._settle(ended, dirty)
+            claimed, failed = self._settle(ended, dirty)
             changed = dirty | self._start(claimed)
             for run_id in changed:
                 if run_id in self._written:
                     self.on_rows(run_id, self._written.pop(run_id))
                 self.on_change(run_id)
+            if failed:
+                # The loop logs it and tries these runs again after a pause.
+                with self._lock:
+                    self._dirty.update(run_id for run_id, _ in failed)
+                raise failed[0][1]
             with self._lock:
                 again = bool(self._exited or self._cancels or self._dirty)
             if not again:
                 return
 
-    def _settle(self, ended: list[_RowEnd], dirty: set[str]) -> list[_Claim]:
+    def _settle(self, ended: list[_RowEnd], dirty: set[str]) -> tuple[list[_Claim], list[tuple[str, Exception]]]:
         """Ends the harvested rows, advances the DAGs of the ``dirty`` runs and claims
         queued tasks, all in one transaction: a chain's next task is claimed in the
         same commit that ends the task before it. A run that is still PENDING (its
         metadata contexts are recorded first, outside any transaction) is advanced
         after. If the transaction fails, the same work is done again one transaction
-        per part, so that one run's failure cannot hold back the others' results."""
+        per part, so that one run's failure holds back neither the results nor the
+        other runs; the runs that could not be advanced are returned with their error."""
         fused = sorted(dirty)
         finals: dict[str, str | None] = {}
         try:
@@ -232,10 +239,14 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
             self._finish_rows(ended)
             if ended:
                 self.failpoint("task-finished", len(ended))
-            for run_id in sorted(dirty):
-                self._advance(run_id)
+            failed: list[tuple[str, Exception]] = []
+            for run_id in fused:
+                try:
+                    self._advance(run_id)
+                except Exception as err:
+                    failed.append((run_id, err))
             with self.db.session() as s:
-                return self._claim(s)
+                return self._claim(s), failed
         if ended:
             self.failpoint("task-finished", len(ended))
         starting = [run_id for run_id, final in finals.items() if final == _NEEDS_CONTEXTS]
@@ -248,7 +259,7 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
             # Runs that started only now have queued their first tasks.
             with self.db.session() as s:
                 claimed += self._claim(s)
-        return claimed
+        return claimed, []
 
     def _plan(self, run: RunRow) -> PipelinePlan:
         plan = self._plans.get(run.run_id)

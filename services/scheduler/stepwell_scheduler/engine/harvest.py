@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session, defer
 from stepwell.server import Database
 from stepwell_scheduler.engine.dag import now
 from stepwell_scheduler.engine.failpoints import Failpoints
-from stepwell_scheduler.engine.launch import _SEP, task_key
 from stepwell_scheduler.engine.leases import Leases
 from stepwell_scheduler.engine.plan import PipelinePlan
+from stepwell_scheduler.engine.processes import _SEP, task_key
 from stepwell_scheduler.executors import Executor, TaskHandle
 from stepwell_scheduler.metadata_client import CONTAINER_EXECUTION, ExecutionEnd, MetadataClient
 from stepwell_scheduler.models import (

@@ -8,7 +8,8 @@ task attempt the database shows as RUNNING is
 * harvested when its process is gone but left a result file — a *replay*: the previous
   scheduler may have recorded part of the result in the metadata service already, so
   the harvest first looks for what exists (executions are keyed by run, task and
-  attempt; output artifacts by their execution's OUTPUT events);
+  attempt, and an attempt whose execution id was never stored finds its execution
+  that way or records it; output artifacts by their execution's OUTPUT events);
 * otherwise queued again (PENDING): it had been claimed but either never started or
   died without a result. Its next launch is a new attempt with its own folder and
   artifact URIs, and the lost attempt's execution is closed as FAILED.
@@ -28,9 +29,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from stepwell.server import Database
-from stepwell_scheduler.engine.launch import _SEP, task_key
 from stepwell_scheduler.engine.leases import Leases
 from stepwell_scheduler.engine.plan import CONTAINER, IMPORTER, PipelinePlan
+from stepwell_scheduler.engine.processes import _SEP, task_key
 from stepwell_scheduler.executors import Executor, TaskHandle
 from stepwell_scheduler.metadata_client import MetadataClient
 from stepwell_scheduler.models import CANCELING, FINAL_STATES, PENDING, RUNNING, RunRow, TaskRow

@@ -1,0 +1,283 @@
+"""Starting the processes of claimed task attempts, in the durable order.
+
+A mixin of :class:`~stepwell_scheduler.engine.driver.Engine` (through
+:class:`~stepwell_scheduler.engine.launch.LaunchMixin`). For each batch of attempts whose
+number and folder are stored: the task files are written, the processes started, the
+executions recorded in the metadata service (one call), and pids and execution ids
+stored (one statement). :mod:`.launch` claims the tasks; :mod:`.recovery` relies on this
+order after a crash between any two of these steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Table, bindparam, update
+
+from stepwell.server import Database
+from stepwell_scheduler.engine.dag import job_placeholders, now
+from stepwell_scheduler.engine.failpoints import Failpoints
+from stepwell_scheduler.engine.leases import Leases
+from stepwell_scheduler.engine.plan import PipelinePlan
+from stepwell_scheduler.engine.provision import (
+    attempt_log_uri,
+    build_task_file,
+    execution_properties,
+    task_timeout,
+)
+from stepwell_scheduler.executors import Executor, LaunchRequest, TaskHandle
+from stepwell_scheduler.metadata_client import CONTAINER_EXECUTION, ExecutionStart, MetadataClient
+from stepwell_scheduler.models import FAILED, RUNNING, RunRow, TaskRow
+from stepwell_scheduler.settings import SchedulerSettings
+
+log = logging.getLogger(__name__)
+
+_SEP = "\x00"
+
+
+def task_key(run_id: str, qualified: str) -> str:
+    """The executor key of a run's task."""
+    return f"{run_id}{_SEP}{qualified}"
+
+
+
+class ProcessMixin:
+    """Starting task processes (part of the engine)."""
+
+    db: Database
+    settings: SchedulerSettings
+    executor: Executor
+    metadata: MetadataClient
+    work_dir: Path
+    _handles: dict[str, TaskHandle]
+    _started: dict[str, tuple[RunRow, TaskRow]]
+    _timers: bool
+    failpoint: Failpoints
+    leases: Leases
+
+    if TYPE_CHECKING:  # provided by the engine and the other mixins
+
+        def _plan(self, run: RunRow) -> PipelinePlan: ...
+        def wake(self, run_id: str | None = None) -> None: ...
+        def _wrote(self, run_id: str, qualified: str | None) -> None: ...
+        def _finish_row(self, run_id: str, qualified: str, state: str, **kwargs: Any) -> None: ...
+        def _record_outputs(self, run: RunRow, execution_id: int, outputs: dict[str, Any], state: str) -> None: ...
+        def _start_execution(
+            self, run: RunRow, row: TaskRow, execution_type: str, attempt: int, image: str, lookup: bool | None = None
+        ) -> int: ...
+
+    def _attempt_dir(self, run_id: str, qualified: str, attempt: int) -> Path:
+        return self.work_dir / "runs" / run_id / "tasks" / qualified / f"a{attempt}"
+
+    def _new_attempt(self, run: RunRow, row: TaskRow) -> _Prepared:
+        """The next attempt of a claimed task: its number, folder and log URI."""
+        attempt = row.attempt + 1
+        attempt_dir = self._attempt_dir(run.run_id, row.qualified_name, attempt)
+        while (attempt_dir / "result.json").exists():  # a retried run recreated the row
+            attempt += 1
+            attempt_dir = self._attempt_dir(run.run_id, row.qualified_name, attempt)
+        log_uri = attempt_log_uri(run.pipeline_root, run.pipeline_name, run.run_id, row.qualified_name, attempt)
+        return _Prepared(run, row, attempt, attempt_dir, log_uri, lookup=row.lookup_execution)
+
+    def _launch(self, attempts: list[_Prepared]) -> None:
+        """Starts a process for each stored attempt, in the durable order, batch by
+        batch: task files written; processes started; executions recorded (one metadata
+        call); pids and execution ids stored (one transaction).
+
+        The execution is recorded after the process starts, so that it is not on the
+        path from a claim to a running process. A crash before its id is stored leaves
+        the attempt with ``lookup_execution``: a recovery finds the execution by run,
+        task and attempt (or records it) before it ends it.
+        """
+        env = {**os.environ, **self.settings.storage_env()}
+        prepared: list[_Prepared] = []
+        for p in attempts:
+            try:
+                self._write_task_file(p, env)
+            except Exception as err:
+                self._fail_start(p.run, p.row, 0, err)
+                continue
+            prepared.append(p)
+        if not prepared:
+            return
+        self.failpoint("attempt-stored", len(prepared))
+        started: list[_Prepared] = []
+        for p in prepared:
+            assert p.request is not None
+            try:
+                handle = self.executor.submit(p.request)
+            except Exception as err:
+                self._fail_start(p.run, p.row, 0, err)
+                continue
+            self._handles[p.request.key] = handle
+            p.pid = handle.pid
+            if p.timeout:
+                self._timers = True
+            started.append(p)
+        if not started:
+            return
+        self.failpoint("submitted", len(started))
+        self._record_starts(started)
+        self.failpoint("execution-created", len(started))
+        stamp = now()
+        with self.db.autocommit() as connection:
+            self._update_claimed(
+                connection,
+                [
+                    {
+                        "row_id": p.row.id,
+                        "pid": p.pid,
+                        "deadline_at": stamp + timedelta(seconds=p.timeout) if p.timeout else None,
+                        "execution_id": p.execution_id,
+                        "lookup_execution": not p.execution_id,
+                    }
+                    for p in started
+                ],
+            )
+        for p in started:
+            assert p.request is not None
+            # The row as stored now (the claim or _store_attempts wrote the attempt).
+            p.row.attempt, p.row.task_dir, p.row.log_uri = p.attempt, str(p.attempt_dir), p.log_uri
+            p.row.pid, p.row.execution_id, p.row.lookup_execution = p.pid, p.execution_id, not p.execution_id
+            self._started[p.request.key] = (p.run, p.row)
+
+    def _record_starts(self, started: list[_Prepared]) -> None:
+        """Records the executions of started attempts: one metadata call for new tasks,
+        a lookup for tasks a lost attempt may have recorded already."""
+        fresh = [p for p in started if not p.lookup]
+        try:
+            ids = self.metadata.start_executions(
+                [
+                    ExecutionStart(
+                        execution_type=CONTAINER_EXECUTION,
+                        name=p.row.qualified_name,
+                        context_ids=[p.run.pipeline_context_id, p.run.run_context_id],
+                        inputs=(p.row.inputs or {}).get("parameters") or {},
+                        custom_properties=execution_properties(p.run, p.row, p.attempt, p.image),
+                        input_artifacts=(p.row.inputs or {}).get("artifacts") or {},
+                    )
+                    for p in fresh
+                ]
+            ) if fresh else []
+        except Exception as err:
+            log.warning("could not record %d task(s) in the metadata service at once (%s); one by one", len(fresh), err)
+            # One bad item fails a whole batch: the others are recorded one by one.
+            ids = [self._start_execution(p.run, p.row, CONTAINER_EXECUTION, p.attempt, p.image, lookup=False) for p in fresh]
+        for p, execution_id in zip(fresh, ids, strict=False):
+            p.execution_id = execution_id
+        for p in started:
+            if p.lookup:
+                p.execution_id = self._start_execution(p.run, p.row, CONTAINER_EXECUTION, p.attempt, p.image, lookup=True)
+
+    def _write_task_file(self, p: _Prepared, env: dict[str, str]) -> None:
+        """Writes the attempt's folder and task file and fills in the request that starts it."""
+        plan = self._plan(p.run)
+        task = plan.task(p.row.qualified_name)
+        executor = plan.executor(task.component)
+        p.attempt_dir.mkdir(parents=True, exist_ok=True)
+        task_file = build_task_file(
+            run_id=p.run.run_id,
+            pipeline_name=p.run.pipeline_name,
+            pipeline_root=p.run.pipeline_root,
+            task=task,
+            executor=executor,
+            inputs=p.row.inputs or {},
+            attempt=p.attempt,
+            attempt_dir=p.attempt_dir,
+            job=job_placeholders(p.run, p.row.name),
+            qualified=p.row.qualified_name,
+        )
+        task_path = str(p.attempt_dir / "task.json")
+        # A plain write, not an atomic one: the launcher reads the file only after it is
+        # complete, and an attempt whose process never started is never started later
+        # (a recovery queues the task again under a new attempt folder).
+        with open(task_path, "w", encoding="utf-8") as f:
+            f.write(task_file.to_json())
+        p.image = str(task_file.container.get("image", ""))
+        p.request = LaunchRequest(
+            key=task_key(p.run.run_id, p.row.qualified_name),
+            task_file=task_path,
+            result_file=task_file.result_file,
+            launcher_log=str(p.attempt_dir / "launcher.log"),
+            cwd=str(p.attempt_dir),
+            env=env,
+            image=p.image,
+        )
+        p.timeout = task_timeout(p.run, executor, (plan.spec.get("deploymentSpec") or {}), task.component)
+
+    def _fail_start(self, run: RunRow, row: TaskRow, execution_id: int, err: Exception) -> None:
+        log.error("could not start task %s of run %s: %s", row.qualified_name, run.run_id, err, exc_info=err)
+        self._record_outputs(run, execution_id, {}, FAILED)
+        self._finish_row(run.run_id, row.qualified_name, FAILED, error=f"could not start the task: {err}")
+        self.wake(run.run_id)
+
+    def _store_attempts(self, prepared: list[_Prepared]) -> set[str]:
+        """Stores attempts of tasks claimed earlier (after a cache miss) and renews the
+        lease of their runs (compare-and-set), in one transaction; returns the runs still
+        held."""
+        stamp = now()
+        with self.db.session() as s:
+            connection = s.connection()
+            held = self.leases.hold_on(connection, (p.run.run_id for p in prepared))
+            self._update_claimed(
+                connection,
+                [
+                    {
+                        "row_id": p.row.id,
+                        "attempt": p.attempt,
+                        "task_dir": str(p.attempt_dir),
+                        "log_uri": p.log_uri,
+                        "fingerprint": p.row.fingerprint,
+                        "started_at": stamp,
+                        "lookup_execution": True,
+                    }
+                    for p in prepared
+                    if p.run.run_id in held
+                ],
+            )
+        for p in prepared:
+            if p.run.run_id in held:
+                self._wrote(p.run.run_id, p.row.qualified_name)  # its start time
+        return held
+
+    def _update_claimed(self, connection: Connection, values: list[dict[str, Any]]) -> None:
+        """Sets columns of task rows (``row_id`` + the same columns in each item) with one
+        executemany UPDATE, no ORM unit of work. Only rows this scheduler claimed and that
+        are still RUNNING are written: a run taken over meanwhile keeps what its new owner
+        wrote."""
+        if not values:
+            return
+        table = TaskRow.__table__
+        assert isinstance(table, Table)
+        columns = [name for name in values[0] if name != "row_id"]
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("row_id"), table.c.worker == self.leases.owner, table.c.state == RUNNING)
+            .values({name: bindparam(f"v_{name}") for name in columns})
+        )
+        connection.execute(statement, [{"row_id": v["row_id"], **{f"v_{n}": v[n] for n in columns}} for v in values])
+
+
+@dataclass
+class _Prepared:
+    """A claimed task's next attempt; the fields after ``lookup`` are filled in as it starts."""
+
+    run: RunRow
+    row: TaskRow
+    attempt: int
+    attempt_dir: Path
+    log_uri: str
+    #: Whether an earlier, lost attempt may have recorded this attempt's execution.
+    lookup: bool = False
+    image: str = ""
+    request: LaunchRequest | None = None
+    timeout: float = 0.0
+    pid: int = 0
+    execution_id: int = 0
+
+

@@ -1,0 +1,65 @@
+"""The engine ends harvested rows, advances DAGs and claims queued tasks in one
+transaction per step. When that transaction fails for one run (here: its DAG cannot be
+advanced), the other runs' results are still recorded and they go on; the broken run's
+finished tasks are ended too and it completes once it can be advanced again. Real
+scheduler, real task processes, both back ends."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from stepwell.v1 import common_pb2, scheduler_pb2
+from stepwell_scheduler.models import SUCCEEDED, TaskRow
+from tests.integration.scheduler.pipelines import parallel_pipeline, three_task_pipeline
+from tests.integration.scheduler.stack import Stack
+
+
+def _states(stack: Stack, run_id: str) -> dict[str, str]:
+    with stack.scheduler.database.session() as s:
+        return {r.qualified_name: r.state for r in s.scalars(select(TaskRow).where(TaskRow.run_id == run_id))}
+
+
+def test_one_runs_failing_advance_holds_back_no_other_run(stack: Stack) -> None:
+    engine = stack.scheduler.engine
+    broken = uuid.uuid4().hex
+    healthy = uuid.uuid4().hex
+    failing = threading.Event()
+    failing.set()
+    real = engine._advance_in
+    calls = {"failed": 0}
+
+    def advance_in(s: Any, run_id: str) -> str | None:
+        # The broken run fails to advance once its tasks were created.
+        if run_id == broken and failing.is_set() and calls.get("created"):
+            calls["failed"] += 1
+            raise RuntimeError("injected: this run's DAG cannot be advanced")
+        final = real(s, run_id)
+        if run_id == broken and final is None:
+            calls["created"] = 1
+        return final
+
+    engine._advance_in = advance_in  # type: ignore[method-assign]
+    try:
+        stack.start(broken, parallel_pipeline(seconds=0.3, width=2))
+        stack.start(healthy, three_task_pipeline(), {"n": 3})
+        status = stack.wait(healthy, timeout=60)
+        assert status.state == common_pb2.SUCCEEDED, status.error
+        # The broken run's tasks ended (their rows were written outside the failed
+        # transaction) although its DAG could not be advanced.
+        deadline = time.monotonic() + 20
+        while set(_states(stack, broken).values()) != {SUCCEEDED}:
+            assert time.monotonic() < deadline, _states(stack, broken)
+            time.sleep(0.05)
+        assert calls["failed"] > 0
+        running = stack.scheduler_stub.GetRunStatus(scheduler_pb2.GetRunStatusRequest(run_id=broken), timeout=10)
+        assert running.state == common_pb2.RUNNING
+    finally:
+        failing.clear()
+        engine._advance_in = real  # type: ignore[method-assign]
+    engine.wake(broken)
+    assert stack.wait(broken, timeout=30).state == common_pb2.SUCCEEDED
