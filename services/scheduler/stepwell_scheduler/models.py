@@ -114,6 +114,9 @@ class TaskRow(Base):
     #: Queued again after a scheduler died while the task was claimed: the metadata
     #: execution of its next attempt may exist already (look it up before creating one).
     lookup_execution: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Attempts of this row that failed (not those lost when a scheduler died): what a
+    #: ``retryPolicy``'s ``maxRetryCount`` is counted against.
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         UniqueConstraint("run_id", "qualified_name", name="uq_sched_tasks_run_task"),

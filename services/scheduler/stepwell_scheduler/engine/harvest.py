@@ -60,7 +60,8 @@ def parse_duration(value: Any) -> float:
 
 
 def retry_delay(policy: dict[str, Any], failed_attempt: int) -> float | None:
-    """Seconds to wait before retrying after ``failed_attempt`` (1-based), or None: no retry."""
+    """Seconds to wait before retrying after the task's ``failed_attempt``-th failure
+    (1-based), or None: no retry."""
     limit = int(policy.get("maxRetryCount") or 0)
     if failed_attempt > limit:
         return None
@@ -209,14 +210,20 @@ class HarvestMixin:
 
     def _schedule_retry(self, run: RunRow, row: TaskRow, error: str, log_tail: str, log_uri: str) -> bool:
         policy = self._plan(run).task(row.qualified_name).spec.get("retryPolicy") or {}
-        delay = retry_delay(policy, row.attempt) if policy else None
+        # Failures, not attempts: an attempt lost when a scheduler died is not one.
+        failures = (row.failures or 0) + 1
+        delay = retry_delay(policy, failures) if policy else None
         if delay is None:
             return False
-        log.info("task %s of run %s failed (attempt %d); retrying in %.1fs", row.qualified_name, run.run_id, row.attempt, delay)
+        log.info(
+            "task %s of run %s failed (attempt %d, failure %d); retrying in %.1fs",
+            row.qualified_name, run.run_id, row.attempt, failures, delay,
+        )
         with self.db.session() as s:
             fresh = s.get(TaskRow, row.id) if self._owned_run(s, run.run_id) is not None else None
             if fresh is not None and fresh.state == RUNNING:
                 fresh.state, fresh.pid, fresh.deadline_at = PENDING, 0, None
+                fresh.failures = failures
                 fresh.not_before = now() + timedelta(seconds=delay)
                 fresh.error = f"attempt {row.attempt} failed: {error}; retrying"
                 fresh.log_tail, fresh.log_uri = log_tail, log_uri or fresh.log_uri
