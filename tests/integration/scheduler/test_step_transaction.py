@@ -63,3 +63,26 @@ def test_one_runs_failing_advance_holds_back_no_other_run(stack: Stack) -> None:
         engine._advance_in = real  # type: ignore[method-assign]
     engine.wake(broken)
     assert stack.wait(broken, timeout=30).state == common_pb2.SUCCEEDED
+
+
+def test_results_are_harvested_again_when_their_rows_cannot_be_ended(stack: Stack) -> None:
+    engine = stack.scheduler.engine
+    real = engine._end_rows
+    failures = {"left": 2}  # the step's transaction and its one-by-one fallback
+
+    def end_rows(s: Any, items: list[Any]) -> None:
+        if items and failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("injected: the database refused the write")
+        real(s, items)
+
+    engine._end_rows = end_rows  # type: ignore[method-assign]
+    try:
+        run_id = uuid.uuid4().hex
+        stack.start(run_id, three_task_pipeline(), {"n": 3})
+        status = stack.wait(run_id, timeout=60)
+    finally:
+        engine._end_rows = real  # type: ignore[method-assign]
+    assert failures["left"] == 0
+    assert status.state == common_pb2.SUCCEEDED, status.error
+    assert set(_states(stack, run_id).values()) == {SUCCEEDED}

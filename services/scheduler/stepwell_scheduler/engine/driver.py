@@ -236,7 +236,16 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
             log.warning("one transaction for the step failed; ending, advancing and claiming one by one", exc_info=True)
             for run_id in {*fused, *(item[0] for item in ended)}:
                 self._forget_view(run_id)
-            self._finish_rows(ended)
+            try:
+                self._finish_rows(ended)
+            except Exception:
+                # Harvest them again at the next step (as replays: the metadata service
+                # has their results already), rather than leave their rows RUNNING.
+                keys = [_key(run_id, qualified) for run_id, qualified, _state, _values in ended]
+                with self._lock:
+                    self._replay.update(keys)
+                    self._exited.extend(keys)
+                raise
             if ended:
                 self.failpoint("task-finished", len(ended))
             failed: list[tuple[str, Exception]] = []

@@ -24,28 +24,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from stepwell.ir.cache_key import fingerprint_for_task
-from stepwell.server import Database
 from stepwell.storage import LocalStore, StoreRouter, is_s3_uri
 from stepwell_scheduler.engine.dag import now
-from stepwell_scheduler.engine.failpoints import Failpoints
-from stepwell_scheduler.engine.leases import Leases
-from stepwell_scheduler.engine.plan import IMPORTER, PipelinePlan
+from stepwell_scheduler.engine.plan import IMPORTER
 from stepwell_scheduler.engine.processes import ProcessMixin, _Prepared, task_key
 from stepwell_scheduler.engine.provision import (
     execution_properties,
 )
-from stepwell_scheduler.executors import Executor, TaskHandle
 from stepwell_scheduler.metadata_client import (
     CONTAINER_EXECUTION,
     IMPORTER_EXECUTION,
-    MetadataClient,
 )
 from stepwell_scheduler.models import (
     CANCELING,
@@ -56,7 +50,6 @@ from stepwell_scheduler.models import (
     RunRow,
     TaskRow,
 )
-from stepwell_scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
 
@@ -64,26 +57,12 @@ class LaunchMixin(ProcessMixin):
     """Claiming queued tasks and starting them: cache hits, importers, processes (part of
     the engine)."""
 
-    db: Database
-    settings: SchedulerSettings
-    executor: Executor
-    metadata: MetadataClient
-    work_dir: Path
-    _handles: dict[str, TaskHandle]
-    _started: dict[str, tuple[RunRow, TaskRow]]
-    _timers: bool
-    failpoint: Failpoints
+    # The engine's attributes and methods it uses beyond ProcessMixin's.
     stores: StoreRouter
-    leases: Leases
 
-    if TYPE_CHECKING:  # provided by the engine and the harvest mixin
+    if TYPE_CHECKING:  # provided by the engine
 
-        def _plan(self, run: RunRow) -> PipelinePlan: ...
-        def wake(self, run_id: str | None = None) -> None: ...
         def _touch(self, run_id: str, qualified: str) -> None: ...
-        def _wrote(self, run_id: str, qualified: str | None) -> None: ...
-        def _finish_row(self, run_id: str, qualified: str, state: str, **kwargs: Any) -> None: ...
-        def _record_outputs(self, run: RunRow, execution_id: int, outputs: dict[str, Any], state: str) -> None: ...
 
     def _dispatch(self) -> set[str]:
         """Claims queued tasks in a transaction of its own and starts them."""
