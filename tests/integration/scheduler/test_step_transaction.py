@@ -86,3 +86,26 @@ def test_results_are_harvested_again_when_their_rows_cannot_be_ended(stack: Stac
     assert failures["left"] == 0
     assert status.state == common_pb2.SUCCEEDED, status.error
     assert set(_states(stack, run_id).values()) == {SUCCEEDED}
+
+
+def test_ended_attempts_are_read_again_when_a_harvest_fails(stack: Stack) -> None:
+    engine = stack.scheduler.engine
+    real = engine._outcome
+    failures = {"left": 1}
+
+    def outcome(*args: Any) -> Any:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("injected: the harvest failed")
+        return real(*args)
+
+    engine._outcome = outcome  # type: ignore[method-assign]
+    try:
+        run_id = uuid.uuid4().hex
+        stack.start(run_id, three_task_pipeline(), {"n": 3})
+        status = stack.wait(run_id, timeout=60)
+    finally:
+        engine._outcome = real  # type: ignore[method-assign]
+    assert failures["left"] == 0
+    assert status.state == common_pb2.SUCCEEDED, status.error
+    assert set(_states(stack, run_id).values()) == {SUCCEEDED}

@@ -191,11 +191,21 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
             with self._lock:
                 exited = list(self._exited)
                 self._exited.clear()
+            handles = {key: self._handles[key] for key in exited if key in self._handles}
+            try:
+                touched, ended = self._collect(exited)
+            except Exception:
+                # Read them again at the next step (as replays), with their exit statuses.
+                self._handles.update(handles)
+                with self._lock:
+                    self._replay.update(exited)
+                    self._exited.extend(exited)
+                raise
+            with self._lock:
                 cancels = list(self._cancels)
                 self._cancels.clear()
                 dirty = set(self._dirty)
                 self._dirty.clear()
-            touched, ended = self._collect(exited)
             dirty |= touched
             for run_id, reason in cancels:
                 if self._apply_cancel(run_id, reason):
