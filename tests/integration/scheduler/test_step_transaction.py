@@ -109,3 +109,92 @@ def test_ended_attempts_are_read_again_when_a_harvest_fails(stack: Stack) -> Non
     assert failures["left"] == 0
     assert status.state == common_pb2.SUCCEEDED, status.error
     assert set(_states(stack, run_id).values()) == {SUCCEEDED}
+
+
+class _Gate:
+    """Holds the engine thread before its next step (wraps ``_check_timers``)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.real = engine._check_timers
+        self.closed, self.entered, self.opened = threading.Event(), threading.Event(), threading.Event()
+        engine._check_timers = self
+
+    def __call__(self) -> None:
+        if self.closed.is_set():
+            self.entered.set()
+            self.opened.wait(30)
+        self.real()
+
+    def close(self) -> None:
+        self.opened.clear()
+        self.entered.clear()
+        self.closed.set()
+        assert self.entered.wait(30)
+
+    def release(self) -> None:
+        self.closed.clear()
+        self.opened.set()
+
+
+def test_a_starting_run_that_fails_to_advance_strands_no_claim(stack: Stack) -> None:
+    """Claims committed by a step start even when a run that starts in the same step
+    fails to advance after the commit, and every run still completes."""
+    engine = stack.scheduler.engine
+    gate = _Gate(engine)
+    chain, broken, late = "b" + uuid.uuid4().hex[:10], "c" + uuid.uuid4().hex[:10], "d" + uuid.uuid4().hex[:10]
+    real_advance = engine._advance
+    fired = {"n": 0}
+
+    def advance(run_id: str) -> None:
+        if run_id == broken and not fired["n"]:
+            fired["n"] += 1
+            raise RuntimeError("injected: a transient error advancing a starting run")
+        real_advance(run_id)
+
+    try:
+        stack.start(chain, three_task_pipeline(), {"n": 3})
+        deadline = time.monotonic() + 30
+        while "running" not in {s.lower() for s in _states(stack, chain).values()}:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        # The chain's first task ends while the engine is held; the next step then claims
+        # its successor in the same transaction that sees two new runs start.
+        gate.close()
+        deadline = time.monotonic() + 30
+        while not engine._exited:
+            assert time.monotonic() < deadline, "the first task did not end"
+            time.sleep(0.02)
+        engine._advance = advance  # type: ignore[method-assign]
+        stack.start(broken, three_task_pipeline(), {"n": 3})
+        stack.start(late, three_task_pipeline(), {"n": 3})
+        gate.release()
+        for run_id in (chain, broken, late):
+            status = stack.wait(run_id, timeout=60)
+            assert status.state == common_pb2.SUCCEEDED, (run_id, status.error)
+    finally:
+        gate.release()
+        engine._check_timers = gate.real  # type: ignore[method-assign]
+        engine._advance = real_advance  # type: ignore[method-assign]
+    assert fired["n"] == 1
+
+
+def test_claimed_tasks_whose_start_failed_are_taken_over_again(stack: Stack) -> None:
+    engine = stack.scheduler.engine
+    real = engine._launch
+    failures = {"left": 1}
+
+    def launch(attempts: list[Any]) -> None:
+        if attempts and failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("injected: the start failed after the claim committed")
+        real(attempts)
+
+    engine._launch = launch  # type: ignore[method-assign]
+    try:
+        run_id = uuid.uuid4().hex
+        stack.start(run_id, three_task_pipeline(), {"n": 3})
+        status = stack.wait(run_id, timeout=90)
+    finally:
+        engine._launch = real  # type: ignore[method-assign]
+    assert failures["left"] == 0
+    assert status.state == common_pb2.SUCCEEDED, status.error

@@ -268,17 +268,26 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
                 return self._claim(s), failed
         if ended:
             self.failpoint("task-finished", len(ended))
+        # From here on the claims are committed: whatever fails, they are returned so
+        # that they start (or, failing that, the orphan sweep queues them again).
+        failed = []
         starting = [run_id for run_id, final in finals.items() if final == _NEEDS_CONTEXTS]
         for run_id, final in finals.items():
             if final not in (_GONE, _NEEDS_CONTEXTS):
                 self._advanced(run_id, final)
         for run_id in starting:
-            self._advance(run_id)
-        if starting:
+            try:
+                self._advance(run_id)
+            except Exception as err:
+                failed.append((run_id, err))
+        if len(failed) < len(starting):
             # Runs that started only now have queued their first tasks.
-            with self.db.session() as s:
-                claimed += self._claim(s)
-        return claimed, []
+            try:
+                with self.db.session() as s:
+                    claimed += self._claim(s, already=len(claimed))
+            except Exception as err:
+                failed.append((starting[0], err))
+        return claimed, failed
 
     def _plan(self, run: RunRow) -> PipelinePlan:
         plan = self._plans.get(run.run_id)

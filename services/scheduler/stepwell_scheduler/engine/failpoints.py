@@ -8,9 +8,9 @@ default), a failpoint is one set lookup.
 
 Points, in the order a task passes them: ``claimed`` (tasks claimed, and those that need
 a process given their attempt, nothing started), ``attempt-stored`` (task files written,
-no process), ``submitted`` (processes started, execution not recorded, pid not stored),
-``execution-created`` (the attempt's execution recorded, pid and execution id not
-stored), ``outputs-recorded`` (result recorded in the metadata service, task row not
+no process), ``submitted`` (processes started, pids not stored, executions not
+recorded), ``execution-created`` (pids stored, the attempts' executions recorded, their
+ids not stored), ``outputs-recorded`` (result recorded in the metadata service, task row not
 ended), ``task-finished`` (task rows ended; the engine ends them in the transaction that
 also advances their runs and claims the next tasks), ``cache-recorded`` (a cache hit's
 execution recorded, task row not ended), ``advanced`` (a run's DAG advanced).

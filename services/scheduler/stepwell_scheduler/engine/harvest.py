@@ -80,6 +80,7 @@ class HarvestMixin:
     _handles: dict[str, TaskHandle]
     _started: dict[str, tuple[RunRow, TaskRow]]
     _canceling: set[str]
+    _owned: set[str]
     _timed_out: dict[str, str]
     _timers: bool
     _replay: set[str]
@@ -126,10 +127,10 @@ class HarvestMixin:
         for key in keys:
             run_id, _, qualified = key.partition(_SEP)
             started = self._started.pop(key, None)
-            if started is not None and key not in replays and run_id not in self._canceling:
-                # Started by this engine and not canceled since: its rows are as stored
-                # then (only this engine writes a running attempt of a run it holds;
-                # ending the rows re-checks the lease).
+            if started is not None and key not in replays and run_id in self._owned and run_id not in self._canceling:
+                # Started by this engine, still held and not canceled since: its rows are
+                # as stored then (only this engine writes a running attempt of a run it
+                # holds; ending the rows re-checks the lease).
                 runs.setdefault(run_id, started[0])
                 rows[key] = started[1]
             else:

@@ -11,9 +11,9 @@ run's lease, in one transaction; the engine makes it the transaction that also e
 tasks just harvested and advances their DAGs). A task that surely needs a process gets
 its attempt (number, folder) in the claim; one that may be a cache hit gets it after the
 lookup missed, in a transaction of its own. Then, outside any transaction
-(:mod:`.processes`): the task file is written, the process started, the execution
-recorded in the metadata service (keyed by run, task and attempt), and pid and execution
-id stored. The database always knows of
+(:mod:`.processes`): the task file is written, the process started, its pid stored, the
+execution recorded in the metadata service (keyed by run, task and attempt), and the
+execution id stored. The database always knows of
 an attempt before its process can exist; what :mod:`.recovery` does after a crash
 between any two of these steps relies on this order. Each step is taken for all the
 tasks claimed together at once (one metadata call, one transaction), so a batch of short
@@ -70,13 +70,13 @@ class LaunchMixin(ProcessMixin):
             claimed = self._claim(s)
         return self._start(claimed)
 
-    def _claim(self, s: Session) -> list[_Claim]:
+    def _claim(self, s: Session, already: int = 0) -> list[_Claim]:
         """Claims queued tasks of runs this scheduler holds, in the caller's transaction
         ``s``: PENDING -> RUNNING with no pid, and the lease of their runs renewed
         (compare-and-set). A task that will surely run a process (no importer, no cache
         lookup to make) gets its attempt here too: number, folder, log URI and start
         time, so the claim is all that stands between the commit and its process."""
-        free = self.settings.max_parallel_tasks - len(self._handles)
+        free = self.settings.max_parallel_tasks - len(self._handles) - already
         if free <= 0 or not self.leases.healthy():
             return []
         stamp = now()

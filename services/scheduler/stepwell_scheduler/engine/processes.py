@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,13 +87,15 @@ class ProcessMixin:
 
     def _launch(self, attempts: list[_Prepared]) -> None:
         """Starts a process for each stored attempt, in the durable order, batch by
-        batch: task files written; processes started; executions recorded (one metadata
-        call); pids and execution ids stored (one transaction).
+        batch: task files written; the runs' leases renewed again if the claim is no
+        longer recent; processes started; pids stored (one statement); executions
+        recorded (one metadata call); execution ids stored (one statement).
 
         The execution is recorded after the process starts, so that it is not on the
         path from a claim to a running process. A crash before its id is stored leaves
-        the attempt with ``lookup_execution``: a recovery finds the execution by run,
-        task and attempt (or records it) before it ends it.
+        the attempt with ``lookup_execution``: a recovery re-attaches to the process by
+        its pid and finds the execution by run, task and attempt (or records it) before
+        it ends it.
         """
         env = {**os.environ, **self.settings.storage_env()}
         prepared: list[_Prepared] = []
@@ -106,6 +109,7 @@ class ProcessMixin:
         if not prepared:
             return
         self.failpoint("attempt-stored", len(prepared))
+        prepared = self._still_held(prepared)
         started: list[_Prepared] = []
         for p in prepared:
             assert p.request is not None
@@ -122,8 +126,6 @@ class ProcessMixin:
         if not started:
             return
         self.failpoint("submitted", len(started))
-        self._record_starts(started)
-        self.failpoint("execution-created", len(started))
         stamp = now()
         with self.db.autocommit() as connection:
             self._update_claimed(
@@ -133,8 +135,6 @@ class ProcessMixin:
                         "row_id": p.row.id,
                         "pid": p.pid,
                         "deadline_at": stamp + timedelta(seconds=p.timeout) if p.timeout else None,
-                        "execution_id": p.execution_id,
-                        "lookup_execution": not p.execution_id,
                     }
                     for p in started
                 ],
@@ -143,8 +143,38 @@ class ProcessMixin:
             assert p.request is not None
             # The row as stored now (the claim or _store_attempts wrote the attempt).
             p.row.attempt, p.row.task_dir, p.row.log_uri = p.attempt, str(p.attempt_dir), p.log_uri
-            p.row.pid, p.row.execution_id, p.row.lookup_execution = p.pid, p.execution_id, not p.execution_id
+            p.row.pid, p.row.lookup_execution = p.pid, True
             self._started[p.request.key] = (p.run, p.row)
+        self._record_starts(started)
+        self.failpoint("execution-created", len(started))
+        recorded = [p for p in started if p.execution_id]
+        if recorded:
+            with self.db.autocommit() as connection:
+                self._update_claimed(
+                    connection,
+                    [{"row_id": p.row.id, "execution_id": p.execution_id, "lookup_execution": False} for p in recorded],
+                )
+            for p in recorded:
+                p.row.execution_id, p.row.lookup_execution = p.execution_id, False
+
+    def _still_held(self, prepared: list[_Prepared]) -> list[_Prepared]:
+        """The attempts whose runs this scheduler still holds. The claim renewed their
+        leases; when it is no longer recent (slow cache lookups, a stalled process), they
+        are renewed again here (compare-and-set), so that no other scheduler can have
+        queued an attempt again that is about to start here."""
+        oldest = min(p.claimed_at for p in prepared)
+        if time.monotonic() - oldest < self.leases.seconds / 3 and self.leases.healthy():
+            return prepared
+        with self.db.session() as s:
+            held = self.leases.hold_on(s.connection(), {p.run.run_id for p in prepared})
+        for p in prepared:
+            if p.run.run_id not in held:
+                log.warning(
+                    "not starting task %s of run %s: another scheduler took the run over",
+                    p.row.qualified_name,
+                    p.run.run_id,
+                )
+        return [p for p in prepared if p.run.run_id in held]
 
     def _record_starts(self, started: list[_Prepared]) -> None:
         """Records the executions of started attempts: one metadata call for new tasks,
@@ -279,5 +309,7 @@ class _Prepared:
     timeout: float = 0.0
     pid: int = 0
     execution_id: int = 0
+    #: When its claim (which renewed its run's lease) was made (``time.monotonic()``).
+    claimed_at: float = field(default_factory=time.monotonic)
 
 

@@ -139,8 +139,40 @@ class RecoveryMixin:
         claimed = self.leases.claim()
         if claimed:
             self._reattach(claimed)
+        self._sweep_orphans()
         for run_id in self.leases.cancel_requests():
             self.request_cancel(run_id)
+
+    def _sweep_orphans(self) -> None:
+        """Between steps: a claimed task (RUNNING) of a run this scheduler drives that has
+        neither a process handle nor a harvest pending lost its start to an error after
+        its claim committed. Its run is taken over again, as after a restart (the task
+        is re-attached to, harvested or queued again)."""
+        with self._lock:
+            owned = set(self._owned)
+            pending = set(self._exited)
+        if not owned:
+            return
+        with self.db.session() as s:
+            running = s.execute(
+                select(TaskRow.run_id, TaskRow.qualified_name)
+                .join(RunRow, RunRow.run_id == TaskRow.run_id)
+                .where(
+                    RunRow.lease_owner == self.leases.owner,
+                    TaskRow.state == RUNNING,
+                    TaskRow.kind.in_([CONTAINER, IMPORTER]),
+                )
+            ).all()
+        orphaned = sorted(
+            {
+                run_id
+                for run_id, name in running
+                if run_id in owned and task_key(run_id, name) not in self._handles and task_key(run_id, name) not in pending
+            }
+        )
+        if orphaned:
+            log.warning("tasks claimed but not started in run(s) %s; taking them over again", ", ".join(orphaned))
+            self._reattach(orphaned)
 
     def _reattach(self, run_ids: list[str]) -> None:
         if not run_ids:
