@@ -6,9 +6,11 @@ scheduler, real task processes, both back ends."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select
@@ -65,50 +67,47 @@ def test_one_runs_failing_advance_holds_back_no_other_run(stack: Stack) -> None:
     assert stack.wait(broken, timeout=30).state == common_pb2.SUCCEEDED
 
 
-def test_results_are_harvested_again_when_their_rows_cannot_be_ended(stack: Stack) -> None:
-    engine = stack.scheduler.engine
-    real = engine._end_rows
-    failures = {"left": 2}  # the step's transaction and its one-by-one fallback
+@contextlib.contextmanager
+def _failing(engine: Any, method: str, times: int, message: str) -> Iterator[dict[str, int]]:
+    """Makes the engine's ``method`` raise on its first ``times`` calls that have work
+    (a non-empty first list argument, or any call when it takes none)."""
+    real = getattr(engine, method)
+    left = {"left": times}
 
-    def end_rows(s: Any, items: list[Any]) -> None:
-        if items and failures["left"]:
-            failures["left"] -= 1
-            raise RuntimeError("injected: the database refused the write")
-        real(s, items)
+    def failing(*args: Any) -> Any:
+        work = next((a for a in args if isinstance(a, list)), None)
+        if left["left"] and (work is None or work):
+            left["left"] -= 1
+            raise RuntimeError(f"injected: {message}")
+        return real(*args)
 
-    engine._end_rows = end_rows  # type: ignore[method-assign]
+    setattr(engine, method, failing)
     try:
-        run_id = uuid.uuid4().hex
-        stack.start(run_id, three_task_pipeline(), {"n": 3})
-        status = stack.wait(run_id, timeout=60)
+        yield left
     finally:
-        engine._end_rows = real  # type: ignore[method-assign]
-    assert failures["left"] == 0
+        setattr(engine, method, real)
+
+
+def _run_to_success(stack: Stack, timeout: float) -> str:
+    run_id = uuid.uuid4().hex
+    stack.start(run_id, three_task_pipeline(), {"n": 3})
+    status = stack.wait(run_id, timeout=timeout)
     assert status.state == common_pb2.SUCCEEDED, status.error
     assert set(_states(stack, run_id).values()) == {SUCCEEDED}
+    return run_id
+
+
+def test_results_are_harvested_again_when_their_rows_cannot_be_ended(stack: Stack) -> None:
+    # Twice: the step's transaction and its one-by-one fallback.
+    with _failing(stack.scheduler.engine, "_end_rows", 2, "the database refused the write") as left:
+        _run_to_success(stack, timeout=60)
+    assert left["left"] == 0
 
 
 def test_ended_attempts_are_read_again_when_a_harvest_fails(stack: Stack) -> None:
-    engine = stack.scheduler.engine
-    real = engine._outcome
-    failures = {"left": 1}
-
-    def outcome(*args: Any) -> Any:
-        if failures["left"]:
-            failures["left"] -= 1
-            raise RuntimeError("injected: the harvest failed")
-        return real(*args)
-
-    engine._outcome = outcome  # type: ignore[method-assign]
-    try:
-        run_id = uuid.uuid4().hex
-        stack.start(run_id, three_task_pipeline(), {"n": 3})
-        status = stack.wait(run_id, timeout=60)
-    finally:
-        engine._outcome = real  # type: ignore[method-assign]
-    assert failures["left"] == 0
-    assert status.state == common_pb2.SUCCEEDED, status.error
-    assert set(_states(stack, run_id).values()) == {SUCCEEDED}
+    with _failing(stack.scheduler.engine, "_outcome", 1, "the harvest failed") as left:
+        _run_to_success(stack, timeout=60)
+    assert left["left"] == 0
 
 
 class _Gate:
@@ -179,22 +178,7 @@ def test_a_starting_run_that_fails_to_advance_strands_no_claim(stack: Stack) -> 
 
 
 def test_claimed_tasks_whose_start_failed_are_taken_over_again(stack: Stack) -> None:
-    engine = stack.scheduler.engine
-    real = engine._launch
-    failures = {"left": 1}
-
-    def launch(attempts: list[Any]) -> None:
-        if attempts and failures["left"]:
-            failures["left"] -= 1
-            raise RuntimeError("injected: the start failed after the claim committed")
-        real(attempts)
-
-    engine._launch = launch  # type: ignore[method-assign]
-    try:
-        run_id = uuid.uuid4().hex
-        stack.start(run_id, three_task_pipeline(), {"n": 3})
-        status = stack.wait(run_id, timeout=90)
-    finally:
-        engine._launch = real  # type: ignore[method-assign]
-    assert failures["left"] == 0
-    assert status.state == common_pb2.SUCCEEDED, status.error
+    # Found again by the sweep on the lease heartbeat (a third of a lease).
+    with _failing(stack.scheduler.engine, "_launch", 1, "the start failed after the claim committed") as left:
+        _run_to_success(stack, timeout=90)
+    assert left["left"] == 0

@@ -2,7 +2,8 @@
 
 Each step it harvests finished task attempts, applies cancellations and timeouts,
 advances the DAGs of runs that changed, and dispatches queued tasks up to
-``max_parallel_tasks`` (dispatch: :mod:`.launch`; harvest and retries: :mod:`.harvest`).
+``max_parallel_tasks`` (advancing: :mod:`.advance`; dispatch: :mod:`.launch` and :mod:`.processes`; harvest
+and retries: :mod:`.harvest`).
 All state is written to the database; the in-memory maps (plans, handles, and each
 run's *view* of its task rows) are caches that are rebuilt when a run is taken over
 (:mod:`.recovery`). A view is loaded whole once, then each step reloads only the rows
@@ -22,11 +23,11 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, inspect, select
-from sqlalchemy.orm import Session
 
 from stepwell.server import Database
 from stepwell.storage import StoreRouter, s3_config_from_env
-from stepwell_scheduler.engine.dag import DagAdvancer, now
+from stepwell_scheduler.engine.advance import _GONE, _NEEDS_CONTEXTS, AdvanceMixin
+from stepwell_scheduler.engine.dag import now
 from stepwell_scheduler.engine.failpoints import Failpoints
 from stepwell_scheduler.engine.harvest import HarvestMixin, _RowEnd
 from stepwell_scheduler.engine.launch import LaunchMixin, _Claim
@@ -35,14 +36,13 @@ from stepwell_scheduler.engine.loops import LoopProgress
 from stepwell_scheduler.engine.plan import PipelinePlan
 from stepwell_scheduler.engine.processes import _SEP
 from stepwell_scheduler.engine.processes import task_key as _key
-from stepwell_scheduler.engine.provision import attempt_root, run_root
+from stepwell_scheduler.engine.provision import attempt_root
 from stepwell_scheduler.engine.recovery import RecoveryMixin
 from stepwell_scheduler.executors import Executor, TaskHandle
 from stepwell_scheduler.metadata_client import MetadataClient
 from stepwell_scheduler.models import (
     CANCELED,
     CANCELING,
-    FAILED,
     FINAL_STATES,
     PENDING,
     RUNNING,
@@ -53,12 +53,9 @@ from stepwell_scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
 
-#: :meth:`Engine._advance_in`'s answers besides a final state or None.
-_GONE = "gone"
-_NEEDS_CONTEXTS = "needs-contexts"
 
 
-class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
+class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, RecoveryMixin):
     """Drives runs: plans, dispatches, harvests and settles them."""
 
     def __init__(
@@ -318,125 +315,6 @@ class Engine(LaunchMixin, HarvestMixin, RecoveryMixin):
             names = self._written[run_id]
             if names is not None:
                 names.add(qualified)
-
-    def _forget_view(self, run_id: str) -> None:
-        self._views.pop(run_id, None)
-        self._touched.pop(run_id, None)
-        self._loops.pop(run_id, None)
-        self._wrote(run_id, None)
-
-    def _view(self, s: Session, run_id: str) -> tuple[dict[str, TaskRow], set[str] | None]:
-        """The run's task rows: loaded whole the first time (and after a takeover, a
-        retry or a cancellation), then only the rows this engine touched since; and the
-        DAG scopes holding a touched row (None: all of them, after a whole load)."""
-        with self._lock:
-            stale = run_id in self._stale
-            self._stale.discard(run_id)
-        view = None if stale else self._views.get(run_id)
-        touched = self._touched.pop(run_id, set())
-        if view is None:
-            view = {r.qualified_name: r for r in s.scalars(select(TaskRow).where(TaskRow.run_id == run_id))}
-            self._views[run_id] = view
-            return view, None
-        names = sorted(touched)
-        for i in range(0, len(names), 500):
-            chunk = names[i : i + 500]
-            query = select(TaskRow).where(TaskRow.run_id == run_id, TaskRow.qualified_name.in_(chunk))
-            for fresh in s.scalars(query):
-                view[fresh.qualified_name] = fresh
-        scopes: set[str] = set()
-        for name in names:
-            row = view.get(name)
-            while row is not None and row.parent and row.parent not in scopes:
-                scopes.add(row.parent)
-                row = view.get(row.parent)
-        return view, scopes
-
-    def _advance(self, run_id: str) -> None:
-        try:
-            self._advance_run(run_id)
-        except BaseException:
-            self._forget_view(run_id)
-            raise
-
-    def _advance_run(self, run_id: str) -> None:
-        for _ in range(2):
-            with self.db.session() as s:
-                final = self._advance_in(s, run_id)
-            if final != _NEEDS_CONTEXTS:
-                break
-            with self.db.session() as s:
-                run = self._owned_run(s, run_id)
-            if run is None:
-                return
-            pipeline_ctx, run_ctx = self._contexts(run)
-            with self.db.session() as s:
-                fresh = self._owned_run(s, run_id)
-                if fresh is None:
-                    return
-                if fresh.state == PENDING:
-                    fresh.state = RUNNING
-                fresh.pipeline_context_id, fresh.run_context_id = pipeline_ctx, run_ctx
-        else:
-            return
-        if final != _GONE:
-            self._advanced(run_id, final)
-
-    def _advance_in(self, s: Session, run_id: str) -> str | None:
-        """Advances the run's DAG in the transaction ``s``; returns the run's final state
-        when it ended, None while it runs, ``_GONE`` when it is not this engine's to drive
-        (or already over), and ``_NEEDS_CONTEXTS`` for a PENDING run (see :meth:`_advance_run`)."""
-        try:
-            run = self._owned_run(s, run_id)
-            if run is None or run.state in FINAL_STATES:
-                self._forget_view(run_id)
-                return _GONE
-            if run.state == PENDING:
-                return _NEEDS_CONTEXTS
-            rows, scopes = self._view(s, run_id)
-
-            def add(row: TaskRow) -> None:
-                s.add(row)
-                self._wrote(run_id, row.qualified_name)
-
-            advancer = DagAdvancer(
-                run=run,
-                plan=self._plan(run),
-                rows=rows,
-                add=add,
-                dirty=scopes,
-                loops=self._loops.setdefault(run_id, {}),
-            )
-            final = advancer.advance()
-            timed_out = str((run.options or {}).get("timed_out") or "")
-            if final == CANCELED and timed_out:
-                run.state, run.error, final = FAILED, timed_out, FAILED
-            return final
-        except BaseException:
-            self._forget_view(run_id)
-            raise
-
-    def _advanced(self, run_id: str, final: str | None) -> None:
-        """After a run's advance committed: forgets an ended run."""
-        self.failpoint("advanced")
-        if final is not None:
-            self._plans.pop(run_id, None)
-            self._forget_view(run_id)
-            self._owned.discard(run_id)
-            self._canceling.discard(run_id)
-            log.info("run %s ended %s", run_id, final)
-
-    def _contexts(self, run: RunRow) -> tuple[int, int]:
-        try:
-            return self.metadata.run_contexts(
-                run.pipeline_name,
-                run.run_id,
-                run_root(run.pipeline_root, run.pipeline_name, run.run_id),
-                run.namespace,
-            )
-        except Exception as err:
-            log.warning("could not record run %s in the metadata service: %s", run.run_id, err)
-            return 0, 0
 
     # ----- cancel and resume ------------------------------------------------------------
 
