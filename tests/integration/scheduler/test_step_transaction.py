@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from stepwell.v1 import common_pb2, scheduler_pb2
+from stepwell_scheduler.engine.processes import task_key
 from stepwell_scheduler.models import SUCCEEDED, TaskRow
 from tests.integration.scheduler.pipelines import parallel_pipeline, three_task_pipeline
 from tests.integration.scheduler.stack import Stack
@@ -182,3 +183,21 @@ def test_claimed_tasks_whose_start_failed_are_taken_over_again(stack: Stack) -> 
     with _failing(stack.scheduler.engine, "_launch", 1, "the start failed after the claim committed") as left:
         _run_to_success(stack, timeout=90)
     assert left["left"] == 0
+
+
+def test_an_exit_notice_of_another_process_does_not_end_a_running_attempt(stack: Stack) -> None:
+    """An exit notice for a task whose current process still runs (an earlier process of
+    it, let go when another scheduler took the run) leaves the running attempt alone."""
+    engine = stack.scheduler.engine
+    run_id = uuid.uuid4().hex
+    stack.start(run_id, parallel_pipeline(seconds=2.0, width=1))
+    key = task_key(run_id, "sleep-0")
+    deadline = time.monotonic() + 30
+    while key not in engine._handles:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    engine._exited_callback(key)  # as if an earlier process of the task had just ended
+    time.sleep(0.5)
+    assert _states(stack, run_id)["sleep-0"] == "RUNNING"
+    status = stack.wait(run_id, timeout=30)
+    assert status.state == common_pb2.SUCCEEDED, status.error

@@ -115,6 +115,13 @@ class HarvestMixin:
         and final state. A failed attempt with a ``retryPolicy`` goes back to the queue
         instead.
         """
+        # A notice for a task whose current process still runs came from an earlier
+        # process of it (one this engine had let go when another scheduler took its run,
+        # before it held the run again): it says nothing about the current attempt.
+        stale = {key for key in keys if (h := self._handles.get(key)) is not None and self.executor.poll(h) is None}
+        if stale:
+            log.info("ignoring exit notices of earlier processes of %s", ", ".join(sorted(stale)))
+            keys = [key for key in keys if key not in stale]
         if not keys:
             return set(), []
         handles = {key: self._handles.pop(key, None) for key in keys}
