@@ -24,6 +24,8 @@ def test_cache_hit_reuses_artifacts_refuses_missing_ones_and_can_be_disabled(cor
     second = corpus.run(spec, {"path": str(calls)})
     assert state(second) == "SUCCEEDED" and output(second) == 2
     assert set(second.cached_task_ids) == {"count-calls", "make-data", "sum-data"}
+    assert {t.task_id for t in second.task_details if t.cached} == set(second.cached_task_ids)
+    assert not any(t.cached for t in first.task_details)
     assert _calls(calls) == 3  # only the task with caching disabled ran again
     a1 = tasks(first)["make-data"].outputs.artifacts["data"].artifacts[0]
     a2 = tasks(second)["make-data"].outputs.artifacts["data"].artifacts[0]

@@ -122,6 +122,7 @@ def task_from_proto(message: run_pb2.TaskDetail) -> TaskDetail:
         log_uri=message.log_uri,
         parent_task_id=message.parent_task_id,
         kind=message.kind,
+        cached=message.cached,
     )
 
 
@@ -211,6 +212,7 @@ def task_messages(run: Run) -> tuple[list[run_pb2.TaskDetail], list[run_pb2.Pipe
             log_uri=task.log_uri,
             parent_task_id=task.parent_task_id,
             kind=task.kind,
+            cached=task.cached,
             create_time=create_time,
             start_time=start_time,
             end_time=end_time,

@@ -111,6 +111,8 @@ class TaskDetail:
     log_uri: str = ""
     parent_task_id: str = ""
     kind: str = ""
+    #: True when the task reused a cached execution's outputs (no process ran).
+    cached: bool = False
 
 
 @dataclass

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     cast,
+    false,
     func,
     select,
 )
@@ -148,6 +149,8 @@ class RunTaskRow(Base):
     log_uri: Mapped[str] = mapped_column(Text, default="")
     parent_task_id: Mapped[str] = mapped_column(String(TASK_ID_LENGTH), default="")
     kind: Mapped[str] = mapped_column(String(KIND_LENGTH), default="")
+    #: True when the task reused a cached execution's outputs (0004).
+    cached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: The run's ``status_version`` when this row was last written (0003). A row is also
     #: written when a child task is added under it: its KFP-shaped detail lists children.
     version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

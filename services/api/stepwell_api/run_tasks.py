@@ -233,6 +233,7 @@ _WRITTEN = (
     "log_uri",
     "parent_task_id",
     "kind",
+    "cached",
     "version",
 )
 #: What a full report compares to decide whether a row changed.
@@ -252,6 +253,7 @@ _READ = (
     "log_uri",
     "parent_task_id",
     "kind",
+    "cached",
 )
 _upserts: dict[tuple[str, bool], Insert] = {}
 #: SQLite caps the variables of one statement; Postgres does not need the chunks.
@@ -298,6 +300,7 @@ def _task_values(run_id: str, task: TaskDetail, position: int, version: int) -> 
         "log_uri": task.log_uri,
         "parent_task_id": task.parent_task_id,
         "kind": task.kind,
+        "cached": task.cached,
         "version": version,
     }
 
@@ -309,7 +312,7 @@ def _task_from_row(row: Sequence[Any]) -> TaskDetail:
     """A row of :data:`_TASK_READ` columns as a domain task detail (plain tuples rather
     than ORM entities: GetRun of a large run reads thousands of them)."""
     (task_id, display_name, state, create_time, start_time, end_time, execution_id, outputs,
-     error, log_tail, log_uri, parent_task_id, kind) = row
+     error, log_tail, log_uri, parent_task_id, kind, cached) = row
     return TaskDetail(
         task_id=task_id,
         display_name=display_name,
@@ -324,4 +327,5 @@ def _task_from_row(row: Sequence[Any]) -> TaskDetail:
         log_uri=log_uri,
         parent_task_id=parent_task_id,
         kind=kind,
+        cached=bool(cached),
     )

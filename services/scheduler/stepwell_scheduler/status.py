@@ -316,6 +316,7 @@ def _detail(row: Any, outputs: Mapping[str, Any] | None) -> run_pb2.TaskDetail:
         log_uri=row.log_uri or "",
         parent_task_id=row.parent or "",
         kind=row.kind,
+        cached=bool(row.cached),
     )
     for field, value in (("create_time", row.ready_at), ("start_time", row.started_at), ("end_time", row.finished_at)):
         stamp = _timestamp(value)

@@ -33,7 +33,8 @@ def run_json(run: Run) -> dict[str, Any]:
         "state": run.state,
         "outputs": pipeline_outputs(run),
         "tasks": {
-            task.task_id: {"state": task.state, "outputs": _task_outputs(task.outputs)} for task in run.tasks
+            task.task_id: {"state": task.state, "cached": task.cached, "outputs": _task_outputs(task.outputs)}
+            for task in run.tasks
         },
     }
 

@@ -64,7 +64,8 @@ def _table(run: Run, limit: int) -> RenderableType:
     table.add_column("time", justify="right")
     for task in tasks:
         style = _STYLE.get(task.state, "")
-        table.add_row(task.task_id, f"[{style}]{task.state}[/]", _seconds(task.start_time, task.end_time))
+        state = f"{task.state} (cached)" if task.cached else task.state
+        table.add_row(task.task_id, f"[{style}]{state}[/]", _seconds(task.start_time, task.end_time))
     if not hidden:
         return table
     table.add_row(f"[dim]… {hidden} more[/]", "", "")
@@ -98,6 +99,8 @@ class _Board:
 
 def _line(task: TaskDetail) -> str:
     mark = _MARK.get(task.state, "·")
+    if task.cached:
+        return f"{mark} {task.task_id} {task.state.lower()} (cached)"
     took = _seconds(task.start_time, task.end_time) if task.state not in ("PENDING", "RUNNING") else ""
     return f"{mark} {task.task_id} {task.state.lower()}" + (f" ({took})" if took else "")
 

@@ -186,7 +186,7 @@ def get_run(run_id: str, server: str | None, as_json: bool) -> None:
         click.echo(f"error: {run.error}")
     if run.tasks:
         click.echo("")
-        emit(run.tasks, ("task_id", "state", "start_time", "end_time", "error"), False)
+        emit(run.tasks, ("task_id", "state", "cached", "start_time", "end_time", "error"), False)
 
 
 @runs.command("create")

@@ -71,6 +71,7 @@ def task_from_proto(message: run_pb2.TaskDetail) -> TaskDetail:
         error=message.error,
         log_tail=message.log_tail,
         log_uri=message.log_uri,
+        cached=message.cached,
     )
 
 

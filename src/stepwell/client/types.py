@@ -53,6 +53,8 @@ class TaskDetail:
     error: str = ""
     log_tail: str = ""
     log_uri: str = ""
+    #: True when the task reused a cached execution's outputs (no process ran).
+    cached: bool = False
 
 
 @dataclass

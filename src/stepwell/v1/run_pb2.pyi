@@ -48,7 +48,7 @@ class RuntimeConfig(_message.Message):
     def __init__(self, parameters: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., pipeline_root: _Optional[str] = ...) -> None: ...
 
 class TaskDetail(_message.Message):
-    __slots__ = ("task_id", "display_name", "state", "create_time", "start_time", "end_time", "execution_id", "outputs", "error", "log_tail", "log_uri", "parent_task_id", "kind")
+    __slots__ = ("task_id", "display_name", "state", "create_time", "start_time", "end_time", "execution_id", "outputs", "error", "log_tail", "log_uri", "parent_task_id", "kind", "cached")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,7 @@ class TaskDetail(_message.Message):
     LOG_URI_FIELD_NUMBER: _ClassVar[int]
     PARENT_TASK_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     display_name: str
     state: _common_pb2.RuntimeState
@@ -75,7 +76,8 @@ class TaskDetail(_message.Message):
     log_uri: str
     parent_task_id: str
     kind: str
-    def __init__(self, task_id: _Optional[str] = ..., display_name: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.RuntimeState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_id: _Optional[int] = ..., outputs: _Optional[_Union[_common_pb2.Outputs, _Mapping]] = ..., error: _Optional[str] = ..., log_tail: _Optional[str] = ..., log_uri: _Optional[str] = ..., parent_task_id: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
+    cached: bool
+    def __init__(self, task_id: _Optional[str] = ..., display_name: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.RuntimeState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_id: _Optional[int] = ..., outputs: _Optional[_Union[_common_pb2.Outputs, _Mapping]] = ..., error: _Optional[str] = ..., log_tail: _Optional[str] = ..., log_uri: _Optional[str] = ..., parent_task_id: _Optional[str] = ..., kind: _Optional[str] = ..., cached: _Optional[bool] = ...) -> None: ...
 
 class PipelineTaskDetail(_message.Message):
     __slots__ = ("run_id", "task_id", "display_name", "create_time", "start_time", "end_time", "state", "execution_id", "error", "inputs", "outputs", "parent_task_id", "pod_name", "child_tasks")

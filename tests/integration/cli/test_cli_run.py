@@ -118,11 +118,18 @@ def test_second_run_is_served_from_the_cache_and_no_cache_runs_again(tmp_path: P
     ledger = tmp_path / "ledger.txt"
     env = {"STEPWELL_HOME": str(tmp_path / "home")}
     args = ("run", str(PIPELINES / "counting.py"), "-p", f"ledger={ledger}", "--json")
+    cached = []
     for _ in range(2):
         done = stepwell(*args, env=env)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["outputs"] == {"Output": 2}
+        cached.append({name: t["cached"] for name, t in json.loads(done.stdout)["tasks"].items()})
     assert ledger.read_text().count("called") == 1  # the second run was a cache hit
+    assert set(cached[0].values()) == {False} and set(cached[1].values()) == {True}, cached
+    run_id = json.loads(done.stdout)["run_id"]
+    shown = stepwell("run", "get", run_id, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "CACHED" in shown.stdout and "True" in shown.stdout
     done = stepwell(*args, "--no-cache", env=env)
     assert done.returncode == 0, done.stderr
     assert ledger.read_text().count("called") == 2
