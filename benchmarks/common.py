@@ -159,6 +159,17 @@ class ExecutorClock:
 
 
 @contextlib.contextmanager
+def database(backend: str) -> Iterator[str]:
+    """The database URL for ``backend``: a scratch Postgres database (dropped afterwards),
+    or "" for SQLite (each service's default file under its home)."""
+    if backend == "postgres":
+        with scratch_postgres() as url:
+            yield url
+    else:
+        yield ""
+
+
+@contextlib.contextmanager
 def embedded_stack(database_url: str = "", **overrides: Any) -> Iterator[tuple[Any, Any, ExecutorClock]]:
     """``(stack, client, clock)``: all services in this process, as ``stepwell run`` starts them,
     with caching off."""

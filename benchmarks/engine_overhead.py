@@ -36,14 +36,13 @@ be wrapped.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from common import (
+    database,
     embedded_stack,
     git_revision,
     kfp_spec,
@@ -53,7 +52,6 @@ from common import (
     run_and_wait,
     scheduler_process,
     scheduler_work_dir,
-    scratch_postgres,
     summary,
     task_results,
 )
@@ -63,15 +61,6 @@ RESULT_NOTE = (
     "   than the engine's share: also holds the upstream's result write and process exit and\n"
     "   the downstream launcher's start up to reading its task file)"
 )
-
-
-@contextlib.contextmanager
-def database(backend: str) -> Iterator[str]:
-    if backend == "postgres":
-        with scratch_postgres() as url:
-            yield url
-    else:
-        yield ""
 
 
 def pipelines() -> list[tuple[str, dict[str, Any], dict[str, Any], Any]]:

@@ -13,27 +13,17 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
 
 from common import (
+    database,
     kfp_spec,
     machine,
     peak_rss_mb,
     quiet,
     rss_mb,
     scheduler_process,
-    scratch_postgres,
 )
 from parallel_for import dag_spec, loop_pipeline
-
-
-@contextlib.contextmanager
-def database(backend: str) -> Iterator[str]:
-    if backend == "postgres":
-        with scratch_postgres() as url:
-            yield url
-    else:
-        yield ""
 
 
 def main() -> None:

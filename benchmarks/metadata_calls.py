@@ -10,25 +10,13 @@ per task, after 20 warm-up pairs.
 """
 
 import argparse
-import contextlib
 import tempfile
 import time
-from collections.abc import Iterator
 
-from common import machine, quiet, scratch_postgres
+from common import database, machine, quiet
 
 from stepwell_metadata.app import MetadataApp
 from stepwell_scheduler.metadata_client import ExecutionEnd, ExecutionStart, MetadataClient
-
-
-@contextlib.contextmanager
-def database(backend: str) -> Iterator[str]:
-    if backend == "postgres":
-        with scratch_postgres() as url:
-            yield url
-    else:
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{folder}/metadata.db"
 
 
 def main() -> None:
@@ -40,8 +28,8 @@ def main() -> None:
     args = parser.parse_args()
     quiet()
     print(machine())
-    with database(args.backend) as url:
-        app = MetadataApp(database_url=url)
+    with database(args.backend) as url, tempfile.TemporaryDirectory() as folder:
+        app = MetadataApp(database_url=url or f"sqlite:///{folder}/metadata.db")
         server = app.start(port=0, host="127.0.0.1")
         client = MetadataClient(lambda: server.address)
         try:

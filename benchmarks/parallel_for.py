@@ -12,13 +12,11 @@ scheduler's default (``STEPWELL_MAX_PARALLEL_TASKS``: 4 x cores, at least 16) un
 
 
 import argparse
-import contextlib
 import os
 import statistics
-from collections.abc import Iterator
 from typing import Any
 
-from common import embedded_stack, kfp_spec, machine, quiet, run_and_wait, scratch_postgres, summary
+from common import database, embedded_stack, kfp_spec, machine, quiet, run_and_wait, summary
 from kfp import dsl
 from shared_pipelines import noop
 
@@ -56,15 +54,6 @@ def json_copy(value: Any) -> Any:
     import json
 
     return json.loads(json.dumps(value))
-
-
-@contextlib.contextmanager
-def database(backend: str) -> Iterator[str]:
-    if backend == "postgres":
-        with scratch_postgres() as url:
-            yield url
-    else:
-        yield ""
 
 
 def main() -> None:

@@ -239,22 +239,7 @@ _WRITTEN = (
 #: What a full report compares to decide whether a row changed.
 _COMPARED = tuple(name for name in _WRITTEN if name not in ("run_id", "task_id", "version"))
 #: A task detail's columns, in :func:`_task_from_row`'s order.
-_READ = (
-    "task_id",
-    "display_name",
-    "state",
-    "create_time",
-    "start_time",
-    "end_time",
-    "execution_id",
-    "outputs",
-    "error",
-    "log_tail",
-    "log_uri",
-    "parent_task_id",
-    "kind",
-    "cached",
-)
+_READ = tuple(name for name in _WRITTEN if name not in ("run_id", "position", "version"))
 _upserts: dict[tuple[str, bool], Insert] = {}
 #: SQLite caps the variables of one statement; Postgres does not need the chunks.
 _CHUNK = 500

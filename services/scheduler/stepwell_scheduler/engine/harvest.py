@@ -98,14 +98,6 @@ class HarvestMixin:
             self, run: RunRow, row: TaskRow, execution_type: str, attempt: int, image: str, lookup: bool | None = None
         ) -> int: ...
 
-    def _harvest(self, keys: list[str]) -> set[str]:
-        """Records the results of ended attempts and ends their rows; returns the runs touched."""
-        touched, items = self._collect(keys)
-        self._finish_rows(items)
-        if items:
-            self.failpoint("task-finished", len(items))
-        return touched
-
     def _collect(self, keys: list[str]) -> tuple[set[str], list[_RowEnd]]:
         """Reads the results of ended attempts and records them in the metadata service,
         all in one batch; returns the runs touched and the task rows to end (with

@@ -64,12 +64,6 @@ class LaunchMixin(ProcessMixin):
 
         def _touch(self, run_id: str, qualified: str) -> None: ...
 
-    def _dispatch(self) -> set[str]:
-        """Claims queued tasks in a transaction of its own and starts them."""
-        with self.db.session() as s:
-            claimed = self._claim(s)
-        return self._start(claimed)
-
     def _claim(self, s: Session, already: int = 0) -> list[_Claim]:
         """Claims queued tasks of runs this scheduler holds, in the caller's transaction
         ``s``: PENDING -> RUNNING with no pid, and the lease of their runs renewed
@@ -142,14 +136,8 @@ class LaunchMixin(ProcessMixin):
             except Exception as err:
                 for p in missed:
                     self._fail_start(p.run, p.row, 0, err)
-                held = set()
-            for p in missed:
-                if p.run.run_id in held:
-                    ready.append(p)
-                else:
-                    # Stalled (e.g. stopped) since the claim and the run has a new owner,
-                    # which re-queues this attempt: starting it here could run it twice.
-                    log.warning("not starting task %s of run %s: another scheduler took the run over", p.row.qualified_name, p.run.run_id)
+            else:
+                ready += self._only_held(missed, held)
         self._launch(ready)
         return touched
 

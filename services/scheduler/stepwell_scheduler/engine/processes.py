@@ -167,13 +167,15 @@ class ProcessMixin:
             return prepared
         with self.db.session() as s:
             held = self.leases.hold_on(s.connection(), {p.run.run_id for p in prepared})
+        return self._only_held(prepared, held)
+
+    def _only_held(self, prepared: list[_Prepared], held: set[str]) -> list[_Prepared]:
+        """The attempts of the runs in ``held``. The others' runs have a new owner since
+        the claim (this process stalled), which queues those attempts again: starting
+        them here could run a task twice."""
         for p in prepared:
             if p.run.run_id not in held:
-                log.warning(
-                    "not starting task %s of run %s: another scheduler took the run over",
-                    p.row.qualified_name,
-                    p.run.run_id,
-                )
+                log.warning("not starting task %s of run %s: another scheduler took the run over", p.row.qualified_name, p.run.run_id)
         return [p for p in prepared if p.run.run_id in held]
 
     def _record_starts(self, started: list[_Prepared]) -> None:
