@@ -20,6 +20,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -117,9 +119,21 @@ class TaskRow(Base):
     #: Attempts of this row that failed (not those lost when a scheduler died): what a
     #: ``retryPolicy``'s ``maxRetryCount`` is counted against.
     failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Ended, but the end of its execution is not recorded in the metadata service yet:
+    #: set in the transaction that ends the row when recording it waits until after the
+    #: starts that end made possible; cleared once recorded (an outbox; see
+    #: ``engine.outbox``).
+    unrecorded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         UniqueConstraint("run_id", "qualified_name", name="uq_sched_tasks_run_task"),
         Index("ix_sched_tasks_state", "state"),
         Index("ix_sched_tasks_run_id", "run_id"),
+        # Partial: only the few rows waiting to be recorded are indexed.
+        Index(
+            "ix_sched_tasks_unrecorded",
+            "run_id",
+            postgresql_where=text("unrecorded"),
+            sqlite_where=text("unrecorded"),
+        ),
     )

@@ -14,7 +14,7 @@ from sqlalchemy import literal_column, select
 from sqlalchemy.orm import Session
 
 from stepwell.v1 import common_pb2, run_pb2, scheduler_pb2
-from stepwell_scheduler.models import FINAL_STATES, RunRow, TaskRow
+from stepwell_scheduler.models import FINAL_STATES, RUNNING, RunRow, TaskRow
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -216,6 +216,14 @@ class StatusCache:
             with self._lock:
                 self._runs.pop(run_id, None)
             return None
+        state, error, outputs = run.state, run.error or "", run.outputs or {}
+        if state in FINAL_STATES and db.execute(
+            select(TaskRow.id).where(TaskRow.run_id == run_id, TaskRow.unrecorded.is_(True)).limit(1)
+        ).first():
+            # Ended, but the metadata service has not got all its results yet (the engine
+            # records them right after the commit, or a sweep after a crash): nobody
+            # should see it final and look for lineage that is not there yet.
+            state, error, outputs = RUNNING, "", {}
         clock = time.monotonic()
         with self._lock:
             baseline = self._runs.get(run_id)
@@ -224,7 +232,7 @@ class StatusCache:
             whole = (
                 baseline is None
                 or pending is None
-                or run.state in FINAL_STATES
+                or state in FINAL_STATES
                 or clock - self._full_at.get(run_id, 0.0) > self.full_every
             )
             if whole:
@@ -268,7 +276,7 @@ class StatusCache:
             for row in db.execute(query):
                 self._read_row(cached, fresh, row, tuple(row)[:-1], stale[row.id])
         with self._lock:
-            if run.state in FINAL_STATES:
+            if state in FINAL_STATES:
                 # An ended run is seldom asked about again; a retry reads its rows afresh.
                 self._runs.pop(run_id, None)
                 self._full_at.pop(run_id, None)
@@ -276,9 +284,9 @@ class StatusCache:
                 self._runs[run_id] = fresh
         return RunSnapshot(
             run_id=run.run_id,
-            state=run.state,
-            error=run.error or "",
-            outputs=run.outputs or {},
+            state=state,
+            error=error,
+            outputs=outputs,
             tasks={e.task_id: e for e in fresh.values()},
         )
 

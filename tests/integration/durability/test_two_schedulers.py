@@ -120,3 +120,39 @@ def test_two_schedulers_share_work_and_take_over(pg_peers: Peers, fresh_pg_url: 
     finally:
         a.close()
         b.close()
+
+
+def test_a_scheduler_stalled_before_recording_an_attempt_leaves_one_execution(
+    pg_peers: Peers, fresh_pg_url: str, tmp_path: Path
+) -> None:
+    """The stalled scheduler started a task but stopped before recording its execution;
+    the other took the run over, harvested the task and recorded it under an execution
+    of its own. Woken, the stalled one records its execution late: it closes it FAILED
+    rather than ending it COMPLETE from what it remembers (one successful execution per
+    task)."""
+    log_file = tmp_path / "executions.log"
+    spec = counting_pipeline(str(log_file), seconds=0.2)
+    ledger = Ledger(fresh_pg_url, log_file)
+    a = Scheduler(pg_peers.env(fresh_pg_url))
+    b = Scheduler(pg_peers.env(fresh_pg_url, STEPWELL_SCHEDULER_FAILPOINTS="submitted:stop"))
+    try:
+        b.start_run("stalled", spec, salt="stalled")
+        deadline = time.monotonic() + 20
+        while "failpoint submitted reached: stopping" not in b.log():
+            assert time.monotonic() < deadline, b.log()
+            time.sleep(0.05)
+        finished = a.wait(["stalled"], timeout=60)
+        assert finished["stalled"].state == common_pb2.SUCCEEDED, a.log()
+        assert "taking over run stalled" in a.log()
+        b.kill(signal.SIGCONT)
+        deadline = time.monotonic() + 10
+        while "no longer holds run stalled" not in b.log():
+            assert time.monotonic() < deadline, b.log()
+            time.sleep(0.05)
+        time.sleep(1.0)  # the task's exit reaches it too: had it recorded it, it did by now
+        assert b.service.proc.poll() is None, b.log()
+        ledger.check(finished)
+        check_metadata(pg_peers.md_address, finished)
+    finally:
+        a.close()
+        b.close()

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from stepwell.server import Database
 from stepwell_scheduler.engine.dag import DagAdvancer
 from stepwell_scheduler.engine.failpoints import Failpoints
+from stepwell_scheduler.engine.harvest import read_rows
 from stepwell_scheduler.engine.loops import LoopProgress
 from stepwell_scheduler.engine.plan import PipelinePlan
 from stepwell_scheduler.engine.provision import run_root
@@ -83,8 +84,16 @@ class AdvanceMixin:
             self._views[run_id] = view
             return view, None
         names = sorted(touched)
-        for i in range(0, len(names), 500):
-            chunk = names[i : i + 500]
+        read = read_rows(s)
+        unread = []
+        for name in names:
+            row = read.get((run_id, name))
+            if row is None:
+                unread.append(name)
+            else:
+                view[name] = row
+        for i in range(0, len(unread), 500):
+            chunk = unread[i : i + 500]
             query = select(TaskRow).where(TaskRow.run_id == run_id, TaskRow.qualified_name.in_(chunk))
             for fresh in s.scalars(query):
                 view[fresh.qualified_name] = fresh

@@ -20,6 +20,7 @@ import collections
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import func, inspect, select
@@ -33,6 +34,7 @@ from stepwell_scheduler.engine.harvest import HarvestMixin, _RowEnd
 from stepwell_scheduler.engine.launch import LaunchMixin, _Claim
 from stepwell_scheduler.engine.leases import Leases, new_worker_id
 from stepwell_scheduler.engine.loops import LoopProgress
+from stepwell_scheduler.engine.outbox import OutboxMixin
 from stepwell_scheduler.engine.plan import PipelinePlan
 from stepwell_scheduler.engine.processes import _SEP
 from stepwell_scheduler.engine.processes import task_key as _key
@@ -55,7 +57,7 @@ log = logging.getLogger(__name__)
 
 
 
-class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, RecoveryMixin):
+class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin):
     """Drives runs: plans, dispatches, harvests and settles them."""
 
     def __init__(
@@ -80,8 +82,9 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, RecoveryMixin):
         self._plans: dict[str, PipelinePlan] = {}
         self._handles: dict[str, TaskHandle] = {}
         #: Per running attempt this engine started: its run and task row as stored at the
-        #: start (so that a harvest need not read them back).
-        self._started: dict[str, tuple[RunRow, TaskRow]] = {}
+        #: start (so that a harvest need not read them back), and the lease epoch of its
+        #: claim (after a lapse, they are read back).
+        self._started: dict[str, tuple[RunRow, TaskRow, int]] = {}
         #: Runs this engine has begun to cancel (their rows are read at harvest).
         self._canceling: set[str] = set()
         self._timed_out: dict[str, str] = {}
@@ -104,6 +107,7 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, RecoveryMixin):
         self._tick_due = False
         self.failpoint = Failpoints(settings.scheduler_failpoints)
         self.leases = Leases(database, settings.scheduler_worker_id or new_worker_id(), settings.scheduler_lease_seconds)
+        self._files = ThreadPoolExecutor(max_workers=2, thread_name_prefix="task-files")
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -138,6 +142,7 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, RecoveryMixin):
             self.leases.release()
         except Exception as err:
             log.warning("could not release the scheduler's run leases: %s", err)
+        self._files.shutdown(wait=True)
         self.executor.shutdown()
 
     def wake(self, run_id: str | None = None) -> None:
@@ -190,7 +195,7 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, RecoveryMixin):
                 self._exited.clear()
             handles = {key: self._handles[key] for key in exited if key in self._handles}
             try:
-                touched, ended = self._collect(exited)
+                touched, ended, later = self._collect(exited)
             except Exception:
                 # Read them again at the next step (as replays), with their exit statuses.
                 self._handles.update(handles)
@@ -207,8 +212,12 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, RecoveryMixin):
             for run_id, reason in cancels:
                 if self._apply_cancel(run_id, reason):
                     dirty.add(run_id)
-            claimed, failed = self._settle(ended, dirty)
-            changed = dirty | self._start(claimed)
+            try:
+                claimed, failed = self._settle(ended, dirty)
+                changed = dirty | self._start(claimed)
+            finally:
+                # After the starts: off the path from an exit to the next task's start.
+                self._record_later(later)
             for run_id in changed:
                 if run_id in self._written:
                     self.on_rows(run_id, self._written.pop(run_id))

@@ -1,10 +1,11 @@
 """Named crash points for durability tests: the scheduler kills itself (SIGKILL) there.
 
-``STEPWELL_SCHEDULER_FAILPOINTS=name[@n],...`` makes the *n*-th pass (default the first)
-through the named point end the process at once (a batch of tasks passing a point
+``STEPWELL_SCHEDULER_FAILPOINTS=name[@n][:stop],...`` makes the *n*-th pass (default the
+first) through the named point end the process at once (a batch of tasks passing a point
 together counts once per task), as ``kill -9`` would, so a test can
-stop the scheduler between two steps that must survive a crash together. Unset (the
-default), a failpoint is one set lookup.
+stop the scheduler between two steps that must survive a crash together. With ``:stop``
+the process stops itself (SIGSTOP) instead, as a stalled scheduler would, until the test
+sends SIGCONT. Unset (the default), a failpoint is one set lookup.
 
 Points, in the order a task passes them: ``claimed`` (tasks claimed, and those that need
 a process given their attempt, nothing started), ``attempt-stored`` (task files written,
@@ -31,9 +32,15 @@ class Failpoints:
 
     def __init__(self, spec: str = "") -> None:
         self._at: dict[str, int] = {}
+        self._stop: set[str] = set()
         for item in filter(None, (part.strip() for part in spec.split(","))):
+            item, _, action = item.partition(":")
             name, _, count = item.partition("@")
             self._at[name] = int(count or 1)
+            if action == "stop":
+                self._stop.add(name)
+            elif action:
+                raise ValueError(f"failpoint {item}: unknown action {action!r} (only 'stop')")
         self._passes: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -44,6 +51,9 @@ class Failpoints:
             before = self._passes.get(name, 0)
             self._passes[name] = before + tasks
             hit = before < self._at[name] <= before + tasks
-        if hit:
+        if hit and name in self._stop:
+            log.warning("failpoint %s reached: stopping the scheduler", name)
+            os.kill(os.getpid(), signal.SIGSTOP)
+        elif hit:
             log.warning("failpoint %s reached: killing the scheduler", name)
             os.kill(os.getpid(), signal.SIGKILL)

@@ -28,6 +28,7 @@ from stepwell.server import Database
 from stepwell_scheduler.engine.dag import now
 from stepwell_scheduler.engine.failpoints import Failpoints
 from stepwell_scheduler.engine.leases import Leases
+from stepwell_scheduler.engine.outbox import may_record_later
 from stepwell_scheduler.engine.plan import PipelinePlan
 from stepwell_scheduler.engine.processes import _SEP, task_key
 from stepwell_scheduler.executors import Executor, TaskHandle
@@ -78,7 +79,7 @@ class HarvestMixin:
     executor: Executor
     metadata: MetadataClient
     _handles: dict[str, TaskHandle]
-    _started: dict[str, tuple[RunRow, TaskRow]]
+    _started: dict[str, tuple[RunRow, TaskRow, int]]
     _canceling: set[str]
     _owned: set[str]
     _timed_out: dict[str, str]
@@ -98,10 +99,11 @@ class HarvestMixin:
             self, run: RunRow, row: TaskRow, execution_type: str, attempt: int, image: str, lookup: bool | None = None
         ) -> int: ...
 
-    def _collect(self, keys: list[str]) -> tuple[set[str], list[_RowEnd]]:
+    def _collect(self, keys: list[str]) -> tuple[set[str], list[_RowEnd], list[_Ended]]:
         """Reads the results of ended attempts and records them in the metadata service,
-        all in one batch; returns the runs touched and the task rows to end (with
-        :meth:`_end_rows`, in the caller's transaction).
+        all in one batch; returns the runs touched, the task rows to end (with
+        :meth:`_end_rows`, in the caller's transaction) and the attempts to record after
+        the starts their ends allow (ended ``unrecorded``; see :mod:`.outbox`).
 
         One read of the rows and runs, one metadata call for every execution's outputs
         and final state. A failed attempt with a ``retryPolicy`` goes back to the queue
@@ -115,7 +117,7 @@ class HarvestMixin:
             log.info("ignoring exit notices of earlier processes of %s", ", ".join(sorted(stale)))
             keys = [key for key in keys if key not in stale]
         if not keys:
-            return set(), []
+            return set(), [], []
         handles = {key: self._handles.pop(key, None) for key in keys}
         timeouts = {key: self._timed_out.pop(key, "") for key in keys}
         replays = {key for key in keys if key in self._replay}
@@ -126,10 +128,18 @@ class HarvestMixin:
         for key in keys:
             run_id, _, qualified = key.partition(_SEP)
             started = self._started.pop(key, None)
-            if started is not None and key not in replays and run_id in self._owned and run_id not in self._canceling:
-                # Started by this engine, still held and not canceled since: its rows are
-                # as stored then (only this engine writes a running attempt of a run it
-                # holds; ending the rows re-checks the lease).
+            if (
+                started is not None
+                and key not in replays
+                and run_id in self._owned
+                and run_id not in self._canceling
+                and self.leases.unbroken(started[2])
+            ):
+                # Started by this engine, held without a lapse and not canceled since: its
+                # rows are as stored then (only this engine writes a running attempt of a
+                # run it holds; ending the rows re-checks the lease). After a lapse (this
+                # process stalled) another scheduler may have taken the run over and
+                # recorded the attempt under an execution of its own: read it back.
                 runs.setdefault(run_id, started[0])
                 rows[key] = started[1]
             else:
@@ -160,14 +170,16 @@ class HarvestMixin:
                 outcome.found_execution = self._start_execution(run, row, CONTAINER_EXECUTION, row.attempt, "", lookup=True)
                 row.execution_id = outcome.found_execution
             ended.append(outcome)
-        self._record_all([(e.run, e.row.execution_id, e.outputs, e.state) for e in ended if e.row.execution_id])
+        for e in ended:
+            e.later = bool(e.row.execution_id) and may_record_later(e.state, e.outputs, e.replay)
+        self._record_all([(e.run, e.row.execution_id, e.outputs, e.state) for e in ended if e.row.execution_id and not e.later])
         finished: list[_Ended] = []
         for e in ended:
             if e.state == FAILED and e.run.state != CANCELING and self._schedule_retry(
                 e.run, e.row, e.error, e.log_tail, e.log_uri
             ):
                 continue
-            if e.state == SUCCEEDED and e.row.fingerprint and e.row.execution_id:
+            if e.state == SUCCEEDED and e.row.fingerprint and e.row.execution_id and not e.later:
                 self._put_cache_entry(e.run, e.row, e.outputs, replay=e.replay)
             finished.append(e)
         if finished:
@@ -183,10 +195,11 @@ class HarvestMixin:
                     "log_tail": e.log_tail,
                     "log_uri": e.log_uri,
                     **({"execution_id": e.found_execution, "lookup_execution": False} if e.found_execution else {}),
+                    **({"unrecorded": True} if e.later else {}),
                 },
             )
             for e in finished
-        ]
+        ], [e for e in finished if e.later]
 
     def _outcome(self, run: RunRow, row: TaskRow, handle: TaskHandle | None, timeout_error: str) -> _Ended:
         """What an ended attempt left: its result file, or the launcher's exit and log."""
@@ -321,8 +334,14 @@ class HarvestMixin:
         for run_id, qualified, _state, _values in items:
             by_run.setdefault(run_id, []).append(qualified)
         stamp = now()
-        held = {run_id for run_id in sorted(by_run) if self._holds(s, run_id)}
-        rows = {(r.run_id, r.qualified_name): r for r in _task_rows(s, {k: v for k, v in by_run.items() if k in held})}
+        # The whole run row: advancing the run, next in the same transaction, needs it.
+        held = {run_id for run_id in sorted(by_run) if self._owned_run(s, run_id) is not None}
+        # Whole rows too: the run's view takes them as they are after this (no read-back).
+        rows = {
+            (r.run_id, r.qualified_name): r
+            for r in _task_rows(s, {k: v for k, v in by_run.items() if k in held}, whole=True)
+        }
+        read_rows(s).update(rows)
         for run_id, qualified, state, values in items:
             row = rows.get((run_id, qualified))
             if row is None or row.state != RUNNING:
@@ -361,20 +380,27 @@ class _Ended:
     replay: bool = False
     #: The execution found (or recorded) for an attempt whose execution id was not stored.
     found_execution: int = 0
+    #: Recorded in the metadata service after the starts its end allows (:mod:`.outbox`).
+    later: bool = False
 
 
-def _task_rows(s: Session, names_by_run: dict[str, list[str]]) -> list[TaskRow]:
-    """The task rows named per run, read in chunks that keep ``IN`` lists short, without
-    their JSON inputs and outputs (a harvest only writes outputs)."""
+def _task_rows(s: Session, names_by_run: dict[str, list[str]], whole: bool = False) -> list[TaskRow]:
+    """The task rows named per run, read in chunks that keep ``IN`` lists short; unless
+    ``whole``, without their JSON inputs and outputs (a harvest only writes outputs)."""
     found: list[TaskRow] = []
     for run_id, names in names_by_run.items():
         for i in range(0, len(names), 500):
-            query = (
-                select(TaskRow)
-                .where(TaskRow.run_id == run_id, TaskRow.qualified_name.in_(names[i : i + 500]))
-                .options(defer(TaskRow.inputs), defer(TaskRow.outputs))
-            )
+            query = select(TaskRow).where(TaskRow.run_id == run_id, TaskRow.qualified_name.in_(names[i : i + 500]))
+            if not whole:
+                query = query.options(defer(TaskRow.inputs), defer(TaskRow.outputs))
             found.extend(s.scalars(query))
+    return found
+
+
+def read_rows(s: Session) -> dict[tuple[str, str], TaskRow]:
+    """Whole task rows the transaction ``s`` has read (and may have changed since), by run
+    and qualified name: a run's view takes these rather than reading them again."""
+    found: dict[tuple[str, str], TaskRow] = s.info.setdefault("stepwell.read_rows", {})
     return found
 
 

@@ -7,8 +7,9 @@ artifact still exists in the store.
 
 Dispatch first *claims* queued tasks of runs this scheduler holds (``SELECT ... FOR UPDATE
 SKIP LOCKED``, then PENDING -> RUNNING with no pid, and a compare-and-set renewal of the
-run's lease, in one transaction; the engine makes it the transaction that also ends the
-tasks just harvested and advances their DAGs). A task that surely needs a process gets
+run's lease unless the transaction has locked the run and seen a lease recent enough, in
+one transaction; the engine makes it the transaction that also ends the tasks just
+harvested and advances their DAGs). A task that surely needs a process gets
 its attempt (number, folder) in the claim; one that may be a cache hit gets it after the
 lookup missed, in a transaction of its own. Then, outside any transaction
 (:mod:`.processes`): the task file is written, the process started, its pid stored, the
@@ -23,6 +24,7 @@ tasks costs hardly more than one.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,11 +34,13 @@ from sqlalchemy.orm import Session
 from stepwell.ir.cache_key import fingerprint_for_task
 from stepwell.storage import LocalStore, StoreRouter, is_s3_uri
 from stepwell_scheduler.engine.dag import now
+from stepwell_scheduler.engine.leases import utc
 from stepwell_scheduler.engine.plan import IMPORTER
 from stepwell_scheduler.engine.processes import ProcessMixin, _Prepared, task_key
 from stepwell_scheduler.engine.provision import (
     execution_properties,
 )
+from stepwell_scheduler.engine.recovery import locked_runs
 from stepwell_scheduler.metadata_client import (
     CONTAINER_EXECUTION,
     IMPORTER_EXECUTION,
@@ -67,9 +71,11 @@ class LaunchMixin(ProcessMixin):
     def _claim(self, s: Session, already: int = 0) -> list[_Claim]:
         """Claims queued tasks of runs this scheduler holds, in the caller's transaction
         ``s``: PENDING -> RUNNING with no pid, and the lease of their runs renewed
-        (compare-and-set). A task that will surely run a process (no importer, no cache
-        lookup to make) gets its attempt here too: number, folder, log URI and start
-        time, so the claim is all that stands between the commit and its process."""
+        (compare-and-set) unless :meth:`_recent_leases` vouches for it. A task that will
+        surely run a process (no importer, no cache lookup to make) gets its attempt here
+        too: number, folder, log URI and start time, so the claim is all that stands
+        between the commit and its process; the write of its folder and task file begins
+        at once, on another thread (:meth:`_write_early`)."""
         free = self.settings.max_parallel_tasks - len(self._handles) - already
         if free <= 0 or not self.leases.healthy():
             return []
@@ -93,12 +99,18 @@ class LaunchMixin(ProcessMixin):
         ]
         if not queued:
             return []
-        held = self.leases.hold_on(s.connection(), {run.run_id for _, run in queued})
+        leased = self._recent_leases(s)
+        wanted = {run.run_id for _, run in queued}
+        held = (wanted & leased.keys()) | self.leases.hold_on(s.connection(), wanted - leased.keys())
         claimed: list[_Claim] = []
         for row, run in queued:
             if run.run_id not in held:
                 continue  # taken over since the query: its new owner starts it
             attempt = None if row.kind == IMPORTER or self._may_hit_cache(run, row) else self._new_attempt(run, row)
+            if attempt is not None:
+                if run.run_id in leased:
+                    attempt.claimed_at = leased[run.run_id]
+                self._write_early(attempt)
             # The claim: nobody else starts this attempt; the previous attempt's
             # folder and execution no longer describe the task.
             row.state, row.pid, row.worker, row.task_dir, row.execution_id = RUNNING, 0, self.leases.owner, "", 0
@@ -110,6 +122,24 @@ class LaunchMixin(ProcessMixin):
             self._touch(run.run_id, row.qualified_name)
             claimed.append(_Claim(row, run, attempt))
         return claimed
+
+    def _recent_leases(self, s: Session) -> dict[str, float]:
+        """Runs this transaction holds locked whose lease (as the heartbeat last renewed
+        it) will last long enough for a claim: renewing it again would change nothing that
+        matters. Each with the monotonic time the lease counts as renewed at, which is
+        what :meth:`_still_held` measures a claim's age from."""
+        clock, stamp = time.monotonic(), now()
+        # A third of a lease between heartbeats, and a margin before the next one is due.
+        enough = self.leases.seconds * 0.7
+        recent: dict[str, float] = {}
+        for run_id, run in locked_runs(s).items():
+            expires = utc(run.lease_expires_at) if run is not None else None
+            if expires is None:
+                continue
+            left = (expires - stamp).total_seconds()
+            if enough <= left <= self.leases.seconds:
+                recent[run_id] = clock - (self.leases.seconds - left)
+        return recent
 
     def _start(self, claimed: list[_Claim]) -> set[str]:
         """Starts claimed tasks (after the claim committed): importers and cache hits

@@ -88,6 +88,10 @@ class Leases:
         self.owner = owner
         self.seconds = seconds
         self._valid_until = 0.0  # monotonic time until which our leases certainly hold
+        #: Counts the times the leases may have lapsed (a renewal came after their validity
+        #: ran out: a stalled process, a lost database): what this scheduler remembers of
+        #: a run from before a lapse may be another scheduler's business now.
+        self.epoch = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -126,7 +130,14 @@ class Leases:
                 .where(RunRow.lease_owner == self.owner, RunRow.state.not_in(FINAL_STATES))
                 .values(lease_expires_at=self.expiry())
             )
+        if started >= self._valid_until:
+            self.epoch += 1
         self._valid_until = started + self.seconds
+
+    def unbroken(self, epoch: int) -> bool:
+        """Whether the leases have held without a lapse since ``epoch`` was read, and
+        still hold long enough (:meth:`healthy`)."""
+        return epoch == self.epoch and self.healthy()
 
     def hold_on(self, connection: Connection, run_ids: Iterable[str]) -> set[str]:
         """Renews the leases on ``run_ids`` that this scheduler still owns and returns those
@@ -162,19 +173,27 @@ class Leases:
 
     # ----- claiming ---------------------------------------------------------------------
 
+    def abandoned(self, owner: str, expires: datetime | None, dead: dict[str, bool] | None = None) -> bool:
+        """Whether a run with this lease has nobody (alive) holding it but this
+        scheduler: no owner, an expired lease, or an owner that died on this host.
+        ``dead`` caches the owners looked up."""
+        if owner == self.owner:
+            return False
+        stamp = datetime.now(timezone.utc)
+        if not owner or expires is None or (utc(expires) or stamp) <= stamp:
+            return True
+        if dead is None:
+            return owner_is_dead_here(owner)
+        if owner not in dead:
+            dead[owner] = owner_is_dead_here(owner)
+        return dead[owner]
+
     def claim(self) -> list[str]:
         """Takes over unfinished runs nobody (alive) holds; returns their ids."""
-        stamp = datetime.now(timezone.utc)
         dead: dict[str, bool] = {}
 
         def claimable(owner: str, expires: datetime | None) -> bool:
-            if owner == self.owner:
-                return False
-            if not owner or expires is None or (utc(expires) or stamp) <= stamp:
-                return True
-            if owner not in dead:
-                dead[owner] = owner_is_dead_here(owner)
-            return dead[owner]
+            return self.abandoned(owner, expires, dead)
 
         with self.db.session() as s:
             seen = s.execute(

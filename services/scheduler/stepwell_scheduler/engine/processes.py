@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Table, bindparam, update
+from sqlalchemy import Connection, Table, bindparam, exists, select, update
 
 from stepwell.server import Database
 from stepwell_scheduler.engine.dag import job_placeholders, now
@@ -54,9 +55,11 @@ class ProcessMixin:
     settings: SchedulerSettings
     executor: Executor
     metadata: MetadataClient
+    #: Writes attempt folders and task files begun at a claim (:meth:`_write_early`).
+    _files: ThreadPoolExecutor
     work_dir: Path
     _handles: dict[str, TaskHandle]
-    _started: dict[str, tuple[RunRow, TaskRow]]
+    _started: dict[str, tuple[RunRow, TaskRow, int]]
     _timers: bool
     failpoint: Failpoints
     leases: Leases
@@ -83,7 +86,7 @@ class ProcessMixin:
             attempt += 1
             attempt_dir = self._attempt_dir(run.run_id, row.qualified_name, attempt)
         log_uri = attempt_log_uri(run.pipeline_root, run.pipeline_name, run.run_id, row.qualified_name, attempt)
-        return _Prepared(run, row, attempt, attempt_dir, log_uri, lookup=row.lookup_execution)
+        return _Prepared(run, row, attempt, attempt_dir, log_uri, lookup=row.lookup_execution, epoch=self.leases.epoch)
 
     def _launch(self, attempts: list[_Prepared]) -> None:
         """Starts a process for each stored attempt, in the durable order, batch by
@@ -144,7 +147,7 @@ class ProcessMixin:
             # The row as stored now (the claim or _store_attempts wrote the attempt).
             p.row.attempt, p.row.task_dir, p.row.log_uri = p.attempt, str(p.attempt_dir), p.log_uri
             p.row.pid, p.row.lookup_execution = p.pid, True
-            self._started[p.request.key] = (p.run, p.row)
+            self._started[p.request.key] = (p.run, p.row, p.epoch)
         self._record_starts(started)
         self.failpoint("execution-created", len(started))
         recorded = [p for p in started if p.execution_id]
@@ -156,6 +159,39 @@ class ProcessMixin:
                 )
             for p in recorded:
                 p.row.execution_id, p.row.lookup_execution = p.execution_id, False
+            if not all(self.leases.unbroken(p.epoch) for p in recorded):
+                self._close_orphaned(recorded)
+
+    def _close_orphaned(self, recorded: list[_Prepared]) -> None:
+        """After a lapse of the leases (this process stalled between a start and the
+        record of its execution): another scheduler may have taken the run over meanwhile
+        and recorded the attempt under an execution of its own, or queued the task again.
+        An execution recorded here that the row does not name (and cannot come to name:
+        a row waiting for a lookup finds it by run, task and attempt) is closed as FAILED,
+        so that every task ends with exactly one successful execution."""
+        with self.db.session() as s:
+            found = {
+                row_id: (attempt, execution_id)
+                for row_id, attempt, execution_id in s.execute(
+                    select(TaskRow.id, TaskRow.attempt, TaskRow.execution_id).where(
+                        TaskRow.id.in_([p.row.id for p in recorded])
+                    )
+                )
+            }
+        for p in recorded:
+            attempt, execution_id = found.get(p.row.id, (0, -1))
+            if attempt == p.attempt and execution_id in (0, p.execution_id):
+                continue
+            log.warning(
+                "task %s of run %s was taken over while this scheduler stalled; closing its execution %d",
+                p.row.qualified_name, p.run.run_id, p.execution_id,
+            )
+            try:
+                self.metadata.finish_execution(
+                    p.execution_id, FAILED, {}, error="another scheduler took this attempt over and recorded it itself"
+                )
+            except Exception as err:
+                log.warning("could not close execution %d: %s", p.execution_id, err)
 
     def _still_held(self, prepared: list[_Prepared]) -> list[_Prepared]:
         """The attempts whose runs this scheduler still holds. The claim renewed their
@@ -207,11 +243,40 @@ class ProcessMixin:
                 p.execution_id = self._start_execution(p.run, p.row, CONTAINER_EXECUTION, p.attempt, p.image, lookup=True)
 
     def _write_task_file(self, p: _Prepared, env: dict[str, str]) -> None:
-        """Writes the attempt's folder and task file and fills in the request that starts it."""
+        """Writes the attempt's folder and task file (or waits for the write begun at the
+        claim, :meth:`_write_early`) and fills in the request that starts it."""
+        if p.written is None:
+            self._build_task_file(p)
+            _write_attempt(p.attempt_dir, p.task_path, p.task_json)
+        else:
+            p.written.result()  # raises what the write raised
+        p.request = LaunchRequest(
+            key=task_key(p.run.run_id, p.row.qualified_name),
+            task_file=p.task_path,
+            result_file=p.result_file,
+            launcher_log=str(p.attempt_dir / "launcher.log"),
+            cwd=str(p.attempt_dir),
+            env=env,
+            image=p.image,
+        )
+
+    def _write_early(self, p: _Prepared) -> None:
+        """Begins writing a claimed attempt's folder and task file on another thread, so
+        that the file system's work overlaps the claim's commit (a ``mkdir`` and a file
+        creation can each wait a millisecond or more behind other writes to the disk).
+        An attempt whose claim then rolls back leaves a task file nobody starts; its
+        next claim writes the same folder again. A failure surfaces at its start."""
+        try:
+            self._build_task_file(p)
+        except Exception:
+            return  # built again at the start, where it fails the task
+        p.written = self._files.submit(_write_attempt, p.attempt_dir, p.task_path, p.task_json)
+
+    def _build_task_file(self, p: _Prepared) -> None:
+        """The attempt's task file as JSON, and what its start needs from it."""
         plan = self._plan(p.run)
         task = plan.task(p.row.qualified_name)
         executor = plan.executor(task.component)
-        p.attempt_dir.mkdir(parents=True, exist_ok=True)
         task_file = build_task_file(
             run_id=p.run.run_id,
             pipeline_name=p.run.pipeline_name,
@@ -224,22 +289,10 @@ class ProcessMixin:
             job=job_placeholders(p.run, p.row.name),
             qualified=p.row.qualified_name,
         )
-        task_path = str(p.attempt_dir / "task.json")
-        # A plain write, not an atomic one: the launcher reads the file only after it is
-        # complete, and an attempt whose process never started is never started later
-        # (a recovery queues the task again under a new attempt folder).
-        with open(task_path, "w", encoding="utf-8") as f:
-            f.write(task_file.to_json())
+        p.task_path = str(p.attempt_dir / "task.json")
+        p.task_json = task_file.to_json()
+        p.result_file = task_file.result_file
         p.image = str(task_file.container.get("image", ""))
-        p.request = LaunchRequest(
-            key=task_key(p.run.run_id, p.row.qualified_name),
-            task_file=task_path,
-            result_file=task_file.result_file,
-            launcher_log=str(p.attempt_dir / "launcher.log"),
-            cwd=str(p.attempt_dir),
-            env=env,
-            image=p.image,
-        )
         p.timeout = task_timeout(p.run, executor, (plan.spec.get("deploymentSpec") or {}), task.component)
 
     def _fail_start(self, run: RunRow, row: TaskRow, execution_id: int, err: Exception) -> None:
@@ -279,9 +332,9 @@ class ProcessMixin:
 
     def _update_claimed(self, connection: Connection, values: list[dict[str, Any]]) -> None:
         """Sets columns of task rows (``row_id`` + the same columns in each item) with one
-        executemany UPDATE, no ORM unit of work. Only rows this scheduler claimed and that
-        are still RUNNING are written: a run taken over meanwhile keeps what its new owner
-        wrote."""
+        executemany UPDATE, no ORM unit of work. Only rows this scheduler claimed, that are
+        still RUNNING and whose run it still holds are written: a run taken over meanwhile
+        keeps what its new owner wrote (which may be this very attempt, re-attached to)."""
         if not values:
             return
         table = TaskRow.__table__
@@ -289,7 +342,12 @@ class ProcessMixin:
         columns = [name for name in values[0] if name != "row_id"]
         statement = (
             update(table)
-            .where(table.c.id == bindparam("row_id"), table.c.worker == self.leases.owner, table.c.state == RUNNING)
+            .where(
+                table.c.id == bindparam("row_id"),
+                table.c.worker == self.leases.owner,
+                table.c.state == RUNNING,
+                exists().where(RunRow.run_id == table.c.run_id, RunRow.lease_owner == self.leases.owner),
+            )
             .values({name: bindparam(f"v_{name}") for name in columns})
         )
         connection.execute(statement, [{"row_id": v["row_id"], **{f"v_{n}": v[n] for n in columns}} for v in values])
@@ -313,5 +371,22 @@ class _Prepared:
     execution_id: int = 0
     #: When its claim (which renewed its run's lease) was made (``time.monotonic()``).
     claimed_at: float = field(default_factory=time.monotonic)
+    #: The lease epoch (``Leases.epoch``) when the task was claimed.
+    epoch: int = 0
+    #: The task file: its path, its JSON and the result file it names.
+    task_path: str = ""
+    task_json: str = ""
+    result_file: str = ""
+    #: The write of its folder and task file, when begun at the claim.
+    written: Future[None] | None = None
+
+
+def _write_attempt(attempt_dir: Path, task_path: str, text: str) -> None:
+    attempt_dir.mkdir(parents=True, exist_ok=True)
+    # A plain write, not an atomic one: the launcher reads the file only after it is
+    # complete, and an attempt whose process never started is never started later (a
+    # recovery queues the task again under a new attempt folder).
+    with open(task_path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 

@@ -39,6 +39,13 @@ from stepwell_scheduler.models import CANCELING, FINAL_STATES, PENDING, RUNNING,
 log = logging.getLogger(__name__)
 
 
+def locked_runs(s: Session) -> dict[str, RunRow | None]:
+    """The runs the transaction ``s`` has row-locked with :meth:`RecoveryMixin._owned_run`:
+    the run when this scheduler held it then, else None."""
+    found: dict[str, RunRow | None] = s.info.setdefault("stepwell.locked_runs", {})
+    return found
+
+
 class RecoveryMixin:
     """Run ownership and re-attachment (part of the engine)."""
 
@@ -47,7 +54,7 @@ class RecoveryMixin:
     metadata: MetadataClient
     leases: Leases
     _handles: dict[str, TaskHandle]
-    _started: dict[str, tuple[RunRow, TaskRow]]
+    _started: dict[str, tuple[RunRow, TaskRow, int]]
     _canceling: set[str]
     _plans: dict[str, PipelinePlan]
     _timed_out: dict[str, str]
@@ -65,21 +72,28 @@ class RecoveryMixin:
 
         def request_cancel(self, run_id: str, reason: str = "") -> None: ...
         def _forget_view(self, run_id: str) -> None: ...
+        def _record_left(self) -> int: ...
 
     def _owned_run(self, s: Session, run_id: str) -> RunRow | None:
         """The run, row-locked, when this scheduler holds its lease; else None (and the
-        run's local state is dropped when another scheduler holds it)."""
+        run's local state is dropped when another scheduler holds it). Read once per
+        transaction: the row lock and the lease it saw hold until the commit."""
+        locked = locked_runs(s)
+        if run_id in locked:
+            return locked[run_id]
         run = s.get(RunRow, run_id, with_for_update=True)
-        if run is None:
-            return None
-        if run.lease_owner != self.leases.owner:
+        if run is not None and run.lease_owner != self.leases.owner:
             self._drop(run_id)
-            return None
+            run = None
+        locked[run_id] = run
         return run
 
     def _holds(self, s: Session, run_id: str) -> bool:
-        """:meth:`_owned_run` without loading the run: locks its row and tells whether this
-        scheduler holds its lease."""
+        """:meth:`_owned_run` without loading the run (unless this transaction has): locks
+        its row and tells whether this scheduler holds its lease."""
+        locked = locked_runs(s)
+        if run_id in locked:
+            return locked[run_id] is not None
         owner = s.execute(
             select(RunRow.lease_owner).where(RunRow.run_id == run_id).with_for_update()
         ).scalar_one_or_none()
@@ -127,6 +141,7 @@ class RecoveryMixin:
                 )
             )
         self._reattach(held + self.leases.claim())
+        self._record_left()
 
     def _lease_tick(self) -> None:
         """Periodically: drops runs taken over by others, claims orphaned runs, and applies
@@ -140,6 +155,7 @@ class RecoveryMixin:
         if claimed:
             self._reattach(claimed)
         self._sweep_orphans()
+        self._record_left()
         for run_id in self.leases.cancel_requests():
             self.request_cancel(run_id)
 

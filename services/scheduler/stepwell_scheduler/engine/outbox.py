@@ -1,0 +1,116 @@
+"""Recording a result in the metadata service after the tasks it lets start.
+
+A mixin of :class:`~stepwell_scheduler.engine.driver.Engine`. Ending an execution in the
+metadata service (``FinishExecutions``) is a round trip to another service and a
+transaction there: on the path from a task's exit to its downstream task's start, it
+was a third of the engine's time. A successful attempt that produced parameters only
+(no artifacts) need not be recorded before its consumers start: their executor input
+names no artifact ids of it, and their own executions link to nothing of it. So its
+row is ended with ``unrecorded`` set, in the same transaction that claims the tasks it
+lets start, and it is recorded right after they started (one call for the step), then
+the flag is cleared. An attempt that produced artifacts is recorded before, as its
+consumers' executor input and INPUT events carry the artifact ids it gets.
+
+The flag makes this an outbox: if the scheduler dies between the commit and the record,
+the row still says so, and whoever finds it later records it (the metadata service's
+end of an execution is idempotent, and so is the cache entry's replay). A scheduler
+looks for such rows when it starts and at every lease heartbeat: rows of runs it holds,
+and rows of runs whose owner is gone (dead on this host, or its lease expired). Until
+the flag is cleared a run is not reported final (``status.StatusCache``), so nobody
+sees a run SUCCEEDED whose last results the metadata service does not have yet.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+
+from stepwell.server import Database
+from stepwell_scheduler.engine.leases import Leases
+from stepwell_scheduler.models import SUCCEEDED, RunRow, TaskRow
+
+if TYPE_CHECKING:
+    from stepwell_scheduler.engine.harvest import _Ended
+
+log = logging.getLogger(__name__)
+
+#: At most this many rows left unrecorded are recorded per heartbeat.
+_SWEEP_BATCH = 500
+
+
+def may_record_later(state: str, outputs: dict[str, Any], replay: bool) -> bool:
+    """Whether an ended attempt's execution may be recorded after the tasks its end lets
+    start: a success with no output artifacts, harvested for the first time (a replay
+    is rare and is recorded at once, as before)."""
+    if state != SUCCEEDED or replay:
+        return False
+    return not any(records for records in (outputs.get("artifacts") or {}).values())
+
+
+class OutboxMixin:
+    """Results recorded after the starts they allow (part of the engine)."""
+
+    db: Database
+    leases: Leases
+
+    if TYPE_CHECKING:
+
+        def _record_all(self, items: list[tuple[RunRow, int, dict[str, Any], str]]) -> None: ...
+        def _put_cache_entry(
+            self, run: RunRow, row: TaskRow, outputs: dict[str, Any], replay: bool = False
+        ) -> None: ...
+
+    def _record_later(self, ended: list[_Ended]) -> None:
+        """Records the executions of attempts whose rows were ended ``unrecorded`` (one
+        metadata call), their cache entries, then clears the flag (one statement). A
+        metadata failure is logged, as for any result; a failure to clear the flag leaves
+        the rows to the next sweep, which records them again (idempotent)."""
+        items = [e for e in ended if e.row.execution_id]
+        if not items:
+            return
+        self._record_all([(e.run, e.row.execution_id, e.outputs, e.state) for e in items])
+        for e in items:
+            if e.row.fingerprint:
+                self._put_cache_entry(e.run, e.row, e.outputs, replay=e.replay)
+        self._clear_unrecorded([e.row.id for e in items])
+
+    def _clear_unrecorded(self, row_ids: list[int]) -> None:
+        try:
+            with self.db.autocommit() as connection:
+                connection.execute(
+                    update(TaskRow)
+                    .where(TaskRow.id.in_(row_ids), TaskRow.unrecorded.is_(True))
+                    .values(unrecorded=False)
+                )
+        except Exception as err:
+            log.warning("could not mark %d recorded result(s) as such (%s); recording them again later", len(row_ids), err)
+
+    def _record_left(self) -> int:
+        """Records results that a scheduler ended ``unrecorded`` and never recorded: of
+        runs this scheduler holds, and of runs whose owner is gone. Returns how many."""
+        with self.db.session() as s:
+            found = s.execute(
+                select(TaskRow, RunRow)
+                .join(RunRow, RunRow.run_id == TaskRow.run_id)
+                .where(TaskRow.unrecorded.is_(True))
+                .order_by(TaskRow.id)
+                .limit(_SWEEP_BATCH)
+            ).all()
+        dead: dict[str, bool] = {}
+        left = [
+            (row, run)
+            for row, run in found
+            if run.lease_owner == self.leases.owner or self.leases.abandoned(run.lease_owner, run.lease_expires_at, dead)
+        ]
+        if not left:
+            return 0
+        log.info("recording %d result(s) a scheduler ended but did not record in the metadata service", len(left))
+        items = [(run, row.execution_id, row.outputs or {}, row.state) for row, run in left if row.execution_id]
+        self._record_all(items)
+        for row, run in left:
+            if row.fingerprint and row.execution_id and row.state == SUCCEEDED:
+                self._put_cache_entry(run, row, row.outputs or {}, replay=True)
+        self._clear_unrecorded([row.id for row, _ in left])
+        return len(left)

@@ -1,0 +1,140 @@
+"""A result recorded in the metadata service after the commit that ended its task (the
+outbox, ``engine.outbox``): a ``kill -9`` between the two loses nothing, and nobody sees
+the run final before its last result is recorded. Real ``stepwell-scheduler`` processes,
+a real kill, the real metadata service."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from stepwell.server import Database, make_channel
+from stepwell.v1 import common_pb2, metadata_pb2, metadata_pb2_grpc
+from stepwell_scheduler.models import RunRow, TaskRow
+from stepwell_scheduler.status import StatusCache
+from tests.integration.durability.conftest import Peers
+from tests.integration.durability.harness import Scheduler
+
+WRITE = r"""
+import os, sys
+value, out = sys.argv[1:3]
+os.makedirs(os.path.dirname(out), exist_ok=True)
+with open(out, "w") as f:
+    f.write(value + "!")
+"""
+
+
+def _chain(names: list[str]) -> dict[str, Any]:
+    """Tasks in a line, each passing a parameter (and no artifact) to the next."""
+    tasks: dict[str, Any] = {}
+    for i, name in enumerate(names):
+        source = (
+            {"taskOutputParameter": {"producerTask": names[i - 1], "outputParameterKey": "out"}}
+            if i
+            else {"componentInputParameter": "salt"}
+        )
+        tasks[name] = {
+            "taskInfo": {"name": name},
+            "componentRef": {"name": "comp-write"},
+            "inputs": {"parameters": {"value": source}},
+            "dependentTasks": [names[i - 1]] if i else [],
+            "cachingOptions": {"enableCache": False},
+        }
+    return {
+        "pipelineInfo": {"name": "outbox"},
+        "schemaVersion": "2.1.0",
+        "deploymentSpec": {
+            "executors": {
+                "exec-write": {
+                    "container": {
+                        "image": "python:3.11",
+                        "command": ["python3", "-c", WRITE],
+                        "args": [
+                            "{{$.inputs.parameters['value']}}",
+                            "{{$.outputs.parameters['out'].output_file}}",
+                        ],
+                    }
+                }
+            }
+        },
+        "components": {
+            "comp-write": {
+                "executorLabel": "exec-write",
+                "inputDefinitions": {"parameters": {"value": {"parameterType": "STRING"}}},
+                "outputDefinitions": {"parameters": {"out": {"parameterType": "STRING"}}},
+            }
+        },
+        "root": {
+            "inputDefinitions": {"parameters": {"salt": {"parameterType": "STRING"}}},
+            "dag": {"tasks": tasks},
+        },
+    }
+
+
+def _executions(md_address: str, run_id: str) -> dict[str, list[metadata_pb2.Execution]]:
+    with make_channel(md_address) as channel:
+        stub = metadata_pb2_grpc.MetadataStub(channel)
+        ctx = stub.GetContext(metadata_pb2.GetContextRequest(type="system.PipelineRun", name=run_id), timeout=10)
+        found = stub.GetExecutions(metadata_pb2.GetExecutionsRequest(context_id=ctx.id), timeout=10).executions
+    by_task: dict[str, list[metadata_pb2.Execution]] = {}
+    for execution in found:
+        by_task.setdefault(execution.name, []).append(execution)
+    return by_task
+
+
+def test_a_kill_before_the_record_loses_no_result(sqlite_peers: Peers, tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'scheduler.db'}"
+    names = ["a", "b", "c"]
+    # The third commit that ends a task ends "c" and the run; the scheduler dies right
+    # after it, before recording "c" in the metadata service.
+    first = Scheduler(sqlite_peers.env(db_url, STEPWELL_SCHEDULER_FAILPOINTS="task-finished@3"))
+    try:
+        first.start_run("run-o", _chain(names), salt="x")
+        deadline = time.monotonic() + 30
+        while first.service.proc.poll() is None:
+            assert time.monotonic() < deadline, first.log()
+            time.sleep(0.05)
+        assert first.service.proc.returncode == -signal.SIGKILL, first.log()
+    finally:
+        first.close()
+
+    # What the crash left: the run ended in the database, its last result unrecorded.
+    db = Database(db_url)
+    try:
+        with db.session() as s:
+            run_state = s.scalar(select(RunRow.state).where(RunRow.run_id == "run-o"))
+            waiting = list(s.scalars(select(TaskRow.qualified_name).where(TaskRow.unrecorded.is_(True))))
+            reported = StatusCache().snapshot(s, "run-o")
+    finally:
+        db.dispose()
+    assert run_state == "SUCCEEDED"
+    assert waiting == ["c"]
+    assert reported is not None and reported.state == "RUNNING" and not reported.final
+    before = _executions(sqlite_peers.md_address, "run-o")
+    assert [e.state for e in before["c"]] == [metadata_pb2.Execution.RUNNING]
+    assert [e.state for e in before["b"]] == [metadata_pb2.Execution.COMPLETE]
+
+    # A new scheduler records what the dead one left, and only then reports the run final.
+    second = Scheduler(sqlite_peers.env(db_url))
+    try:
+        status = second.wait(["run-o"], timeout=30)["run-o"]
+    finally:
+        second.close()
+    assert status.state == common_pb2.SUCCEEDED, (status.error, second.log())
+    after = _executions(sqlite_peers.md_address, "run-o")
+    for name, expected in (("a", "x!"), ("b", "x!!"), ("c", "x!!!")):
+        (execution,) = after[name]
+        assert execution.state == metadata_pb2.Execution.COMPLETE, (name, execution)
+        assert execution.outputs["out"] == expected, (name, execution.outputs)
+    (c,) = [t for t in status.task_details if t.task_id == "c"]
+    assert c.execution_id == after["c"][0].id
+    db = Database(db_url)
+    try:
+        with db.session() as s:
+            assert not list(s.scalars(select(TaskRow.id).where(TaskRow.unrecorded.is_(True))))
+    finally:
+        db.dispose()

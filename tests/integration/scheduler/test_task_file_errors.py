@@ -1,0 +1,32 @@
+"""A task whose attempt folder cannot be made fails with an error that says so, and its
+run ends: the folder and task file are written on another thread while the claim commits
+(``ProcessMixin._write_early``), and what that write raised fails the task at its start.
+Real scheduler and task processes, both back ends."""
+
+from __future__ import annotations
+
+import uuid
+
+from stepwell.v1 import common_pb2
+from tests.integration.scheduler.pipelines import three_task_pipeline
+from tests.integration.scheduler.stack import Stack
+
+
+def test_an_attempt_folder_that_cannot_be_made_fails_the_task(stack: Stack) -> None:
+    run_id = uuid.uuid4().hex
+    work_dir = stack.scheduler.engine.work_dir
+    # A file where the first task's folder goes.
+    tasks = work_dir / "runs" / run_id / "tasks"
+    tasks.mkdir(parents=True)
+    (tasks / "produce").write_text("not a folder")
+    spec = three_task_pipeline()
+    # No cache lookup: the claim gives the task its attempt and begins the write.
+    spec["root"]["dag"]["tasks"]["produce"]["cachingOptions"] = {"enableCache": False}
+    stack.start(run_id, spec, {"n": 3})
+    status = stack.wait(run_id, timeout=60)
+    assert status.state == common_pb2.FAILED, status
+    (produce,) = [t for t in status.task_details if t.task_id == "produce"]
+    assert produce.state == common_pb2.FAILED
+    assert "could not start the task" in produce.error, produce.error
+    assert str(tasks / "produce") in produce.error, produce.error
+    assert not [t for t in status.task_details if t.task_id == "consume" and t.state == common_pb2.SUCCEEDED]
