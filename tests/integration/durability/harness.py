@@ -185,6 +185,14 @@ class Scheduler:
             time.sleep(0.05)
         return done
 
+    def wait_killed(self, timeout: float = 30) -> None:
+        """Until the process ends, which must be by SIGKILL (a failpoint's)."""
+        deadline = time.monotonic() + timeout
+        while self.service.proc.poll() is None:
+            assert time.monotonic() < deadline, self.log()
+            time.sleep(0.05)
+        assert self.service.proc.returncode == -signal.SIGKILL, self.log()
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         self.service.proc.send_signal(sig)
         if sig == signal.SIGKILL:

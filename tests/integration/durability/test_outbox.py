@@ -5,8 +5,6 @@ a real kill, the real metadata service."""
 
 from __future__ import annotations
 
-import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -94,11 +92,7 @@ def test_a_kill_before_the_record_loses_no_result(sqlite_peers: Peers, tmp_path:
     first = Scheduler(sqlite_peers.env(db_url, STEPWELL_SCHEDULER_FAILPOINTS="task-finished@3"))
     try:
         first.start_run("run-o", _chain(names), salt="x")
-        deadline = time.monotonic() + 30
-        while first.service.proc.poll() is None:
-            assert time.monotonic() < deadline, first.log()
-            time.sleep(0.05)
-        assert first.service.proc.returncode == -signal.SIGKILL, first.log()
+        first.wait_killed()
     finally:
         first.close()
 

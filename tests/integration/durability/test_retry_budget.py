@@ -3,7 +3,6 @@ killed does not use up a retry. Real ``stepwell-scheduler`` processes and a real
 
 from __future__ import annotations
 
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -74,13 +73,10 @@ def test_an_attempt_lost_to_a_crash_uses_no_retry(sqlite_peers: Peers, tmp_path:
     first = Scheduler(sqlite_peers.env(db_url, STEPWELL_SCHEDULER_FAILPOINTS="submitted"))
     try:
         first.start_run("run-r", _flaky_pipeline(counter), salt="unused")
-        deadline = time.monotonic() + 20
-        while first.service.proc.poll() is None:
-            assert time.monotonic() < deadline, first.log()
-            time.sleep(0.05)
-        assert first.service.proc.returncode == -signal.SIGKILL
+        first.wait_killed(timeout=20)
     finally:
         first.close()
+    deadline = time.monotonic() + 20
     while not counter.exists():  # the lost attempt starts (and keeps running)
         assert time.monotonic() < deadline
         time.sleep(0.05)
