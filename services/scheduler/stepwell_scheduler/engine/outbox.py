@@ -3,7 +3,7 @@
 A mixin of :class:`~stepwell_scheduler.engine.driver.Engine`. Ending an execution in the
 metadata service (``FinishExecutions``) is a round trip to another service and a
 transaction there: on the path from a task's exit to its downstream task's start, it
-was 1–2 ms of the engine's 7–10 ms. A successful attempt that produced parameters only
+was 1 to 2 ms of the engine's 7 to 10 ms. A successful attempt that produced parameters only
 (no artifacts) need not be recorded before its consumers start: their executor input
 names no artifact ids of it, and their own executions link to nothing of it. So its
 row is ended with ``unrecorded`` set, in the same transaction that claims the tasks it
