@@ -221,7 +221,9 @@ def task_messages(run: Run) -> tuple[list[run_pb2.TaskDetail], list[run_pb2.Pipe
             run_id=run_id,
             task_id=task.task_id,
             display_name=task.display_name or task.task_id,
-            state=state,
+            # KFP shows a task served from the cache as SKIPPED (kfp-facts §4.6); Stepwell's
+            # own detail says SUCCEEDED with ``cached`` set.
+            state=RunState.SKIPPED.value if task.cached and task.state == RunState.SUCCEEDED else state,
             execution_id=task.execution_id,
             error=error_status(task.error),
             parent_task_id=task.parent_task_id,

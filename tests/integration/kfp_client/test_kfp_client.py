@@ -247,3 +247,15 @@ def test_run_with_the_embedded_stack_sees_it_over_grpc_too(stack: EmbeddedStack,
         pipelines = grpc_client.list_pipelines()
     rest = client.list_pipelines()
     assert {p.pipeline_id for p in pipelines.pipelines} == {p.pipeline_id for p in rest.pipelines or []}
+
+
+def test_a_run_served_from_the_cache_shows_its_tasks_skipped(client: kfp.Client, packages: dict[str, Path]) -> None:
+    """As in KFP (kfp-facts §4.6): the run SUCCEEDED, each task served from the cache SKIPPED."""
+    first = client.create_run_from_pipeline_package(str(packages["adder"]), arguments={"a": 41, "b": 1}, run_name="c1")
+    run = client.wait_for_run_completion(first.run_id, timeout=60, sleep_duration=FAST)
+    assert run.state == "SUCCEEDED"
+    assert {t.display_name: t.state for t in run.run_details.task_details} == {"add": "SUCCEEDED", "add-2": "SUCCEEDED"}
+    second = client.create_run_from_pipeline_package(str(packages["adder"]), arguments={"a": 41, "b": 1}, run_name="c2")
+    run = client.wait_for_run_completion(second.run_id, timeout=60, sleep_duration=FAST)
+    assert run.state == "SUCCEEDED"
+    assert {t.display_name: t.state for t in run.run_details.task_details} == {"add": "SKIPPED", "add-2": "SKIPPED"}
