@@ -148,7 +148,8 @@ class SchedulerService:
         did not succeed are reopened; succeeded and skipped tasks keep their outputs.
         """
         with self.db.session() as s:
-            run = s.get(RunRow, run_id)
+            # Locked: two retries of one run (at two schedulers) must not both reset it.
+            run = s.get(RunRow, run_id, with_for_update=True)
             if run is None:
                 raise NotFound(f"run {run_id!r} is not known to the scheduler")
             if run.state not in (FAILED, CANCELED):
