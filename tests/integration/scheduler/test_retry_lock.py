@@ -18,9 +18,8 @@ from tests.integration.scheduler.pipelines import failing_pipeline
 from tests.integration.scheduler.stack import Stack
 
 
+@pytest.mark.parametrize("stack", ["postgres-s3"], indirect=True)
 def test_a_retry_waits_for_the_run_and_sees_it_retried(stack: Stack) -> None:
-    if stack.backend != "postgres-s3":
-        pytest.skip("row locks: Postgres only")
     run_id = uuid.uuid4().hex
     stack.start(run_id, failing_pipeline())
     assert stack.wait(run_id).state == common_pb2.FAILED
