@@ -67,14 +67,18 @@ class OutboxMixin:
         metadata call), their cache entries, then clears the flag (one statement). A
         metadata failure is logged, as for any result; a failure to clear the flag leaves
         the rows to the next sweep, which records them again (idempotent)."""
-        items = [e for e in ended if e.row.execution_id]
-        if not items:
+        self._record_unrecorded([(e.run, e.row, e.outputs, e.state) for e in ended], replay=False)
+
+    def _record_unrecorded(self, ends: list[tuple[RunRow, TaskRow, dict[str, Any], str]], replay: bool) -> None:
+        """Ends the executions of ``(run, row, outputs, state)`` in the metadata service,
+        adds the cache entries of the successful ones and clears the rows' flag."""
+        if not ends:
             return
-        self._record_all([(e.run, e.row.execution_id, e.outputs, e.state) for e in items])
-        for e in items:
-            if e.row.fingerprint:
-                self._put_cache_entry(e.run, e.row, e.outputs, replay=e.replay)
-        self._clear_unrecorded([e.row.id for e in items])
+        self._record_all([(run, row.execution_id, outputs, state) for run, row, outputs, state in ends if row.execution_id])
+        for run, row, outputs, state in ends:
+            if row.fingerprint and row.execution_id and state == SUCCEEDED:
+                self._put_cache_entry(run, row, outputs, replay=replay)
+        self._clear_unrecorded([row.id for _run, row, _outputs, _state in ends])
 
     def _clear_unrecorded(self, row_ids: list[int]) -> None:
         try:
@@ -107,10 +111,5 @@ class OutboxMixin:
         if not left:
             return 0
         log.info("recording %d result(s) a scheduler ended but did not record in the metadata service", len(left))
-        items = [(run, row.execution_id, row.outputs or {}, row.state) for row, run in left if row.execution_id]
-        self._record_all(items)
-        for row, run in left:
-            if row.fingerprint and row.execution_id and row.state == SUCCEEDED:
-                self._put_cache_entry(run, row, row.outputs or {}, replay=True)
-        self._clear_unrecorded([row.id for row, _ in left])
+        self._record_unrecorded([(run, row, row.outputs or {}, row.state) for row, run in left], replay=True)
         return len(left)
