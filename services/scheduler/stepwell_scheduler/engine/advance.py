@@ -15,13 +15,13 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from stepwell.server import Database
 from stepwell_scheduler.engine.dag import DagAdvancer
 from stepwell_scheduler.engine.failpoints import Failpoints
-from stepwell_scheduler.engine.harvest import read_rows
+from stepwell_scheduler.engine.harvest import new_rows, read_rows
 from stepwell_scheduler.engine.loops import LoopProgress
 from stepwell_scheduler.engine.plan import PipelinePlan
 from stepwell_scheduler.engine.provision import run_root
@@ -63,6 +63,7 @@ class AdvanceMixin:
         def _plan(self, run: RunRow) -> PipelinePlan: ...
         def _wrote(self, run_id: str, qualified: str | None) -> None: ...
         def _owned_run(self, s: Session, run_id: str) -> RunRow | None: ...
+        def _queue_changed(self) -> None: ...
 
     def _forget_view(self, run_id: str) -> None:
         self._views.pop(run_id, None)
@@ -132,6 +133,8 @@ class AdvanceMixin:
                 fresh.pipeline_context_id, fresh.run_context_id = pipeline_ctx, run_ctx
         else:
             return
+        # Tasks it queued are claimed by a query (no claim shares its transaction).
+        self._queue_changed()
         if final != _GONE:
             self._advanced(run_id, final)
 
@@ -148,7 +151,11 @@ class AdvanceMixin:
                 return _NEEDS_CONTEXTS
             rows, scopes = self._view(s, run_id)
 
+            created = new_rows(s)
+
             def add(row: TaskRow) -> None:
+                if inspect(row).transient:  # created by this advance, not changed
+                    created.append(row)
                 s.add(row)
                 self._wrote(run_id, row.qualified_name)
 

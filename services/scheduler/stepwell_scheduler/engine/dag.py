@@ -319,6 +319,10 @@ class DagAdvancer:
             log_uri="",
             fingerprint="",
             cached=False,
+            worker="",
+            lookup_execution=False,
+            failures=0,
+            unrecorded=False,
         )
 
     def _store(self, row: TaskRow) -> None:

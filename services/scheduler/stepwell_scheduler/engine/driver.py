@@ -17,6 +17,7 @@ never fails a task.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import threading
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from stepwell.storage import StoreRouter, s3_config_from_env
 from stepwell_scheduler.engine.advance import _GONE, _NEEDS_CONTEXTS, AdvanceMixin
 from stepwell_scheduler.engine.dag import now
 from stepwell_scheduler.engine.failpoints import Failpoints
-from stepwell_scheduler.engine.harvest import HarvestMixin, _RowEnd
+from stepwell_scheduler.engine.harvest import HarvestMixin, _Ended, _RowEnd
 from stepwell_scheduler.engine.launch import LaunchMixin, _Claim
 from stepwell_scheduler.engine.leases import Leases, new_worker_id
 from stepwell_scheduler.engine.loops import LoopProgress
@@ -54,6 +55,10 @@ from stepwell_scheduler.models import (
 from stepwell_scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
+
+#: Results waiting to be recorded after the starts are recorded at the latest once this
+#: many have gathered, even while exits keep coming.
+_CARRY_LIMIT = 256
 
 
 
@@ -105,6 +110,9 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         #: Task keys whose harvest may repeat one a killed scheduler began.
         self._replay: set[str] = set()
         self._tick_due = False
+        self._queue_generations = itertools.count(1)
+        self._queue_generation = 0
+        self._queue_seen = -1
         self.failpoint = Failpoints(settings.scheduler_failpoints)
         self.leases = Leases(database, settings.scheduler_worker_id or new_worker_id(), settings.scheduler_lease_seconds)
         self._files = ThreadPoolExecutor(max_workers=2, thread_name_prefix="task-files")
@@ -189,48 +197,64 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
 
     def step(self) -> None:
         """Harvests, cancels, advances and dispatches until nothing more changes."""
-        for _ in range(100):
-            with self._lock:
-                exited = list(self._exited)
-                self._exited.clear()
-            handles = {key: self._handles[key] for key in exited if key in self._handles}
-            try:
-                touched, ended, later = self._collect(exited)
-            except Exception:
-                # Read them again at the next step (as replays), with their exit statuses.
-                self._handles.update(handles)
-                with self._lock:
-                    self._replay.update(exited)
-                    self._exited.extend(exited)
-                raise
-            with self._lock:
-                cancels = list(self._cancels)
-                self._cancels.clear()
-                dirty = set(self._dirty)
-                self._dirty.clear()
-            dirty |= touched
-            for run_id, reason in cancels:
-                if self._apply_cancel(run_id, reason):
-                    dirty.add(run_id)
-            try:
-                claimed, failed = self._settle(ended, dirty)
-                changed = dirty | self._start(claimed)
-            finally:
-                # After the starts: off the path from an exit to the next task's start.
+        # Results to record after the starts (see :mod:`.outbox`), carried over to the
+        # next round while exits wait to be harvested: each round's starts come first.
+        later: list[_Ended] = []
+        try:
+            for _ in range(100):
+                if not self._step_once(later):
+                    return
+        finally:
+            if later:
                 self._record_later(later)
-            for run_id in changed:
-                if run_id in self._written:
-                    self.on_rows(run_id, self._written.pop(run_id))
-                self.on_change(run_id)
-            if failed:
-                # The loop logs it and tries these runs again after a pause.
-                with self._lock:
-                    self._dirty.update(run_id for run_id, _ in failed)
-                raise failed[0][1]
+                for run_id in {e.run.run_id for e in later}:
+                    self.on_change(run_id)
+
+    def _step_once(self, later: list[_Ended]) -> bool:
+        """One round of :meth:`step`; True when there is more to do."""
+        with self._lock:
+            exited = list(self._exited)
+            self._exited.clear()
+        handles = {key: self._handles[key] for key in exited if key in self._handles}
+        try:
+            touched, ended, ended_later = self._collect(exited)
+        except Exception:
+            # Read them again at the next step (as replays), with their exit statuses.
+            self._handles.update(handles)
             with self._lock:
-                again = bool(self._exited or self._cancels or self._dirty)
-            if not again:
-                return
+                self._replay.update(exited)
+                self._exited.extend(exited)
+            raise
+        later += ended_later
+        with self._lock:
+            cancels = list(self._cancels)
+            self._cancels.clear()
+            dirty = set(self._dirty)
+            self._dirty.clear()
+        dirty |= touched
+        for run_id, reason in cancels:
+            if self._apply_cancel(run_id, reason):
+                dirty.add(run_id)
+        claimed, failed = self._settle(ended, dirty)
+        changed = dirty | self._start(claimed)
+        with self._lock:
+            waiting = bool(self._exited)
+        if later and (not waiting or len(later) >= _CARRY_LIMIT):
+            # After the starts: off the path from an exit to the next task's start.
+            self._record_later(later)
+            changed |= {e.run.run_id for e in later}
+            later.clear()
+        for run_id in changed:
+            if run_id in self._written:
+                self.on_rows(run_id, self._written.pop(run_id))
+            self.on_change(run_id)
+        if failed:
+            # The loop logs it and tries these runs again after a pause.
+            with self._lock:
+                self._dirty.update(run_id for run_id, _ in failed)
+            raise failed[0][1]
+        with self._lock:
+            return bool(self._exited or self._cancels or self._dirty)
 
     def _settle(self, ended: list[_RowEnd], dirty: set[str]) -> tuple[list[_Claim], list[tuple[str, Exception]]]:
         """Ends the harvested rows, advances the DAGs of the ``dirty`` runs and claims
@@ -250,6 +274,7 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
                 claimed = self._claim(s)
         except Exception:
             log.warning("one transaction for the step failed; ending, advancing and claiming one by one", exc_info=True)
+            self._queue_changed()
             for run_id in {*fused, *(item[0] for item in ended)}:
                 self._forget_view(run_id)
             try:

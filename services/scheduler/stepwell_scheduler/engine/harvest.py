@@ -31,6 +31,7 @@ from stepwell_scheduler.engine.leases import Leases
 from stepwell_scheduler.engine.outbox import may_record_later
 from stepwell_scheduler.engine.plan import PipelinePlan
 from stepwell_scheduler.engine.processes import _SEP, task_key
+from stepwell_scheduler.engine.recovery import locked_runs
 from stepwell_scheduler.executors import Executor, TaskHandle
 from stepwell_scheduler.metadata_client import CONTAINER_EXECUTION, ExecutionEnd, MetadataClient
 from stepwell_scheduler.models import (
@@ -95,6 +96,7 @@ class HarvestMixin:
         def _holds(self, s: Session, run_id: str) -> bool: ...
         def _drop(self, run_id: str) -> None: ...
         def _touch(self, run_id: str, qualified: str) -> None: ...
+        def _queue_changed(self) -> None: ...
         def _start_execution(
             self, run: RunRow, row: TaskRow, execution_type: str, attempt: int, image: str, lookup: bool | None = None
         ) -> int: ...
@@ -242,6 +244,7 @@ class HarvestMixin:
                 fresh.log_tail, fresh.log_uri = log_tail, log_uri or fresh.log_uri
                 self._touch(run.run_id, row.qualified_name)
         self._timers = True
+        self._queue_changed()
         return True
 
     def _put_cache_entry(self, run: RunRow, row: TaskRow, outputs: dict[str, Any], replay: bool = False) -> None:
@@ -334,13 +337,10 @@ class HarvestMixin:
         for run_id, qualified, _state, _values in items:
             by_run.setdefault(run_id, []).append(qualified)
         stamp = now()
-        # The whole run row: advancing the run, next in the same transaction, needs it.
-        held = {run_id for run_id in sorted(by_run) if self._owned_run(s, run_id) is not None}
-        # Whole rows too: the run's view takes them as they are after this (no read-back).
-        rows = {
-            (r.run_id, r.qualified_name): r
-            for r in _task_rows(s, {k: v for k, v in by_run.items() if k in held}, whole=True)
-        }
+        rows: dict[tuple[str, str], TaskRow] = {}
+        for run_id in sorted(by_run):
+            for read in self._lock_and_read(s, run_id, by_run[run_id]):
+                rows[(run_id, read.qualified_name)] = read
         read_rows(s).update(rows)
         for run_id, qualified, state, values in items:
             row = rows.get((run_id, qualified))
@@ -360,6 +360,36 @@ class HarvestMixin:
             if log_uri:
                 row.log_uri = log_uri
             self._touch(run_id, qualified)
+
+    def _lock_and_read(self, s: Session, run_id: str, names: list[str]) -> list[TaskRow]:
+        """The task rows ``names`` of a run this scheduler holds, whole (the run's view
+        takes them as they are: no read-back), with the run row locked and read in the
+        same statement (advancing the run, next in the transaction, needs it); none when
+        another scheduler holds the run. See :meth:`RecoveryMixin._owned_run`."""
+        locked = locked_runs(s)
+        if run_id in locked:
+            return _task_rows(s, {run_id: names}, whole=True) if locked[run_id] is not None else []
+        found: list[TaskRow] = []
+        run: RunRow | None = None
+        query = (
+            select(TaskRow, RunRow)
+            .join(RunRow, RunRow.run_id == TaskRow.run_id)
+            .where(TaskRow.run_id == run_id, TaskRow.qualified_name.in_(names[:500]))
+            .with_for_update(of=RunRow)
+        )
+        for row, joined in s.execute(query):
+            found.append(row)
+            run = joined
+        if run is None:  # none of the rows exists: lock the run on its own
+            return _task_rows(s, {run_id: names}, whole=True) if self._owned_run(s, run_id) is not None else []
+        if run.lease_owner != self.leases.owner:
+            self._drop(run_id)
+            locked[run_id] = None
+            return []
+        locked[run_id] = run
+        if len(names) > 500:
+            found += _task_rows(s, {run_id: names[500:]}, whole=True)
+        return found
 
 
 #: A task row to end: ``(run_id, qualified name, state, column values)``.
@@ -401,6 +431,13 @@ def read_rows(s: Session) -> dict[tuple[str, str], TaskRow]:
     """Whole task rows the transaction ``s`` has read (and may have changed since), by run
     and qualified name: a run's view takes these rather than reading them again."""
     found: dict[tuple[str, str], TaskRow] = s.info.setdefault("stepwell.read_rows", {})
+    return found
+
+
+def new_rows(s: Session) -> list[TaskRow]:
+    """Task rows the transaction ``s`` created, in the order they were created: a claim
+    in the same transaction takes the queued ones as they are inserted."""
+    found: list[TaskRow] = s.info.setdefault("stepwell.new_rows", [])
     return found
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ from sqlalchemy.orm import Session
 from stepwell.ir.cache_key import fingerprint_for_task
 from stepwell.storage import LocalStore, StoreRouter, is_s3_uri
 from stepwell_scheduler.engine.dag import now
+from stepwell_scheduler.engine.harvest import new_rows
 from stepwell_scheduler.engine.leases import utc
 from stepwell_scheduler.engine.plan import IMPORTER
 from stepwell_scheduler.engine.processes import ProcessMixin, _Prepared, task_key
@@ -63,6 +65,12 @@ class LaunchMixin(ProcessMixin):
 
     # The engine's attributes and methods it uses beyond ProcessMixin's.
     stores: StoreRouter
+    _timers: bool
+    #: Bumped by :meth:`_queue_changed`; ``_queue_seen`` is the generation whose queue
+    #: a claim's query saw whole (-1: none).
+    _queue_generations: Iterator[int]
+    _queue_generation: int
+    _queue_seen: int
 
     if TYPE_CHECKING:  # provided by the engine
 
@@ -78,27 +86,49 @@ class LaunchMixin(ProcessMixin):
         at once, on another thread (:meth:`_write_early`)."""
         free = self.settings.max_parallel_tasks - len(self._handles) - already
         if free <= 0 or not self.leases.healthy():
+            self._queue_changed()  # what this transaction queued waits for the next query
             return []
         stamp = now()
-        queued = [
-            (row, run)
-            for row, run in s.execute(
-                select(TaskRow, RunRow)
-                .join(RunRow, RunRow.run_id == TaskRow.run_id)
-                .where(
-                    TaskRow.state == PENDING,
-                    RunRow.lease_owner == self.leases.owner,
-                    RunRow.state.in_([RUNNING, CANCELING]),
-                    or_(TaskRow.not_before.is_(None), TaskRow.not_before <= stamp),
-                )
-                .order_by(TaskRow.ready_at, TaskRow.id)
-                .limit(free)
-                .with_for_update(of=TaskRow, skip_locked=True)
-            )
-            if task_key(run.run_id, row.qualified_name) not in self._handles
-        ]
-        if not queued:
-            return []
+        # Tasks queued before this transaction first, oldest first; then the ones its
+        # advances created, claimed as they are inserted (no UPDATE after the INSERT).
+        # The query does not flush: the new rows are not in the database yet. It is
+        # skipped when the previous one saw the whole queue and nothing queued a task
+        # since (see :meth:`_queue_changed`) and no backoff can have ended.
+        generation = self._queue_generation
+        queued: list[tuple[TaskRow, RunRow]] = []
+        if self._queue_seen != generation or self._timers:
+            with s.no_autoflush:
+                found = s.execute(
+                    select(TaskRow, RunRow)
+                    .join(RunRow, RunRow.run_id == TaskRow.run_id)
+                    .where(
+                        TaskRow.state == PENDING,
+                        RunRow.lease_owner == self.leases.owner,
+                        RunRow.state.in_([RUNNING, CANCELING]),
+                        or_(TaskRow.not_before.is_(None), TaskRow.not_before <= stamp),
+                    )
+                    .order_by(TaskRow.ready_at, TaskRow.id)
+                    .limit(free)
+                    .with_for_update(of=TaskRow, skip_locked=True)
+                ).all()
+            self._queue_seen = generation if len(found) < free else -1
+            queued = [
+                (row, run)
+                for row, run in found
+                # Changed in this transaction (not flushed): no longer queued.
+                if row.state == PENDING and task_key(run.run_id, row.qualified_name) not in self._handles
+            ]
+        locked = locked_runs(s)
+        # A new row the query returned was flushed before it (by a lazy load, say).
+        seen = {id(row) for row, _run in queued}
+        for row in new_rows(s):
+            if row.state != PENDING or id(row) in seen:
+                continue
+            run = locked.get(row.run_id)
+            if len(queued) < free and row.not_before is None and run is not None and run.state in (RUNNING, CANCELING):
+                queued.append((row, run))
+            else:
+                self._queue_changed()  # left queued: the next claim looks for it
         leased = self._recent_leases(s)
         wanted = {run.run_id for _, run in queued}
         held = (wanted & leased.keys()) | self.leases.hold_on(s.connection(), wanted - leased.keys())
@@ -122,6 +152,12 @@ class LaunchMixin(ProcessMixin):
             self._touch(run.run_id, row.qualified_name)
             claimed.append(_Claim(row, run, attempt))
         return claimed
+
+    def _queue_changed(self) -> None:
+        """Notes that tasks may have been queued (PENDING) outside the transactions that
+        claim what they create: a retry, a takeover, a run's first advance. The next
+        claim queries the queue. Any thread may call it, once the change is committed."""
+        self._queue_generation = next(self._queue_generations)
 
     def _recent_leases(self, s: Session) -> dict[str, float]:
         """Runs this transaction holds locked whose lease (as the heartbeat last renewed

@@ -73,6 +73,7 @@ class RecoveryMixin:
         def request_cancel(self, run_id: str, reason: str = "") -> None: ...
         def _forget_view(self, run_id: str) -> None: ...
         def _record_left(self) -> int: ...
+        def _queue_changed(self) -> None: ...
 
     def _owned_run(self, s: Session, run_id: str) -> RunRow | None:
         """The run, row-locked, when this scheduler holds its lease; else None (and the
@@ -122,6 +123,7 @@ class RecoveryMixin:
 
     def adopt_run(self, run_id: str) -> None:
         """Notes a run this scheduler has just taken (StartRun, RetryRun) and wakes the engine."""
+        self._queue_changed()
         with self._lock:
             self._owned.add(run_id)
             self._dirty.add(run_id)
@@ -146,6 +148,8 @@ class RecoveryMixin:
     def _lease_tick(self) -> None:
         """Periodically: drops runs taken over by others, claims orphaned runs, and applies
         cancellations requested at another scheduler."""
+        # Also a safety net: whatever queued a task unnoticed, a claim looks for it now.
+        self._queue_changed()
         with self._lock:
             owned = set(self._owned)
         lost = owned - self.leases.still_owned(owned)
@@ -193,6 +197,7 @@ class RecoveryMixin:
     def _reattach(self, run_ids: list[str]) -> None:
         if not run_ids:
             return
+        self._queue_changed()  # their queued tasks (and those queued again below)
         with self.db.session() as s:
             runs = list(
                 s.scalars(
@@ -270,3 +275,4 @@ class RecoveryMixin:
                 log.info("task %s of run %s left no process and no result; queuing it again", row.qualified_name, row.run_id)
                 fresh.state, fresh.pid, fresh.deadline_at = PENDING, 0, None
                 fresh.lookup_execution = not fresh.execution_id
+        self._queue_changed()

@@ -1,0 +1,82 @@
+"""Tasks a step creates are claimed as they are inserted (``LaunchMixin._claim``): the
+step's one transaction ends the upstream row and inserts its successors RUNNING, with
+no claim query and no UPDATE after the INSERT, and each starts exactly once even when
+something flushes the new rows before the claim looks at the queue. Real scheduler and
+task processes, both back ends."""
+
+from __future__ import annotations
+
+import collections
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select
+
+from stepwell.v1 import common_pb2
+from stepwell_scheduler.models import RUNNING, TaskRow
+from tests.integration.scheduler.pipelines import three_task_pipeline
+from tests.integration.scheduler.stack import Stack
+
+
+@pytest.fixture
+def inserted() -> Iterator[list[tuple[str, str]]]:
+    """``(qualified name, state)`` of every task row inserted while the test runs."""
+    rows: list[tuple[str, str]] = []
+
+    def before_insert(_mapper: Any, _connection: Any, target: TaskRow) -> None:
+        rows.append((target.qualified_name, target.state))
+
+    event.listen(TaskRow, "before_insert", before_insert)
+    try:
+        yield rows
+    finally:
+        event.remove(TaskRow, "before_insert", before_insert)
+
+
+def _attempts(stack: Stack, run_id: str) -> dict[str, int]:
+    with stack.scheduler.database.session() as s:
+        rows = s.scalars(select(TaskRow).where(TaskRow.run_id == run_id, TaskRow.kind == "container"))
+        return {r.qualified_name: r.attempt for r in rows}
+
+
+def test_a_successor_is_inserted_claimed(stack: Stack, inserted: list[tuple[str, str]]) -> None:
+    run_id = uuid.uuid4().hex
+    stack.start(run_id, three_task_pipeline(), {"n": 3})
+    status = stack.wait(run_id, timeout=60)
+    assert status.state == common_pb2.SUCCEEDED, status.error
+    states = dict(inserted)
+    # The first task is created when the run starts (a transaction of its own, then a
+    # claim); "consume" in the transaction that ends "produce", claimed in its INSERT.
+    assert states["consume"] == RUNNING, inserted
+    assert _attempts(stack, run_id)["consume"] == 1
+
+
+def test_new_rows_flushed_before_the_claim_start_once(stack: Stack) -> None:
+    engine = stack.scheduler.engine
+    real_claim, real_submit = engine._claim, engine.executor.submit
+    submitted: collections.Counter[str] = collections.Counter()
+
+    def claim(s: Any, already: int = 0) -> Any:
+        s.flush()  # as a lazy load would: the new rows are in the database, PENDING
+        engine._queue_changed()  # and the claim queries the queue (as after a takeover)
+        return real_claim(s, already)
+
+    def submit(request: Any) -> Any:
+        submitted[request.key] += 1
+        return real_submit(request)
+
+    engine._claim = claim  # type: ignore[method-assign]
+    engine.executor.submit = submit  # type: ignore[method-assign]
+    try:
+        run_id = uuid.uuid4().hex
+        stack.start(run_id, three_task_pipeline(), {"n": 3})
+        status = stack.wait(run_id, timeout=60)
+    finally:
+        engine._claim = real_claim  # type: ignore[method-assign]
+        engine.executor.submit = real_submit  # type: ignore[method-assign]
+    assert status.state == common_pb2.SUCCEEDED, status.error
+    mine = {key: n for key, n in submitted.items() if key.startswith(run_id)}
+    assert len(mine) >= 3 and set(mine.values()) == {1}, mine
+    assert set(_attempts(stack, run_id).values()) == {1}
