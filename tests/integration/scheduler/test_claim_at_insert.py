@@ -7,6 +7,7 @@ task processes, both back ends."""
 from __future__ import annotations
 
 import collections
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -14,9 +15,13 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
-from stepwell.v1 import common_pb2
+from stepwell.v1 import common_pb2, scheduler_pb2
 from stepwell_scheduler.models import RUNNING, TaskRow
-from tests.integration.scheduler.pipelines import three_task_pipeline
+from tests.integration.scheduler.pipelines import (
+    failing_pipeline,
+    parallel_pipeline,
+    three_task_pipeline,
+)
 from tests.integration.scheduler.stack import Stack
 
 
@@ -39,6 +44,12 @@ def _attempts(stack: Stack, run_id: str) -> dict[str, int]:
     with stack.scheduler.database.session() as s:
         rows = s.scalars(select(TaskRow).where(TaskRow.run_id == run_id, TaskRow.kind == "container"))
         return {r.qualified_name: r.attempt for r in rows}
+
+
+def _states(stack: Stack, run_id: str) -> dict[str, tuple[str, int]]:
+    with stack.scheduler.database.session() as s:
+        rows = s.scalars(select(TaskRow).where(TaskRow.run_id == run_id, TaskRow.kind == "container"))
+        return {r.qualified_name: (r.state, r.attempt) for r in rows}
 
 
 def test_a_successor_is_inserted_claimed(stack: Stack, inserted: list[tuple[str, str]]) -> None:
@@ -80,3 +91,42 @@ def test_new_rows_flushed_before_the_claim_start_once(stack: Stack) -> None:
     mine = {key: n for key, n in submitted.items() if key.startswith(run_id)}
     assert len(mine) >= 3 and set(mine.values()) == {1}, mine
     assert set(_attempts(stack, run_id).values()) == {1}
+
+
+@pytest.fixture
+def no_heartbeat_sweep(stack: Stack) -> Iterator[None]:
+    """Turns off the engine's lease tick, whose safety net makes the next claim query the
+    queue: a task queued unnoticed would then wait forever, not one heartbeat."""
+    engine = stack.scheduler.engine
+    real = engine._lease_tick
+    engine._lease_tick = lambda: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        engine._lease_tick = real  # type: ignore[method-assign]
+
+
+def test_tasks_queued_beyond_the_free_slots_are_claimed_later(stack: Stack, no_heartbeat_sweep: None) -> None:
+    # Six tasks on four slots: the claim that takes four leaves two queued, and the
+    # claims after it must look for them although no step queues anything new.
+    run_id = uuid.uuid4().hex
+    stack.start(run_id, parallel_pipeline(seconds=0.3, width=6))
+    status = stack.wait(run_id, timeout=60)
+    assert status.state == common_pb2.SUCCEEDED, status.error
+    assert set(_attempts(stack, run_id).values()) == {1}
+
+
+def test_a_retried_run_runs_its_failed_task_again_without_the_heartbeat(stack: Stack, no_heartbeat_sweep: None) -> None:
+    # RetryRun (another thread) forgets the failed task; the next advance creates it
+    # again and it is inserted claimed.
+    run_id = uuid.uuid4().hex
+    stack.start(run_id, failing_pipeline())
+    assert stack.wait(run_id, timeout=60).state == common_pb2.FAILED
+    stack.scheduler_stub.RetryRun(scheduler_pb2.RetryTasksRequest(run_id=run_id), timeout=10)
+    # Its second attempt (the first one's folder holds a result) ends, and the run again.
+    deadline = time.monotonic() + 60
+    while _states(stack, run_id).get("boom") != ("FAILED", 2):
+        assert time.monotonic() < deadline, _states(stack, run_id)
+        time.sleep(0.05)
+    assert stack.wait(run_id, timeout=60).state == common_pb2.FAILED
+    assert "after" not in _states(stack, run_id)
