@@ -75,6 +75,7 @@ class LaunchMixin(ProcessMixin):
     if TYPE_CHECKING:  # provided by the engine
 
         def _touch(self, run_id: str, qualified: str) -> None: ...
+        def _wrote(self, run_id: str, qualified: str | None) -> None: ...
 
     def _claim(self, s: Session, already: int = 0) -> list[_Claim]:
         """Claims queued tasks of runs this scheduler holds, in the caller's transaction
@@ -121,12 +122,14 @@ class LaunchMixin(ProcessMixin):
         locked = locked_runs(s)
         # A new row the query returned was flushed before it (by a lazy load, say).
         seen = {id(row) for row, _run in queued}
+        inserted: set[int] = set()
         for row in new_rows(s):
             if row.state != PENDING or id(row) in seen:
                 continue
             run = locked.get(row.run_id)
             if len(queued) < free and row.not_before is None and run is not None and run.state in (RUNNING, CANCELING):
                 queued.append((row, run))
+                inserted.add(id(row))
             else:
                 self._queue_changed()  # left queued: the next claim looks for it
         leased = self._recent_leases(s)
@@ -149,7 +152,11 @@ class LaunchMixin(ProcessMixin):
                 # stored, a recovery looks the execution up by run, task and attempt.
                 row.attempt, row.task_dir, row.log_uri = attempt.attempt, str(attempt.attempt_dir), attempt.log_uri
                 row.started_at, row.lookup_execution = stamp, True
-            self._touch(run.run_id, row.qualified_name)
+            if id(row) in inserted:
+                # In the run's view already, as it is inserted: nothing to read back.
+                self._wrote(run.run_id, row.qualified_name)
+            else:
+                self._touch(run.run_id, row.qualified_name)
             claimed.append(_Claim(row, run, attempt))
         return claimed
 
