@@ -9,7 +9,10 @@ Dispatch first *claims* queued tasks of runs this scheduler holds (``SELECT ... 
 SKIP LOCKED``, then PENDING -> RUNNING with no pid, and a compare-and-set renewal of the
 run's lease unless the transaction has locked the run and seen a lease recent enough, in
 one transaction; the engine makes it the transaction that also ends the tasks just
-harvested and advances their DAGs). A task that surely needs a process gets
+harvested and advances their DAGs). The tasks that transaction's advances create are
+claimed as they are inserted (RUNNING in the INSERT), after the ones queued before; the
+query is skipped while no task can have been queued since the last one saw the whole
+queue (:meth:`LaunchMixin._queue_changed`). A task that surely needs a process gets
 its attempt (number, folder) in the claim; one that may be a cache hit gets it after the
 lookup missed, in a transaction of its own. Then, outside any transaction
 (:mod:`.processes`): the task file is written, the process started, its pid stored, the
