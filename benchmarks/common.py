@@ -51,6 +51,46 @@ def machine() -> str:
     )
 
 
+_SPEED_PROBE = """
+import os, statistics, tempfile, time
+from pathlib import Path
+started = time.perf_counter()
+total = 0
+for i in range(2_000_000):
+    total += i
+loop = (time.perf_counter() - started) * 1000
+forks = []
+for _ in range(20):
+    started = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    forks.append((time.perf_counter() - started) * 1000)
+creates = []
+with tempfile.TemporaryDirectory() as folder:
+    for i in range(50):
+        started = time.perf_counter()
+        sub = Path(folder) / f"d{i}"
+        sub.mkdir()
+        (sub / "f.json").write_text("{}")
+        creates.append((time.perf_counter() - started) * 1000)
+print(f"{loop:.0f} {statistics.median(forks):.2f} {statistics.median(creates):.2f}")
+"""
+
+
+def machine_speed() -> str:
+    """How fast the machine is right now, for reading the numbers beside it: a virtual
+    machine shared with others can run the same code twice as slowly a minute later, and
+    creating files can slow down tenfold for a minute after a large delete. Three probes,
+    in a fresh interpreter: a pure-Python loop (2 million additions), ``fork`` +
+    ``waitpid`` of that small process, and ``mkdir`` + creating a small file in a fresh
+    folder of the system's temporary folder (where the benchmarks' scratch folders go)."""
+    out = subprocess.run([sys.executable, "-c", _SPEED_PROBE], capture_output=True, text=True, check=True).stdout
+    loop, fork, create = out.split()
+    return f"machine speed: 2M-addition loop {loop} ms, fork+wait {fork} ms, mkdir+create {create} ms (medians)"
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

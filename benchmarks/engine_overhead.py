@@ -47,6 +47,7 @@ from common import (
     git_revision,
     kfp_spec,
     machine,
+    machine_speed,
     quiet,
     result_file_overheads,
     run_and_wait,
@@ -163,6 +164,7 @@ def main() -> None:
     quiet()
     print(f"{machine()}, {git_revision()}")
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    print(machine_speed())
     for backend in backends:
         if args.standalone:
             r = measure_standalone(backend, args.repeat)
@@ -185,6 +187,7 @@ def main() -> None:
             print(f"    submit returned -> downstream started_at: {summary(r['submit_to_launcher'])}")
         print(f"  {RESULT_NOTE}")
         print(f"  target: median under 5 ms -> {'met' if total and statistics.median(total) < 5 else 'missed'}")
+        print(f"  after: {machine_speed()}")
 
 
 if __name__ == "__main__":

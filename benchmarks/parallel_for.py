@@ -16,7 +16,16 @@ import os
 import statistics
 from typing import Any
 
-from common import database, embedded_stack, kfp_spec, machine, quiet, run_and_wait, summary
+from common import (
+    database,
+    embedded_stack,
+    kfp_spec,
+    machine,
+    machine_speed,
+    quiet,
+    run_and_wait,
+    summary,
+)
 from kfp import dsl
 from shared_pipelines import noop
 
@@ -68,6 +77,7 @@ def main() -> None:
     print(machine())
     parallel = os.environ.get("STEPWELL_MAX_PARALLEL_TASKS", f"default ({max(16, (os.cpu_count() or 1) * 4)})")
     print(f"{args.items} no-op tasks as {args.form}, backend {args.backend}, max parallel tasks {parallel}")
+    print(machine_speed())
     walls = []
     before = os.times()
     with database(args.backend) as url, embedded_stack(url) as (_stack, client, clock):
@@ -95,6 +105,7 @@ def main() -> None:
         f"fork server and task processes {children:.2f} s = {children / tasks * 1000:.1f} ms per task"
     )
     print(f"median wall {statistics.median(walls):.2f} s (target: under 10 s for 1,000 tasks on 2 cores)")
+    print(f"after: {machine_speed()}")
 
 
 if __name__ == "__main__":
