@@ -35,7 +35,7 @@ from stepwell.runtime._launch_python import (
     python_shim,
     rewrite_python_command,
 )
-from stepwell.runtime._launch_taskfile import ArtifactSlot, TaskFile, write_json_atomic
+from stepwell.runtime._launch_taskfile import ArtifactSlot, TaskFile
 from stepwell.runtime.paths import LOCAL_ROOT_ENV, is_remote
 from stepwell.storage import StoreRouter, is_s3_uri
 
@@ -322,6 +322,18 @@ def _append_log(path: str, line: str) -> None:
         pass
 
 
+def _write_result(path: str, text: str) -> None:
+    """Writes the result record with one file creation, not a temporary file and a
+    rename: a metadata operation less per task, each of which can wait a millisecond
+    behind other writes to the disk. Nobody reads the record before this process has
+    ended (the scheduler harvests an attempt on its exit, or after a takeover when its
+    process is gone), and a record cut short by a kill does not parse, which reads as
+    no result at all, as a missing file would."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: ``python -m stepwell.runtime.launcher TASK_FILE``."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -335,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         result = run_task(task)
-        write_json_atomic(task.result_file, json.dumps(result, default=str))
+        _write_result(task.result_file, json.dumps(result, default=str))
     except Exception as err:
         print(f"error: the launcher failed: {err}", file=sys.stderr)
         return 3

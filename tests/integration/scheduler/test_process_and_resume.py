@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -172,5 +174,54 @@ def test_killed_scheduler_resumes_without_rerunning_finished_tasks(peers: dict[s
         for name in ("first", "slow", "last"):
             assert (markers / f"{name}.count").read_text() == "x", f"{name} ran more than once"
         assert {t.task_id for t in status.task_details} == {"first", "slow", "last"}
+    finally:
+        second.stop()
+
+
+def test_a_result_record_cut_short_is_no_result_at_a_takeover(peers: dict[str, Any], tmp_path: Path) -> None:
+    """The launcher writes its result record in place (no temporary file and rename): a
+    record cut short, by a kill while it was written, must read as no result, so that the
+    next scheduler runs the task again rather than harvest it as failed."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    home = Path(peers["env"]["STEPWELL_HOME"])
+    first = start_service("scheduler", ["--port", "0"], peers["env"])
+    run_id = uuid.uuid4().hex
+    try:
+        with make_channel(first.address) as channel:
+            stub = scheduler_pb2_grpc.SchedulerStub(channel)
+            _start(stub, run_id, _chain_pipeline(str(markers)))
+            deadline = time.monotonic() + 30
+            pid = 0
+            while not pid and time.monotonic() < deadline:
+                with sqlite3.connect(home / "scheduler.db") as db:
+                    row = db.execute(
+                        "SELECT pid FROM sched_tasks WHERE run_id = ? AND qualified_name = 'slow' AND state = 'RUNNING'",
+                        (run_id,),
+                    ).fetchone()
+                pid = int(row[0]) if row else 0
+                time.sleep(0.05)
+            assert pid > 0
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait(10)
+    finally:
+        first.stop()
+    # The task's launcher (a session leader, with its command) dies while writing.
+    os.killpg(pid, signal.SIGKILL)
+    attempt = home / "scheduler" / "runs" / run_id / "tasks" / "slow" / "a1"
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (attempt / "result.json").write_text('{"status": "SUCC')
+
+    second = start_service("scheduler", ["--port", "0"], peers["env"])
+    try:
+        with make_channel(second.address) as channel:
+            stub = scheduler_pb2_grpc.SchedulerStub(channel)
+            status = _wait_final(stub, run_id)
+        assert status.state == common_pb2.SUCCEEDED, status.error
+        assert (markers / "slow.count").read_text() == "xx"  # its lost attempt, and one more
+        assert (markers / "first.count").read_text() == "x"
+        assert (markers / "last.count").read_text() == "x"
     finally:
         second.stop()

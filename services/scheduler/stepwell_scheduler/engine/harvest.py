@@ -14,7 +14,6 @@ execution update is idempotent, and a cache entry that exists is not added again
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from stepwell_scheduler.engine.failpoints import Failpoints
 from stepwell_scheduler.engine.leases import Leases
 from stepwell_scheduler.engine.outbox import may_record_later
 from stepwell_scheduler.engine.plan import PipelinePlan
-from stepwell_scheduler.engine.processes import _SEP, task_key
+from stepwell_scheduler.engine.processes import _SEP, read_json, task_key
 from stepwell_scheduler.engine.recovery import locked_runs
 from stepwell_scheduler.executors import Executor, TaskHandle
 from stepwell_scheduler.metadata_client import CONTAINER_EXECUTION, ExecutionEnd, MetadataClient
@@ -205,7 +204,7 @@ class HarvestMixin:
 
     def _outcome(self, run: RunRow, row: TaskRow, handle: TaskHandle | None, timeout_error: str) -> _Ended:
         """What an ended attempt left: its result file, or the launcher's exit and log."""
-        result = _read_json(os.path.join(row.task_dir, "result.json"))
+        result = read_json(os.path.join(row.task_dir, "result.json"))
         if result is None:
             code = handle.exit_code if handle else None
             tail = self.executor.logs(handle) if handle else ""
@@ -439,12 +438,3 @@ def new_rows(s: Session) -> list[TaskRow]:
     in the same transaction takes the queued ones as they are inserted."""
     found: list[TaskRow] = s.info.setdefault("stepwell.new_rows", [])
     return found
-
-
-def _read_json(path: str) -> dict[str, Any] | None:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None

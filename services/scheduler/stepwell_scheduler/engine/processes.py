@@ -10,6 +10,7 @@ order after a crash between any two of these steps.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -390,3 +391,12 @@ def _write_attempt(attempt_dir: Path, task_path: str, text: str) -> None:
         f.write(text)
 
 
+def read_json(path: str) -> dict[str, Any] | None:
+    """A JSON object read from ``path``; None when the file is missing, unreadable or not
+    a whole JSON object (a result record cut short reads as none)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None

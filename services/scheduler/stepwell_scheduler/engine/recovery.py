@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from stepwell.server import Database
 from stepwell_scheduler.engine.leases import Leases
 from stepwell_scheduler.engine.plan import CONTAINER, IMPORTER, PipelinePlan
-from stepwell_scheduler.engine.processes import _SEP, task_key
+from stepwell_scheduler.engine.processes import _SEP, read_json, task_key
 from stepwell_scheduler.executors import Executor, TaskHandle
 from stepwell_scheduler.metadata_client import MetadataClient
 from stepwell_scheduler.models import CANCELING, FINAL_STATES, PENDING, RUNNING, RunRow, TaskRow
@@ -235,7 +235,8 @@ class RecoveryMixin:
                     self._handles[key] = handle
                     log.info("re-attached to task %s of run %s (pid %d)", row.qualified_name, row.run_id, row.pid)
                     continue
-            if result_file and os.path.exists(result_file):
+            # A record cut short (its launcher killed while writing it) is no result.
+            if result_file and read_json(result_file) is not None:
                 replays.append(key)
             else:
                 requeue.append(row)
