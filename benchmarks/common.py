@@ -79,6 +79,28 @@ print(f"{loop:.0f} {statistics.median(forks):.2f} {statistics.median(creates):.2
 """
 
 
+def _probe() -> tuple[str, str, str]:
+    out = subprocess.run([sys.executable, "-c", _SPEED_PROBE], capture_output=True, text=True, check=True).stdout
+    loop, fork, create = out.split()
+    return loop, fork, create
+
+
+def settle(limit_ms: float = 0.3, wait_s: float = 120.0) -> str:
+    """Waits (up to ``wait_s``) until creating a file takes at most ``limit_ms`` again.
+    A large delete (the previous benchmark's scratch folders) can leave this machine's
+    disk slow to create files for a minute, and every task creates several: measured
+    then, the benchmark would time the disk's hangover. Returns the machine-speed line of
+    the last probe, with the wait."""
+    started = time.monotonic()
+    while True:
+        loop, fork, create = _probe()
+        waited = time.monotonic() - started
+        if float(create) <= limit_ms or waited >= wait_s:
+            note = f", after waiting {waited:.0f} s for the disk to settle" if waited >= 1 else ""
+            return f"machine speed: 2M-addition loop {loop} ms, fork+wait {fork} ms, mkdir+create {create} ms (medians){note}"
+        time.sleep(5)
+
+
 def machine_speed() -> str:
     """How fast the machine is right now, for reading the numbers beside it: a virtual
     machine shared with others can run the same code twice as slowly a minute later, and
@@ -86,8 +108,7 @@ def machine_speed() -> str:
     in a fresh interpreter: a pure-Python loop (2 million additions), ``fork`` +
     ``waitpid`` of that small process, and ``mkdir`` + creating a small file in a fresh
     folder of the system's temporary folder (where the benchmarks' scratch folders go)."""
-    out = subprocess.run([sys.executable, "-c", _SPEED_PROBE], capture_output=True, text=True, check=True).stdout
-    loop, fork, create = out.split()
+    loop, fork, create = _probe()
     return f"machine speed: 2M-addition loop {loop} ms, fork+wait {fork} ms, mkdir+create {create} ms (medians)"
 
 

@@ -53,6 +53,7 @@ from common import (
     run_and_wait,
     scheduler_process,
     scheduler_work_dir,
+    settle,
     summary,
     task_results,
 )
@@ -164,8 +165,8 @@ def main() -> None:
     quiet()
     print(f"{machine()}, {git_revision()}")
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    print(machine_speed())
     for backend in backends:
+        print(settle())
         if args.standalone:
             r = measure_standalone(backend, args.repeat)
             print(

@@ -24,6 +24,7 @@ from common import (
     machine_speed,
     quiet,
     run_and_wait,
+    settle,
     summary,
 )
 from kfp import dsl
@@ -77,7 +78,7 @@ def main() -> None:
     print(machine())
     parallel = os.environ.get("STEPWELL_MAX_PARALLEL_TASKS", f"default ({max(16, (os.cpu_count() or 1) * 4)})")
     print(f"{args.items} no-op tasks as {args.form}, backend {args.backend}, max parallel tasks {parallel}")
-    print(machine_speed())
+    print(settle())
     walls = []
     before = os.times()
     with database(args.backend) as url, embedded_stack(url) as (_stack, client, clock):
