@@ -130,3 +130,28 @@ def test_a_retried_run_runs_its_failed_task_again_without_the_heartbeat(stack: S
         time.sleep(0.05)
     assert stack.wait(run_id, timeout=60).state == common_pb2.FAILED
     assert "after" not in _states(stack, run_id)
+
+
+def test_a_claim_rolled_back_leaves_its_tasks_to_the_next_query(stack: Stack, no_heartbeat_sweep: None) -> None:
+    # The claim's transaction fails after its query saw the whole queue: the tasks it
+    # found are queued again, and the next claim must query for them.
+    engine = stack.scheduler.engine
+    real_claim = engine._claim
+    failed = {"n": 0}
+
+    def claim(s: Any, already: int = 0) -> Any:
+        claimed = real_claim(s, already)
+        if claimed and not failed["n"]:
+            failed["n"] += 1
+            raise RuntimeError("injected: the claim's transaction fails after its query")
+        return claimed
+
+    engine._claim = claim  # type: ignore[method-assign]
+    try:
+        run_id = uuid.uuid4().hex
+        stack.start(run_id, three_task_pipeline(), {"n": 3})
+        status = stack.wait(run_id, timeout=60)
+    finally:
+        engine._claim = real_claim  # type: ignore[method-assign]
+    assert failed["n"] == 1
+    assert status.state == common_pb2.SUCCEEDED, status.error

@@ -240,10 +240,12 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         with self._lock:
             waiting = bool(self._exited)
         if later and (not waiting or len(later) >= _CARRY_LIMIT):
-            # After the starts: off the path from an exit to the next task's start.
-            self._record_later(later)
-            changed |= {e.run.run_id for e in later}
+            # After the starts: off the path from an exit to the next task's start. Taken
+            # out of the carried list first: if recording raises, step() does not repeat it.
+            recording = list(later)
             later.clear()
+            self._record_later(recording)
+            changed |= {e.run.run_id for e in recording}
         for run_id in changed:
             if run_id in self._written:
                 self.on_rows(run_id, self._written.pop(run_id))
@@ -272,6 +274,7 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
                 for run_id in fused:
                     finals[run_id] = self._advance_in(s, run_id)
                 claimed = self._claim(s)
+            self._claim_committed(s)
         except Exception:
             log.warning("one transaction for the step failed; ending, advancing and claiming one by one", exc_info=True)
             self._queue_changed()
@@ -296,7 +299,9 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
                 except Exception as err:
                     failed.append((run_id, err))
             with self.db.session() as s:
-                return self._claim(s), failed
+                claimed = self._claim(s)
+            self._claim_committed(s)
+            return claimed, failed
         if ended:
             self.failpoint("task-finished", len(ended))
         # From here on the claims are committed: whatever fails, they are returned so
@@ -316,6 +321,7 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
             try:
                 with self.db.session() as s:
                     claimed += self._claim(s, already=len(claimed))
+                self._claim_committed(s)
             except Exception as err:
                 failed.append((starting[0], err))
         return claimed, failed

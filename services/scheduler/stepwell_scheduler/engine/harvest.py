@@ -364,7 +364,13 @@ class HarvestMixin:
         """The task rows ``names`` of a run this scheduler holds, whole (the run's view
         takes them as they are: no read-back), with the run row locked and read in the
         same statement (advancing the run, next in the transaction, needs it); none when
-        another scheduler holds the run. See :meth:`RecoveryMixin._owned_run`."""
+        another scheduler holds the run. See :meth:`RecoveryMixin._owned_run`.
+
+        On Postgres a wait for the run's lock returns the run row as it is after the wait
+        but the task rows as they were when the statement began. That is enough because
+        nobody changes a running attempt's row of a run this scheduler holds while holding
+        the run's lock (RetryRun and CancelRun leave running rows alone); a writer that
+        did would need the rows locked here too (``of=[RunRow, TaskRow]``)."""
         locked = locked_runs(s)
         if run_id in locked:
             return _task_rows(s, {run_id: names}, whole=True) if locked[run_id] is not None else []

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +61,9 @@ from stepwell_scheduler.models import (
 )
 
 log = logging.getLogger(__name__)
+
+#: ``Session.info`` key: the queue generation a claim's query saw whole (-1: not whole).
+_SEEN = "stepwell.queue_seen"
 
 class LaunchMixin(ProcessMixin):
     """Claiming queued tasks and starting them: cache hits, importers, processes (part of
@@ -100,6 +103,7 @@ class LaunchMixin(ProcessMixin):
         # since (see :meth:`_queue_changed`) and no backoff can have ended.
         generation = self._queue_generation
         queued: list[tuple[TaskRow, RunRow]] = []
+        found: Sequence[Any] = ()
         if self._queue_seen != generation or self._timers:
             with s.no_autoflush:
                 found = s.execute(
@@ -115,7 +119,11 @@ class LaunchMixin(ProcessMixin):
                     .limit(free)
                     .with_for_update(of=TaskRow, skip_locked=True)
                 ).all()
-            self._queue_seen = generation if len(found) < free else -1
+            # Whether this query saw the whole queue counts once the claim commits (see
+            # _claim_committed): a claim rolled back leaves its rows queued. Rows it
+            # skipped because another transaction held them locked count as seen; a
+            # heartbeat's _queue_changed looks again.
+            s.info[_SEEN] = generation if len(found) < free else -1
             queued = [
                 (row, run)
                 for row, run in found
@@ -124,10 +132,10 @@ class LaunchMixin(ProcessMixin):
             ]
         locked = locked_runs(s)
         # A new row the query returned was flushed before it (by a lazy load, say).
-        seen = {id(row) for row, _run in queued}
+        seen = {id(row) for row, _run in found}
         inserted: set[int] = set()
         for row in new_rows(s):
-            if row.state != PENDING or id(row) in seen:
+            if row.state != PENDING or id(row) in seen or task_key(row.run_id, row.qualified_name) in self._handles:
                 continue
             run = locked.get(row.run_id)
             if len(queued) < free and row.not_before is None and run is not None and run.state in (RUNNING, CANCELING):
@@ -162,6 +170,13 @@ class LaunchMixin(ProcessMixin):
                 self._touch(run.run_id, row.qualified_name)
             claimed.append(_Claim(row, run, attempt))
         return claimed
+
+    def _claim_committed(self, s: Session) -> None:
+        """After the transaction ``s`` of a :meth:`_claim` committed: what its queue query
+        saw counts (a later claim may skip the query)."""
+        seen = s.info.get(_SEEN)
+        if seen is not None:
+            self._queue_seen = seen
 
     def _queue_changed(self) -> None:
         """Notes that tasks may have been queued (PENDING) outside the transactions that

@@ -59,6 +59,7 @@ class RecoveryMixin:
     _plans: dict[str, PipelinePlan]
     _timed_out: dict[str, str]
     _owned: set[str]
+    _timers: bool
     _replay: set[str]
     _exited: collections.deque[str]
     _cancels: collections.deque[tuple[str, str]]
@@ -198,6 +199,8 @@ class RecoveryMixin:
         if not run_ids:
             return
         self._queue_changed()  # their queued tasks (and those queued again below)
+        # Their backoffs and deadlines too: the timers may be off in a scheduler that had none.
+        self._timers = True
         with self.db.session() as s:
             runs = list(
                 s.scalars(

@@ -242,9 +242,7 @@ class LocalExecutor(Executor):
     def cancel(self, handle: TaskHandle) -> None:
         if handle.exit_code is not None:
             return
-        try:
-            os.killpg(handle.pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
+        if not _signal_group(handle.pid, signal.SIGTERM):
             return
         threading.Thread(target=self._kill_later, args=(handle,), daemon=True).start()
 
@@ -254,8 +252,7 @@ class LocalExecutor(Executor):
             if handle.exit_code is not None or not _alive(handle.pid):
                 return
             time.sleep(0.1)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(handle.pid, signal.SIGKILL)
+        _signal_group(handle.pid, signal.SIGKILL)
 
     def adopt(self, key: str, pid: int, result_file: str, launcher_log: str, marker: str) -> TaskHandle | None:
         if pid <= 0 or not _alive(pid) or not _is_task(pid, marker):
@@ -276,3 +273,21 @@ class LocalExecutor(Executor):
         """Stops the fork server; running tasks keep running (a restarted scheduler adopts them)."""
         if self._fork is not None:
             self._fork.close()
+
+
+def _signal_group(pid: int, sig: int) -> bool:
+    """Signals the task's process group, or the task process alone while it has no group
+    of its own yet (a forked child is reported before its ``setsid``); False when the
+    process is gone."""
+    try:
+        os.killpg(pid, sig)
+        return True
+    except PermissionError:
+        return False
+    except ProcessLookupError:
+        pass
+    try:
+        os.kill(pid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
