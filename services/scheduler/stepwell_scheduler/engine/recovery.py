@@ -272,9 +272,14 @@ class RecoveryMixin:
         if not rows:
             return
         with self.db.session() as s:
-            for row in rows:
+            for row in sorted(rows, key=lambda r: (r.run_id, r.id)):
+                # Only the attempt looked at, of a run still held (locked till the commit):
+                # a scheduler that stalled since may have lost the run to one that has
+                # started the task again meanwhile.
+                if self._owned_run(s, row.run_id) is None:
+                    continue
                 fresh = s.get(TaskRow, row.id)
-                if fresh is None or fresh.state != RUNNING:
+                if fresh is None or fresh.state != RUNNING or fresh.attempt != row.attempt:
                     continue
                 log.info("task %s of run %s left no process and no result; queuing it again", row.qualified_name, row.run_id)
                 fresh.state, fresh.pid, fresh.deadline_at = PENDING, 0, None
