@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from google.protobuf import json_format
 from sqlalchemy import create_engine, text
 
-from stepwell.v1 import common_pb2
+from stepwell.v1 import common_pb2, scheduler_pb2
 from tests.integration.durability.conftest import Peers
 from tests.integration.durability.harness import (
     Ledger,
@@ -156,3 +157,29 @@ def test_a_scheduler_stalled_before_recording_an_attempt_leaves_one_execution(
     finally:
         a.close()
         b.close()
+
+
+def test_a_run_taken_over_keeps_its_deadline(pg_peers: Peers, fresh_pg_url: str, tmp_path: Path) -> None:
+    """The scheduler that takes a run over enforces its deadline, although it had no
+    deadline or backoff of its own to watch (its timers were off)."""
+    log_file = tmp_path / "executions.log"
+    spec = counting_pipeline(str(log_file), seconds=60)
+    ledger = Ledger(fresh_pg_url, log_file)
+    env = pg_peers.env(fresh_pg_url)
+    taker = Scheduler(env)  # idle: nothing to time
+    owner = Scheduler(env)
+    try:
+        request = scheduler_pb2.StartRunRequest(run_id="deadline-1", options=scheduler_pb2.RunOptions(timeout_seconds=3))
+        json_format.ParseDict(spec, request.pipeline_spec)
+        json_format.ParseDict({"salt": "deadline-1"}, request.parameters)
+        owner.stub.StartRun(request, timeout=30)
+        _wait_running(ledger, ["deadline-1"])
+        owner.kill()
+        # Taken over at the taker's next heartbeat; without its timers, the first task
+        # would sleep its 60 s and the run go on for ten of them.
+        status = taker.wait(["deadline-1"], timeout=40)["deadline-1"]
+        assert status.state == common_pb2.FAILED, status
+        assert "timed out" in status.error, status.error
+    finally:
+        owner.close()
+        taker.close()
