@@ -46,6 +46,13 @@ def _attempts(stack: Stack, run_id: str) -> dict[str, int]:
         return {r.qualified_name: r.attempt for r in rows}
 
 
+def _three_tasks(stack: Stack) -> tuple[str, Any]:
+    """Runs the three-task pipeline to its end: ``(run id, final status)``."""
+    run_id = uuid.uuid4().hex
+    stack.start(run_id, three_task_pipeline(), {"n": 3})
+    return run_id, stack.wait(run_id, timeout=60)
+
+
 def _states(stack: Stack, run_id: str) -> dict[str, tuple[str, int]]:
     with stack.scheduler.database.session() as s:
         rows = s.scalars(select(TaskRow).where(TaskRow.run_id == run_id, TaskRow.kind == "container"))
@@ -53,9 +60,7 @@ def _states(stack: Stack, run_id: str) -> dict[str, tuple[str, int]]:
 
 
 def test_a_successor_is_inserted_claimed(stack: Stack, inserted: list[tuple[str, str]]) -> None:
-    run_id = uuid.uuid4().hex
-    stack.start(run_id, three_task_pipeline(), {"n": 3})
-    status = stack.wait(run_id, timeout=60)
+    run_id, status = _three_tasks(stack)
     assert status.state == common_pb2.SUCCEEDED, status.error
     states = dict(inserted)
     # The first task is created when the run starts (a transaction of its own, then a
@@ -81,9 +86,7 @@ def test_new_rows_flushed_before_the_claim_start_once(stack: Stack) -> None:
     engine._claim = claim  # type: ignore[method-assign]
     engine.executor.submit = submit  # type: ignore[method-assign]
     try:
-        run_id = uuid.uuid4().hex
-        stack.start(run_id, three_task_pipeline(), {"n": 3})
-        status = stack.wait(run_id, timeout=60)
+        run_id, status = _three_tasks(stack)
     finally:
         engine._claim = real_claim  # type: ignore[method-assign]
         engine.executor.submit = real_submit  # type: ignore[method-assign]
@@ -148,9 +151,7 @@ def test_a_claim_rolled_back_leaves_its_tasks_to_the_next_query(stack: Stack, no
 
     engine._claim = claim  # type: ignore[method-assign]
     try:
-        run_id = uuid.uuid4().hex
-        stack.start(run_id, three_task_pipeline(), {"n": 3})
-        status = stack.wait(run_id, timeout=60)
+        _run_id, status = _three_tasks(stack)
     finally:
         engine._claim = real_claim  # type: ignore[method-assign]
     assert failed["n"] == 1

@@ -112,6 +112,20 @@ def _start(stub: scheduler_pb2_grpc.SchedulerStub, run_id: str, spec: dict[str, 
     stub.StartRun(request, timeout=30)
 
 
+def _start_chain(peers: dict[str, Any], markers: Path) -> tuple[ServiceProcess, str]:
+    """A scheduler process with :func:`_chain_pipeline` started on it (counters in ``markers``)."""
+    markers.mkdir()
+    service = start_service("scheduler", ["--port", "0"], peers["env"])
+    run_id = uuid.uuid4().hex
+    try:
+        with make_channel(service.address) as channel:
+            _start(scheduler_pb2_grpc.SchedulerStub(channel), run_id, _chain_pipeline(str(markers)))
+    except BaseException:
+        service.stop()
+        raise
+    return service, run_id
+
+
 def _status(stub: scheduler_pb2_grpc.SchedulerStub, run_id: str) -> scheduler_pb2.RunStatus:
     return stub.GetRunStatus(scheduler_pb2.GetRunStatusRequest(run_id=run_id), timeout=10)
 
@@ -146,13 +160,10 @@ def test_scheduler_process_runs_a_pipeline_and_stops_on_sigterm(peers: dict[str,
 
 def test_killed_scheduler_resumes_without_rerunning_finished_tasks(peers: dict[str, Any], tmp_path: Path) -> None:
     markers = tmp_path / "markers"
-    markers.mkdir()
-    first = start_service("scheduler", ["--port", "0"], peers["env"])
-    run_id = uuid.uuid4().hex
+    first, run_id = _start_chain(peers, markers)
     try:
         with make_channel(first.address) as channel:
             stub = scheduler_pb2_grpc.SchedulerStub(channel)
-            _start(stub, run_id, _chain_pipeline(str(markers)))
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 tasks = {t.task_id: t.state for t in _status(stub, run_id).task_details}
@@ -183,25 +194,20 @@ def test_a_result_record_cut_short_is_no_result_at_a_takeover(peers: dict[str, A
     record cut short, by a kill while it was written, must read as no result, so that the
     next scheduler runs the task again rather than harvest it as failed."""
     markers = tmp_path / "markers"
-    markers.mkdir()
     home = Path(peers["env"]["STEPWELL_HOME"])
-    first = start_service("scheduler", ["--port", "0"], peers["env"])
-    run_id = uuid.uuid4().hex
+    first, run_id = _start_chain(peers, markers)
     try:
-        with make_channel(first.address) as channel:
-            stub = scheduler_pb2_grpc.SchedulerStub(channel)
-            _start(stub, run_id, _chain_pipeline(str(markers)))
-            deadline = time.monotonic() + 30
-            pid = 0
-            while not pid and time.monotonic() < deadline:
-                with sqlite3.connect(home / "scheduler.db") as db:
-                    row = db.execute(
-                        "SELECT pid FROM sched_tasks WHERE run_id = ? AND qualified_name = 'slow' AND state = 'RUNNING'",
-                        (run_id,),
-                    ).fetchone()
-                pid = int(row[0]) if row else 0
-                time.sleep(0.05)
-            assert pid > 0
+        deadline = time.monotonic() + 30
+        pid = 0
+        while not pid and time.monotonic() < deadline:
+            with sqlite3.connect(home / "scheduler.db") as db:
+                row = db.execute(
+                    "SELECT pid FROM sched_tasks WHERE run_id = ? AND qualified_name = 'slow' AND state = 'RUNNING'",
+                    (run_id,),
+                ).fetchone()
+            pid = int(row[0]) if row else 0
+            time.sleep(0.05)
+        assert pid > 0
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait(10)
     finally:
