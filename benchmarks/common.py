@@ -219,6 +219,35 @@ class ExecutorClock:
         return engine, start, total
 
 
+def postgres_round_trip() -> str:
+    """The Postgres server's latency right now, for reading the Postgres numbers: the
+    median of 200 ``SELECT 1`` + commit and of 200 single-row UPDATE + commit (which waits
+    for the WAL flush), on one driver connection of the admin URL (no SQLAlchemy)."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(PG_ADMIN_URL)
+    conn = engine.raw_connection()
+    try:
+        cur = conn.cursor()
+        cur.execute("CREATE TEMP TABLE probe (id int PRIMARY KEY, v int)")
+        cur.execute("INSERT INTO probe VALUES (1, 0)")
+        conn.commit()
+        timings: dict[str, list[float]] = {"SELECT 1": [], "UPDATE": []}
+        for label, sql in (("SELECT 1", "SELECT 1"), ("UPDATE", "UPDATE probe SET v = v + 1 WHERE id = 1")):
+            for _ in range(200):
+                started = time.perf_counter()
+                cur.execute(sql)
+                conn.commit()
+                timings[label].append((time.perf_counter() - started) * 1000)
+    finally:
+        conn.close()
+        engine.dispose()
+    return (
+        f"postgres: SELECT 1 + commit {statistics.median(timings['SELECT 1']):.2f} ms, "
+        f"UPDATE + commit {statistics.median(timings['UPDATE']):.2f} ms (medians, driver only)"
+    )
+
+
 @contextlib.contextmanager
 def database(backend: str) -> Iterator[str]:
     """The database URL for ``backend``: a scratch Postgres database (dropped afterwards),

@@ -48,6 +48,7 @@ from common import (
     kfp_spec,
     machine,
     machine_speed,
+    postgres_round_trip,
     quiet,
     result_file_overheads,
     run_and_wait,
@@ -167,6 +168,8 @@ def main() -> None:
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     for backend in backends:
         print(settle())
+        if backend == "postgres":
+            print(postgres_round_trip())
         if args.standalone:
             r = measure_standalone(backend, args.repeat)
             print(
