@@ -97,7 +97,7 @@ def settle(limit_ms: float = 0.3, wait_s: float = 120.0) -> str:
         waited = time.monotonic() - started
         if float(create) <= limit_ms or waited >= wait_s:
             note = f", after waiting {waited:.0f} s for the disk to settle" if waited >= 1 else ""
-            return f"machine speed: 2M-addition loop {loop} ms, fork+wait {fork} ms, mkdir+create {create} ms (medians){note}"
+            return _speed_line(loop, fork, create) + note
         time.sleep(5)
 
 
@@ -108,7 +108,10 @@ def machine_speed() -> str:
     in a fresh interpreter: a pure-Python loop (2 million additions), ``fork`` +
     ``waitpid`` of that small process, and ``mkdir`` + creating a small file in a fresh
     folder of the system's temporary folder (where the benchmarks' scratch folders go)."""
-    loop, fork, create = _probe()
+    return _speed_line(*_probe())
+
+
+def _speed_line(loop: str, fork: str, create: str) -> str:
     return f"machine speed: 2M-addition loop {loop} ms, fork+wait {fork} ms, mkdir+create {create} ms (medians)"
 
 

@@ -126,6 +126,12 @@ def _start_chain(peers: dict[str, Any], markers: Path) -> tuple[ServiceProcess, 
     return service, run_id
 
 
+def _final_on(service: ServiceProcess, run_id: str) -> scheduler_pb2.RunStatus:
+    """The run's final status, as the scheduler process ``service`` reports it."""
+    with make_channel(service.address) as channel:
+        return _wait_final(scheduler_pb2_grpc.SchedulerStub(channel), run_id)
+
+
 def _status(stub: scheduler_pb2_grpc.SchedulerStub, run_id: str) -> scheduler_pb2.RunStatus:
     return stub.GetRunStatus(scheduler_pb2.GetRunStatusRequest(run_id=run_id), timeout=10)
 
@@ -178,9 +184,7 @@ def test_killed_scheduler_resumes_without_rerunning_finished_tasks(peers: dict[s
 
     second = start_service("scheduler", ["--port", "0"], peers["env"])
     try:
-        with make_channel(second.address) as channel:
-            stub = scheduler_pb2_grpc.SchedulerStub(channel)
-            status = _wait_final(stub, run_id)
+        status = _final_on(second, run_id)
         assert status.state == common_pb2.SUCCEEDED, status.error
         for name in ("first", "slow", "last"):
             assert (markers / f"{name}.count").read_text() == "x", f"{name} ran more than once"
@@ -222,9 +226,7 @@ def test_a_result_record_cut_short_is_no_result_at_a_takeover(peers: dict[str, A
 
     second = start_service("scheduler", ["--port", "0"], peers["env"])
     try:
-        with make_channel(second.address) as channel:
-            stub = scheduler_pb2_grpc.SchedulerStub(channel)
-            status = _wait_final(stub, run_id)
+        status = _final_on(second, run_id)
         assert status.state == common_pb2.SUCCEEDED, status.error
         assert (markers / "slow.count").read_text() == "xx"  # its lost attempt, and one more
         assert (markers / "first.count").read_text() == "x"

@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
@@ -98,38 +99,13 @@ class LaunchMixin(ProcessMixin):
         stamp = now()
         # Tasks queued before this transaction first, oldest first; then the ones its
         # advances created, claimed as they are inserted (no UPDATE after the INSERT).
-        # The query does not flush: the new rows are not in the database yet. It is
-        # skipped when the previous one saw the whole queue and nothing queued a task
-        # since (see :meth:`_queue_changed`) and no backoff can have ended.
-        generation = self._queue_generation
-        queued: list[tuple[TaskRow, RunRow]] = []
-        found: Sequence[Any] = ()
-        if self._queue_seen != generation or self._timers:
-            with s.no_autoflush:
-                found = s.execute(
-                    select(TaskRow, RunRow)
-                    .join(RunRow, RunRow.run_id == TaskRow.run_id)
-                    .where(
-                        TaskRow.state == PENDING,
-                        RunRow.lease_owner == self.leases.owner,
-                        RunRow.state.in_([RUNNING, CANCELING]),
-                        or_(TaskRow.not_before.is_(None), TaskRow.not_before <= stamp),
-                    )
-                    .order_by(TaskRow.ready_at, TaskRow.id)
-                    .limit(free)
-                    .with_for_update(of=TaskRow, skip_locked=True)
-                ).all()
-            # Whether this query saw the whole queue counts once the claim commits (see
-            # _claim_committed): a claim rolled back leaves its rows queued. Rows it
-            # skipped because another transaction held them locked count as seen; a
-            # heartbeat's _queue_changed looks again.
-            s.info[_SEEN] = generation if len(found) < free else -1
-            queued = [
-                (row, run)
-                for row, run in found
-                # Changed in this transaction (not flushed): no longer queued.
-                if row.state == PENDING and task_key(run.run_id, row.qualified_name) not in self._handles
-            ]
+        found = self._query_queue(s, free, stamp)
+        queued = [
+            (row, run)
+            for row, run in found
+            # Changed in this transaction (not flushed): no longer queued.
+            if row.state == PENDING and task_key(run.run_id, row.qualified_name) not in self._handles
+        ]
         locked = locked_runs(s)
         # A new row the query returned was flushed before it (by a lazy load, say).
         seen = {id(row) for row, _run in found}
@@ -170,6 +146,36 @@ class LaunchMixin(ProcessMixin):
                 self._touch(run.run_id, row.qualified_name)
             claimed.append(_Claim(row, run, attempt))
         return claimed
+
+    def _query_queue(self, s: Session, free: int, stamp: datetime) -> Sequence[Any]:
+        """``(row, run)`` of up to ``free`` tasks queued before the transaction ``s``, oldest
+        first, row-locked. The query does not flush: the rows the transaction's advances
+        created are not in the database yet. It is skipped (no rows) when the previous
+        one saw the whole queue and nothing queued a task since (see
+        :meth:`_queue_changed`) and no backoff can have ended."""
+        generation = self._queue_generation
+        if self._queue_seen == generation and not self._timers:
+            return ()
+        with s.no_autoflush:
+            found = s.execute(
+                select(TaskRow, RunRow)
+                .join(RunRow, RunRow.run_id == TaskRow.run_id)
+                .where(
+                    TaskRow.state == PENDING,
+                    RunRow.lease_owner == self.leases.owner,
+                    RunRow.state.in_([RUNNING, CANCELING]),
+                    or_(TaskRow.not_before.is_(None), TaskRow.not_before <= stamp),
+                )
+                .order_by(TaskRow.ready_at, TaskRow.id)
+                .limit(free)
+                .with_for_update(of=TaskRow, skip_locked=True)
+            ).all()
+        # Whether this query saw the whole queue counts once the claim commits (see
+        # _claim_committed): a claim rolled back leaves its rows queued. Rows it skipped
+        # because another transaction held them locked count as seen; a heartbeat's
+        # _queue_changed looks again.
+        s.info[_SEEN] = generation if len(found) < free else -1
+        return found
 
     def _claim_committed(self, s: Session) -> None:
         """After the transaction ``s`` of a :meth:`_claim` committed: what its queue query
