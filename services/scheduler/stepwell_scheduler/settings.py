@@ -36,9 +36,10 @@ class SchedulerSettings(ServiceSettings):
     * ``STEPWELL_LOCAL_START_METHOD`` — how the local executor starts task processes:
       ``fork`` (default: forked by a fork server that has the launcher pre-imported) or
       ``spawn`` (a fresh ``python -m stepwell.runtime.launcher`` per task);
-    * ``STEPWELL_LOCAL_INLINE_PYTHON`` — with ``fork``, run Stepwell lightweight components'
-      ``python3 -m stepwell.runtime.executor`` in a fork of the task's launcher rather than a
-      second interpreter (default true; the user code still gets a process of its own).
+    * ``STEPWELL_LOCAL_INLINE_PYTHON`` — with ``fork``, run lightweight components'
+      ``python3 -m stepwell.runtime.executor`` / ``kfp.dsl.executor_main`` in the task's
+      own process, from the pre-imported interpreter, rather than a second interpreter
+      (default true; see :mod:`stepwell_scheduler.executors.inprocess`).
     * ``STEPWELL_SCHEDULER_LEASE_SECONDS`` — how long a scheduler's claim on a run holds
       without renewal (renewed every third of it); when a scheduler dies, another one on
       the same database takes its runs over after this (at once when the dead one ran on

@@ -3,7 +3,8 @@
 Usage: ``python -m stepwell.runtime.launcher TASK_FILE`` (format in
 :mod:`stepwell.runtime._launch_taskfile`). It downloads input artifacts, substitutes
 placeholders, runs the user's command as argv (never through an extra shell) with its
-output tee'd to a log, collects output parameters and artifacts, uploads artifacts and
+output tee'd to a log (or, under a fork server, a Python command in this process: see
+:func:`set_in_process_runner`), collects output parameters and artifacts, uploads artifacts and
 the log, and writes a result JSON. It imports only the standard library,
 ``stepwell.runtime`` and ``stepwell.storage`` so that a task starts fast.
 
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from stepwell.runtime._launch_placeholders import (
@@ -41,6 +42,21 @@ from stepwell.storage import StoreRouter, is_s3_uri
 
 LOG_TAIL_LINES = 30
 _PYTHONS = ("python3", "python")
+
+#: Runs a user command in this process instead of a child, when it can: called with
+#: ``(argv, env, cwd, log_fd)`` it runs the command with stdout and stderr on ``log_fd``
+#: and returns its exit status, or returns None at once when the command needs a process
+#: of its own. Only a fork server sets one, in a task's process (its stdout goes nowhere,
+#: so nothing is lost by not teeing); a launcher started any other way runs every
+#: command as a child.
+InProcessRunner = Callable[[list[str], dict[str, str], str, int], "int | None"]
+_in_process: InProcessRunner | None = None
+
+
+def set_in_process_runner(runner: InProcessRunner | None) -> None:
+    """Lets this task's process run user commands ``runner`` accepts itself (see above)."""
+    global _in_process
+    _in_process = runner
 
 
 class TaskFailed(Exception):
@@ -105,9 +121,21 @@ def localize_remote_uris(task: TaskFile, executor_input: dict[str, Any]) -> dict
 
 
 def _prepare_log(task: TaskFile, notes: list[str]) -> None:
+    echo = not _stderr_is(task.log_file)
     for note in notes:
         _append_log(task.log_file, f"[stepwell launcher] {note}")
-        _log(note)
+        if echo:
+            _log(note)
+
+
+def _stderr_is(path: str) -> bool:
+    """True when our stderr is the file at ``path`` (a local executor points it at the
+    task log, so the launcher's own messages and the command's output are one log)."""
+    try:
+        ours, theirs = os.fstat(2), os.stat(path)
+    except OSError:
+        return False
+    return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
 def download_inputs(task: TaskFile, stores: StoreRouter) -> None:
@@ -134,9 +162,18 @@ def prepare_outputs(task: TaskFile, executor_input: dict[str, Any]) -> None:
 
 
 def run_command(argv: list[str], env: dict[str, str], cwd: str, log_path: str) -> tuple[int, list[str]]:
-    """Runs ``argv``, tees stdout+stderr to ``log_path`` and our stdout; returns exit code and last lines."""
+    """Runs ``argv``, tees stdout+stderr to ``log_path`` and our stdout; returns exit code and last lines.
+
+    A command the in-process runner takes (see :func:`set_in_process_runner`) writes to
+    ``log_path`` alone, and its last lines are read back from there."""
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+    if _in_process is not None:
+        with open(log_path, "ab") as log:
+            start = log.tell()
+            code = _in_process(argv, env, cwd, log.fileno())
+        if code is not None:
+            return code, _read_tail(log_path, start)
     try:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     except OSError as err:
@@ -170,6 +207,15 @@ def run_command(argv: list[str], env: dict[str, str], cwd: str, log_path: str) -
             tail.append(b"".join(partial).decode("utf-8", "replace"))
         out.flush()
     return proc.wait(), list(tail)
+
+
+def _read_tail(path: str, start: int) -> list[str]:
+    """The last lines of ``path`` written after offset ``start``."""
+    with open(path, "rb") as f:
+        end = f.seek(0, os.SEEK_END)
+        f.seek(max(start, end - (1 << 16)))
+        text = f.read().decode("utf-8", "replace")
+    return text.splitlines()[-LOG_TAIL_LINES:]
 
 
 def read_executor_output(path: str) -> dict[str, Any]:

@@ -405,10 +405,16 @@ def _submit_component(runner: Runner, report: Path, fail: bool, env: dict[str, s
     ))
 
 
+def _in_process(runner: Runner, same_python_env: bool = True) -> bool:
+    """Whether a Python component runs in the task's process itself (else in a child)."""
+    return runner.executor.start_method == "fork" and same_python_env
+
+
 @pytest.mark.parametrize("python_env", ["same", "different"])
-def test_stepwell_components_run_in_a_process_of_their_own(runner: Runner, python_env: str) -> None:
-    """With ``fork``, a Stepwell component's ``python3 -m stepwell.runtime.executor`` is a fork
-    of the launcher (unless the task changes ``PYTHON*`` variables); it behaves the same."""
+def test_stepwell_components_run_as_a_fresh_interpreter_would(runner: Runner, python_env: str) -> None:
+    """With ``fork``, a Stepwell component's ``python3 -m stepwell.runtime.executor`` runs in
+    the task's own process (unless the task changes ``PYTHON*`` variables); otherwise in a
+    child of the launcher. It sees the same argv, folder and environment either way."""
     env = {**os.environ, "STEPWELL_TEST_VALUE": "seen"}
     if python_env == "different":
         env["PYTHONDONTWRITEBYTECODE"] = "x" + env.get("PYTHONDONTWRITEBYTECODE", "")
@@ -420,16 +426,17 @@ def test_stepwell_components_run_in_a_process_of_their_own(runner: Runner, pytho
     assert result["parameters"] == {"Output": "ok"}
     assert "probe ran" in (runner.folder(handle) / "task.log").read_text()
     seen = json.loads(report.read_text())
-    assert seen["pid"] != handle.pid
-    assert seen["ppid"] == handle.pid
+    in_process = _in_process(runner, python_env == "same")
+    assert (seen["pid"] == handle.pid) is in_process
+    assert (seen["ppid"] == handle.pid) is not in_process
+    assert seen["pid"] != os.getpid()
     assert seen["cwd"] == str(runner.folder(handle) / "scratch")
     assert seen["value"] == "seen"
     assert seen["main"] == "__main__"
     assert seen["kfp_sdk"]  # the full kfp SDK, not the fork server's preloaded runtime-only kfp
     assert seen["argv"][:2] == ["--component_source", PROBE_COMPONENT]
     exec_cmdline = "stepwell.runtime.executor" in seen["cmdline"]
-    inline = runner.executor.start_method == "fork" and python_env == "same"
-    assert exec_cmdline is not inline  # a forked component keeps the fork server's command line
+    assert exec_cmdline is not in_process  # the task's process keeps the fork server's command line
 
     failing = _submit_component(runner, runner.root / f"fail-{python_env}.json", True, env)
     assert runner.wait(failing) == 0
@@ -439,9 +446,10 @@ def test_stepwell_components_run_in_a_process_of_their_own(runner: Runner, pytho
     assert "ValueError: the component failed on purpose" in (runner.folder(failing) / "task.log").read_text()
 
 
-def test_kfp_compiled_components_run_in_a_process_of_their_own(runner: Runner) -> None:
+def test_kfp_compiled_components_give_the_same_result_in_process_or_not(runner: Runner) -> None:
     """A kfp-compiled lightweight component, as compiled (``sh -c PRELUDE ...``), gives the
-    same result whether its Python is forked (``fork``) or started (``spawn``)."""
+    same result whether it runs in the task's process (``fork``) or a started Python
+    (``spawn``)."""
     import warnings
 
     import yaml
@@ -497,5 +505,6 @@ def test_kfp_compiled_components_run_in_a_process_of_their_own(runner: Runner) -
     assert result["status"] == "SUCCEEDED", (result["error"], result["log_tail"])
     assert result["parameters"] == {"Output": "kfp ok"}
     seen = json.loads(report.read_text())
-    assert seen["pid"] != handle.pid
+    assert (seen["pid"] == handle.pid) is _in_process(runner)
+    assert seen["runtime"] == "true"
     assert seen["main"] == "__main__"

@@ -208,7 +208,8 @@ class HarvestMixin:
         if result is None:
             code = handle.exit_code if handle else None
             tail = self.executor.logs(handle) if handle else ""
-            error = f"the launcher ended (exit status {code}) without reporting a result"
+            # The user code may have ended it (it can run in the launcher's process).
+            error = f"the task process ended (exit status {code}) without reporting a result (see the end of its log)"
             state, outputs, log_tail, log_uri = FAILED, {}, "\n".join(tail.splitlines()[-30:]), row.log_uri
         else:
             state = SUCCEEDED if result.get("status") == SUCCEEDED else FAILED

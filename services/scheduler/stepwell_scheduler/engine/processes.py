@@ -255,7 +255,10 @@ class ProcessMixin:
             key=task_key(p.run.run_id, p.row.qualified_name),
             task_file=p.task_path,
             result_file=p.result_file,
-            launcher_log=str(p.attempt_dir / "launcher.log"),
+            # The launcher's own messages go to the task log too: one file less per task,
+            # and a task that ends without a result leaves its output where the scheduler
+            # reads the launcher's last words (user code may run in the launcher process).
+            launcher_log=p.log_file,
             cwd=str(p.attempt_dir),
             env=env,
             image=p.image,
@@ -293,6 +296,7 @@ class ProcessMixin:
         p.task_path = str(p.attempt_dir / "task.json")
         p.task_json = task_file.to_json()
         p.result_file = task_file.result_file
+        p.log_file = task_file.log_file
         p.image = str(task_file.container.get("image", ""))
         p.timeout = task_timeout(p.run, executor, (plan.spec.get("deploymentSpec") or {}), task.component)
 
@@ -378,6 +382,7 @@ class _Prepared:
     task_path: str = ""
     task_json: str = ""
     result_file: str = ""
+    log_file: str = ""
     #: The write of its folder and task file, when begun at the claim.
     written: Future[None] | None = None
 

@@ -231,7 +231,10 @@ class RecoveryMixin:
                 continue
             result_file = os.path.join(row.task_dir, "result.json") if row.task_dir else ""
             if row.kind == CONTAINER and row.pid > 0 and row.task_dir:
+                # Attempts started before the launcher wrote to the task log had a log of its own.
                 launcher_log = os.path.join(row.task_dir, "launcher.log")
+                if not os.path.exists(launcher_log):
+                    launcher_log = os.path.join(row.task_dir, "task.log")
                 task_file = os.path.join(row.task_dir, "task.json")
                 handle = self.executor.adopt(key, row.pid, result_file, launcher_log, task_file)
                 if handle is not None:

@@ -63,7 +63,8 @@ class Executor(ABC):
         """
 
     def logs(self, handle: TaskHandle, max_bytes: int = 64 * 1024) -> str:
-        """The end of the launcher's own output (its errors, when it crashed)."""
+        """The end of the launcher's own output (its errors, when it crashed): with the
+        local executor, the task log, which holds the command's output too."""
         try:
             with open(handle.launcher_log, "rb") as f:
                 f.seek(0, 2)

@@ -9,14 +9,17 @@ Two ways to start that process (``STEPWELL_LOCAL_START_METHOD``):
   gRPC, database pools) is never forked.
 * ``spawn``: ``[python, "-m", "stepwell.runtime.launcher", TASK_FILE]`` per task.
 
-With ``fork``, a Stepwell lightweight component's user command (``python3 -m
-stepwell.runtime.executor ...``) also runs in a fork of the launcher (its own process, same
-argv, environment and output) rather than in a second interpreter; ``inline_modules=()``
-(``STEPWELL_LOCAL_INLINE_PYTHON=false``) turns that off.
+With ``fork``, a lightweight component's user command (``python3 -m
+stepwell.runtime.executor ...`` or ``python3 -m kfp.dsl.executor_main ...``) runs in the
+task's process itself, from the preloaded interpreter, with the same argv, environment,
+working folder and output as a second interpreter would have
+(:mod:`~stepwell_scheduler.executors.inprocess`); ``inline_modules=()``
+(``STEPWELL_LOCAL_INLINE_PYTHON=false``) starts a second interpreter instead.
 
 Either way the task is its own session (``pid == pgid``, so cancel kills its whole tree),
 its stdin is ``/dev/null``, its stdout is discarded (the launcher tees the user command's
-output into the task log itself) and its stderr goes to the attempt's ``launcher.log``.
+output into the task log itself) and its stderr goes to ``LaunchRequest.launcher_log``
+(the engine makes that the task log).
 Tasks keep running when the scheduler dies; a restarted scheduler adopts them by pid.
 """
 

@@ -1,0 +1,174 @@
+"""Python components run in the task's own process (``fork``): the launcher's bookkeeping
+survives what the user code does to the process, and a kill still leaves a result or a log.
+
+Real fork server, real processes and signals; the component is Stepwell's lightweight
+executor (``python3 -m stepwell.runtime.executor``), which the fork server runs in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stepwell.runtime._launch_taskfile import TaskFile
+from stepwell_scheduler.executors import LaunchRequest, LocalExecutor, TaskHandle
+
+WAIT = 30.0  # upper bound for waiting loops; nothing asserts on elapsed time
+
+UNRULY = '''from typing import *
+
+from stepwell.runtime.executor import *
+
+def unruly(marker: str) -> str:
+    import atexit, io, os, signal, sys
+    print("unruly started", flush=True)
+    atexit.register(lambda: os.write(1, b"unruly exit handler ran\\n"))
+    os.chdir("/")
+    os.environ["HOME"] = "/nowhere"
+    os.environ.pop("PATH", None)
+    sys.path.insert(0, "/nowhere")
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.stdout = io.StringIO()  # swallowed: never reaches the log
+    print("lost")
+    sys.stderr.write("unruly wrote to stderr\\n")
+    return "done " + marker
+'''
+
+SLEEPER = '''from typing import *
+
+from stepwell.runtime.executor import *
+
+def sleeper(marker: str) -> str:
+    import time
+    print("sleeper started", flush=True)
+    open(marker, "w").close()
+    time.sleep(600)
+    return "never"
+'''
+
+EXITER = '''from typing import *
+
+from stepwell.runtime.executor import *
+
+def exiter(marker: str) -> str:
+    import os
+    print("exiter says goodbye", flush=True)
+    os._exit(7)
+'''
+
+
+@pytest.fixture
+def executor() -> Iterator[LocalExecutor]:
+    executor = LocalExecutor(start_method="fork")
+    try:
+        yield executor
+    finally:
+        executor.shutdown()
+
+
+def _submit(executor: LocalExecutor, root: Path, source: str, function: str, marker: str) -> tuple[TaskHandle, threading.Event]:
+    folder = root / function
+    folder.mkdir(parents=True)
+    out = folder / "out"
+    task = TaskFile(
+        run_id="run",
+        pipeline_name="p",
+        task_name=function,
+        pipeline_root=str(root / "artifacts"),
+        executor_input={
+            "inputs": {"parameterValues": {"marker": marker}},
+            "outputs": {
+                "parameters": {"Output": {"outputFile": str(out / "Output")}},
+                "outputFile": str(out / "executor_output.json"),
+            },
+        },
+        container={
+            "image": "python:3.11",
+            "command": ["python3", "-m", "stepwell.runtime.executor", "--component_source", source],
+            "args": ["--executor_input", "{{$}}", "--function_to_execute", function],
+        },
+        scratch_dir=str(folder / "scratch"),
+        result_file=str(folder / "result.json"),
+        log_file=str(folder / "task.log"),
+        log_uri=f"file://{root}/logs/{function}.log",
+        output_parameter_types={"Output": "STRING"},
+    )
+    task.save(str(folder / "task.json"))
+    ended = threading.Event()
+    executor.on_exit = lambda _key: ended.set()
+    handle = executor.submit(
+        LaunchRequest(
+            key=f"run\x00{function}",
+            task_file=str(folder / "task.json"),
+            result_file=task.result_file,
+            launcher_log=task.log_file,  # as the engine asks: one log per task
+            cwd=str(folder),
+            env=dict(os.environ),
+        )
+    )
+    return handle, ended
+
+
+def _wait(executor: LocalExecutor, handle: TaskHandle, ended: threading.Event) -> int:
+    assert ended.wait(WAIT), "the task did not end"
+    code = executor.poll(handle)
+    assert code is not None
+    return code
+
+
+def _result(handle: TaskHandle) -> dict[str, Any]:
+    return dict(json.loads(Path(handle.result_file).read_text()))
+
+
+def test_the_launcher_finishes_its_work_whatever_the_code_did_to_the_process(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    handle, ended = _submit(executor, tmp_path, UNRULY, "unruly", "m1")
+    assert _wait(executor, handle, ended) == 0
+    result = _result(handle)
+    assert result["status"] == "SUCCEEDED", result["error"]
+    assert result["parameters"] == {"Output": "done m1"}
+    log = (tmp_path / "unruly" / "task.log").read_text()
+    assert "unruly started" in log
+    assert "unruly wrote to stderr" in log
+    assert "unruly exit handler ran" in log  # the command's exit handlers ran, into its log
+    assert "lost" not in log
+    # The log was stored where the task said, from the task's folder (not from "/").
+    assert result["log_uri"] == f"file://{tmp_path}/logs/unruly.log"
+    assert "unruly started" in (tmp_path / "logs" / "unruly.log").read_text()
+    # The launcher's notes are written to the log once, though its stderr is the log too.
+    assert log.count("is not pulled") <= 1
+
+
+def test_sigterm_ends_the_code_and_the_launcher_still_reports(executor: LocalExecutor, tmp_path: Path) -> None:
+    marker = tmp_path / "sleeping"
+    handle, ended = _submit(executor, tmp_path, SLEEPER, "sleeper", str(marker))
+    deadline = time.monotonic() + WAIT
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert marker.exists(), "the component did not start"
+    os.kill(handle.pid, 15)  # what a cancel or a timeout sends first
+    assert _wait(executor, handle, ended) == 0  # the launcher wrote its result
+    result = _result(handle)
+    assert result["status"] == "FAILED"
+    assert result["exit_code"] == -15
+    assert result["error"] == "the command exited with status -15"
+    assert "sleeper started" in result["log_tail"]
+    assert "sleeper started" in (tmp_path / "logs" / "sleeper.log").read_text()
+
+
+def test_code_that_ends_the_process_leaves_its_output_for_the_scheduler(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    handle, ended = _submit(executor, tmp_path, EXITER, "exiter", "m3")
+    assert _wait(executor, handle, ended) == 7
+    assert not Path(handle.result_file).exists()
+    # What the scheduler shows for an attempt that left no result: the task log's end.
+    assert "exiter says goodbye" in executor.logs(handle)
