@@ -21,7 +21,7 @@ lightweight component (as compiled: ``sh -c PRELUDE ...``, which the launcher tu
 ``python -m kfp.dsl.executor_main`` with ``_KFP_RUNTIME=true``), and three ways
 to start: ``spawn`` (an interpreter per launcher and per user command), ``fork-exec``
 (forked launcher, exec'd user command) and ``fork`` (the default: forked launcher, and
-Stepwell components forked from the launcher too).
+Python components run in the launcher's process, from the fork server's warm interpreter).
 """
 
 from __future__ import annotations

@@ -435,7 +435,7 @@ def test_stepwell_components_run_as_a_fresh_interpreter_would(runner: Runner, py
     assert seen["main"] == "__main__"
     assert seen["kfp_sdk"]  # the full kfp SDK, not the fork server's preloaded runtime-only kfp
     assert seen["argv"][:2] == ["--component_source", PROBE_COMPONENT]
-    exec_cmdline = "stepwell.runtime.executor" in seen["cmdline"]
+    exec_cmdline = seen["cmdline"][1:3] == ["-m", "stepwell.runtime.executor"]
     assert exec_cmdline is not in_process  # the task's process keeps the fork server's command line
 
     failing = _submit_component(runner, runner.root / f"fail-{python_env}.json", True, env)

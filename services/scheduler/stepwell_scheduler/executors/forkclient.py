@@ -64,12 +64,15 @@ class ForkServerClient:
         self,
         python: str = sys.executable,
         preload: Iterable[str] = (),
+        warm_up: Iterable[str] = (),
         on_exit: ExitHook = lambda tag, code: None,
         on_lost: LostHook = lambda tags: None,
         reply_timeout: float = 60.0,
     ) -> None:
         self.python = python
         self.preload = list(preload)
+        #: In-process modules the server runs a no-op task of before serving (:mod:`.warmup`).
+        self.warm_up = list(warm_up)
         self.on_exit = on_exit
         self.on_lost = on_lost
         self.reply_timeout = reply_timeout
@@ -108,6 +111,8 @@ class ForkServerClient:
         ]  # fmt: skip
         for name in self.preload:
             argv += ["--preload", name]
+        for name in self.warm_up:
+            argv += ["--warm-up", name]
         try:
             proc = subprocess.Popen(
                 argv,

@@ -37,8 +37,12 @@ and the second process: when the launcher's user command is ``[sys.executable, "
 MODULE, ...]`` for one of them, the task's process runs MODULE as ``__main__`` itself
 (:mod:`.inprocess`); any other command is started as usual.
 
-Only the standard library is imported here, besides the preloaded modules and
-:mod:`.inprocess`.
+Before it serves, the server runs a few no-op tasks of the ``--warm-up`` modules itself
+(:mod:`.warmup`), so that what every task would otherwise do to the shared heap for the
+first time is done once.
+
+Only the standard library is imported here, besides the preloaded modules,
+:mod:`.inprocess` and :mod:`.warmup`.
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from stepwell_scheduler.executors import inprocess
+from stepwell_scheduler.executors import inprocess, warmup
 
 #: Modules every fork server imports before serving.
 DEFAULT_PRELOAD = (
@@ -262,6 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True, help="this server's end of the request socket pair")
     parser.add_argument("--events-fd", type=int, default=-1, help="this server's end of the events socket pair")
     parser.add_argument("--preload", action="append", default=[], help="a module to import before serving")
+    parser.add_argument(
+        "--warm-up", action="append", default=[], help="an in-process module to run a no-op task of before serving"
+    )
     args = parser.parse_args(argv)
     _set_process_name("stepwell-fork")
     sock = socket.socket(fileno=args.fd)
@@ -277,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _warm_metadata_cache()
     _warm_regex_cache()
     inprocess.cache_main_details([*DEFAULT_PRELOAD, *args.preload, *inprocess.CONDITIONAL_PRELOAD])
+    if args.warm_up:
+        warmup.warm_up(frozenset(args.warm_up))
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
         ForkServer(sock, events).serve()
     return 0
@@ -284,4 +293,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

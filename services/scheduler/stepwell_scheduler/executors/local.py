@@ -100,7 +100,8 @@ class LocalExecutor(Executor):
     ``"spawn"``; ``preload`` names extra modules the fork server imports once (e.g.
     ``minio`` when artifacts live in S3) so that tasks do not each pay for them.
     ``inline_modules``: with ``fork``, user commands ``python3 -m MODULE ...`` for these
-    modules run in a fork of the launcher instead of a new interpreter (empty: never).
+    modules run in the task's process instead of a new interpreter (empty: never); the
+    fork server warms up on a no-op task of each before it serves.
     """
 
     def __init__(
@@ -125,7 +126,7 @@ class LocalExecutor(Executor):
         self._fork: ForkServerClient | None = None
         if start_method == "fork":
             self._fork = ForkServerClient(
-                python, preload, on_exit=self._forked_exit, on_lost=self._forked_lost
+                python, preload, self.inline_modules, on_exit=self._forked_exit, on_lost=self._forked_lost
             )
             try:
                 self._fork.start()

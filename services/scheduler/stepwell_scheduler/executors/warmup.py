@@ -1,0 +1,192 @@
+"""No-op tasks run through the launcher inside the fork server, before it serves.
+
+A task forked from the server pays, in page faults, for every page of the shared heap it
+writes, and CPython writes where nobody would expect it: the first calls of a function
+count up to its specialization and then rewrite its bytecode in place, lazy imports and
+caches fill on first use. Run once per task, all of that happened in every task. Running
+a few no-op tasks here first (a KFP lightweight component as the KFP compiler emits it,
+and a Stepwell one) does it once for all of them: measured with
+``benchmarks/task_start.py``'s harness, 1,330 → 1,180 page faults and about 10.4 → 8.4 ms
+of CPU per KFP no-op task.
+
+The warm-up can only run a Python component in-process; a command that would start a
+process (a pip prelude whose requirements are missing, say) stops it. Whatever it changes
+that a task could notice is put back: its folder is deleted, the standard streams went to
+``/dev/null`` meanwhile, and the root logger, ``sys.modules`` and ``sys.path`` are as
+before (KFP's executor configures logging and imports the component as a module).
+
+Only the standard library and ``stepwell.runtime`` are imported here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from typing import Any
+
+from stepwell_scheduler.executors import inprocess
+
+#: How many times each no-op task runs: CPython 3.11 specializes a function's bytecode
+#: after its eighth call.
+ROUNDS = 10
+
+_STEPWELL_SOURCE = "from typing import *\n\nfrom stepwell.runtime.executor import *\n\ndef noop(x: int) -> int:\n    return x\n"
+_KFP_SOURCE = (
+    "\nimport kfp\nfrom kfp import dsl\nfrom kfp.dsl import *\nfrom typing import *\n\n"
+    "def noop(x: int) -> int:\n    return x\n\n"
+)
+
+
+class _WouldStartProcess(Exception):
+    """The warm-up's command needs a process of its own."""
+
+
+def kfp_container(kfp_version: str) -> dict[str, Any]:
+    """A KFP lightweight component's command and args, in the shape kfp 2.x compiles them
+    (kfp-facts §3.2: pip prelude, then the loader that writes the source and runs the
+    executor)."""
+    prelude = (
+        '\nif ! [ -x "$(command -v pip)" ]; then\n    python3 -m ensurepip || python3 -m ensurepip --user'
+        " || apt-get install python3-pip\nfi\n\nPIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip install --quiet"
+        f" --no-warn-script-location 'kfp=={kfp_version}' '--no-deps'"
+        ' \'typing-extensions>=3.7.4,<5; python_version<"3.9"\' && "$0" "$@"\n'
+    )
+    loader = (
+        'program_path=$(mktemp -d)\n\nprintf "%s" "$0" > "$program_path/ephemeral_component.py"\n'
+        "_KFP_RUNTIME=true python3 -m kfp.dsl.executor_main --component_module_path"
+        ' "$program_path/ephemeral_component.py" "$@"\n'
+    )
+    return {
+        "command": ["sh", "-c", prelude, "sh", "-ec", loader, _KFP_SOURCE],
+        "args": ["--executor_input", "{{$}}", "--function_to_execute", "noop"],
+    }
+
+
+def stepwell_container() -> dict[str, Any]:
+    """A Stepwell lightweight component's command and args."""
+    return {
+        "command": ["python3", "-m", "stepwell.runtime.executor", "--component_source", _STEPWELL_SOURCE],
+        "args": ["--executor_input", "{{$}}", "--function_to_execute", "noop"],
+        # As the KFP warm-up has it: without it the in-process runner would unload the
+        # preloaded runtime-only kfp, here in the server.
+        "env": [{"name": name, "value": value} for name, value in _kfp_overlay().items()],
+    }
+
+
+def _kfp_overlay() -> dict[str, str]:
+    return dict(inprocess.CONDITIONAL_PRELOAD.get("kfp.dsl.executor_main", {}))
+
+
+def warm_up(allowed: frozenset[str], rounds: int = ROUNDS, containers: list[dict[str, Any]] | None = None) -> int:
+    """Runs the no-op tasks (``containers``: by default one of each module in ``allowed``
+    that is imported); returns how many succeeded."""
+    try:
+        from stepwell.runtime import launcher
+        from stepwell.runtime._launch_python import installed_versions
+    except ImportError:
+        return 0
+    if containers is None:
+        containers = [stepwell_container()] if "stepwell.runtime.executor" in allowed else []
+        kfp = installed_versions().get("kfp")
+        if kfp is not None and "kfp.dsl.executor_main" in allowed and "kfp" in sys.modules:
+            containers.append(kfp_container(kfp[0]))
+    run = inprocess.runner(allowed)
+
+    def only_in_process(argv: list[str], env: dict[str, str], cwd: str, log_fd: int) -> int | None:
+        code = run(argv, env, cwd, log_fd)
+        if code is None:
+            raise _WouldStartProcess(argv[0])
+        return code
+
+    ran = 0
+    root = tempfile.mkdtemp(prefix="stepwell-warm-up-")
+    modules, path = dict(sys.modules), list(sys.path)
+    handlers, level = list(logging.root.handlers), logging.root.level
+    launcher.set_in_process_runner(only_in_process)
+    try:
+        with _quiet():
+            for i in range(rounds):
+                for j, container in enumerate(containers):
+                    if _run_one(launcher, os.path.join(root, f"{i}-{j}"), container):
+                        ran += 1
+    finally:
+        launcher.set_in_process_runner(None)
+        # Modules imported on the way stay (that is part of the point); the components'
+        # own modules go.
+        for name in [n for n, m in sys.modules.items() if n not in modules and _is_component(m, root)]:
+            del sys.modules[name]
+        sys.modules.update(modules)
+        sys.path[:] = path
+        logging.root.handlers[:] = handlers
+        logging.root.setLevel(level)
+        shutil.rmtree(root, ignore_errors=True)
+    return ran
+
+
+def _is_component(module: Any, root: str) -> bool:
+    where = str(getattr(module, "__file__", "") or "")
+    return where.startswith((root, "<stepwell component"))
+
+
+def _run_one(launcher: Any, folder: str, container: dict[str, Any]) -> bool:
+    from stepwell.runtime._launch_taskfile import TaskFile
+
+    out = os.path.join(folder, "out")
+    task = TaskFile(
+        run_id="warm-up",
+        pipeline_name="warm-up",
+        task_name="noop",
+        pipeline_root=os.path.join(folder, "artifacts"),
+        executor_input={
+            "inputs": {"parameterValues": {"x": 1}},
+            "outputs": {
+                "parameters": {"Output": {"outputFile": os.path.join(out, "Output")}},
+                "outputFile": os.path.join(out, "output_metadata.json"),
+            },
+        },
+        container={"image": "python:3.11", **container},
+        scratch_dir=os.path.join(folder, "scratch"),
+        result_file=os.path.join(folder, "result.json"),
+        log_file=os.path.join(folder, "task.log"),
+        log_uri="file://" + os.path.join(folder, "artifacts", "executor-logs"),
+        output_parameter_types={"Output": "NUMBER_INTEGER"},
+    )
+    os.makedirs(folder)
+    task.save(os.path.join(folder, "task.json"))
+    cwd = os.getcwd()
+    try:
+        if launcher.main([os.path.join(folder, "task.json")]) != 0:
+            return False
+        with open(task.result_file, encoding="utf-8") as f:
+            return bool(json.load(f).get("status") == "SUCCEEDED")
+    except (_WouldStartProcess, OSError, ValueError):
+        return False
+    finally:
+        os.chdir(cwd)
+
+
+@contextlib.contextmanager
+def _quiet() -> Any:
+    """Standard streams to ``/dev/null`` (the warm-up's messages are nobody's business)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = [os.dup(fd) for fd in (1, 2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        for fd, copy in zip((1, 2), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.close(devnull)

@@ -1,0 +1,139 @@
+"""The fork server's warm-up: it runs no-op tasks in its own process before it serves,
+and leaves nothing behind that a task could notice. Each check runs in a fresh
+interpreter, as the server does, or through a real fork server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from stepwell.runtime._launch_taskfile import TaskFile
+from stepwell_scheduler.executors import LaunchRequest, LocalExecutor
+
+WAIT = 30.0
+
+_PROBE = """
+import json, logging, os, sys, tempfile
+from stepwell_scheduler.executors import inprocess, warmup
+import stepwell.runtime.launcher
+for name, overlay in inprocess.CONDITIONAL_PRELOAD.items():
+    inprocess.preload_with_env(name, overlay)
+kfp_before = sys.modules.get("kfp")
+before = {"path": list(sys.path), "handlers": len(logging.root.handlers), "level": logging.root.level,
+          "cwd": os.getcwd(), "env": dict(os.environ)}
+folders = set(os.listdir(tempfile.gettempdir()))
+%s
+after = {"path": list(sys.path), "handlers": len(logging.root.handlers), "level": logging.root.level,
+         "cwd": os.getcwd(), "env": dict(os.environ)}
+print(json.dumps({
+    "ran": ran, "same": before == after, "kfp_kept": sys.modules.get("kfp") is kfp_before,
+    "components": [n for n, m in sys.modules.items()
+                   if str(getattr(m, "__file__", "")).startswith(("<stepwell component", tempfile.gettempdir()))],
+    "left_folders": sorted(set(os.listdir(tempfile.gettempdir())) - folders),
+}))
+"""
+
+
+def _probe(body: str, tmp_path: Path) -> dict[str, object]:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE % body], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""  # the warm-up's own output went nowhere
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_the_warm_up_runs_both_kinds_and_leaves_the_process_as_it_was(tmp_path: Path) -> None:
+    seen = _probe(
+        'ran = warmup.warm_up(frozenset(["stepwell.runtime.executor", "kfp.dsl.executor_main"]), rounds=2)', tmp_path
+    )
+    assert seen["ran"] == 4  # two rounds of a Stepwell and a KFP no-op, each SUCCEEDED
+    assert seen["same"] is True  # sys.path, logging, working folder, environment
+    assert seen["kfp_kept"] is True  # the preloaded runtime-only kfp, not a new import
+    assert seen["components"] == []
+    assert seen["left_folders"] == []
+
+
+def test_the_warm_up_never_starts_a_process(tmp_path: Path) -> None:
+    # A prelude whose requirement is not installed would run in a shell and pip-install:
+    # the warm-up refuses it before any process starts (the shell would leave the marker).
+    marker = tmp_path / "a shell ran"
+    seen = _probe(
+        "container = warmup.kfp_container('2.0')\n"
+        f"prelude = {'touch ' + shlex.quote(str(marker)) + ' && '!r} + container['command'][2].lstrip()\n"
+        "container['command'][2] = prelude.replace(\"'kfp==2.0'\", \"'stepwell-not-installed==1.0'\")\n"
+        "ran = warmup.warm_up(frozenset(['kfp.dsl.executor_main']), rounds=1, containers=[container])",
+        tmp_path,
+    )
+    assert seen["ran"] == 0
+    assert not marker.exists()
+    assert seen["same"] is True
+    assert seen["left_folders"] == []
+
+
+LOGGING_COMPONENT = '''from typing import *
+
+from stepwell.runtime.executor import *
+
+def configures_logging(x: int) -> int:
+    import logging
+    logging.basicConfig(level=logging.DEBUG, format="CONFIGURED %(levelname)s %(message)s")
+    logging.getLogger("user").debug("debug line")
+    return x
+'''
+
+
+def test_a_component_after_the_warm_up_configures_logging_as_it_likes(tmp_path: Path) -> None:
+    executor = LocalExecutor(start_method="fork")
+    ended = threading.Event()
+    executor.on_exit = lambda _key: ended.set()
+    try:
+        folder = tmp_path / "t"
+        folder.mkdir()
+        task = TaskFile(
+            run_id="run",
+            pipeline_name="p",
+            task_name="t",
+            pipeline_root=str(tmp_path / "artifacts"),
+            executor_input={
+                "inputs": {"parameterValues": {"x": 3}},
+                "outputs": {
+                    "parameters": {"Output": {"outputFile": str(folder / "out" / "Output")}},
+                    "outputFile": str(folder / "out" / "executor_output.json"),
+                },
+            },
+            container={
+                "image": "python:3.11",
+                "command": ["python3", "-m", "stepwell.runtime.executor", "--component_source", LOGGING_COMPONENT],
+                "args": ["--executor_input", "{{$}}", "--function_to_execute", "configures_logging"],
+            },
+            scratch_dir=str(folder / "scratch"),
+            result_file=str(folder / "result.json"),
+            log_file=str(folder / "task.log"),
+            output_parameter_types={"Output": "NUMBER_INTEGER"},
+        )
+        task.save(str(folder / "task.json"))
+        handle = executor.submit(
+            LaunchRequest(
+                key="run\x00t",
+                task_file=str(folder / "task.json"),
+                result_file=task.result_file,
+                launcher_log=task.log_file,
+                cwd=str(folder),
+                env=dict(os.environ),
+            )
+        )
+        assert ended.wait(WAIT)
+        assert executor.poll(handle) == 0
+        result = json.loads(Path(task.result_file).read_text())
+        assert result["status"] == "SUCCEEDED", result["error"]
+        assert result["parameters"] == {"Output": 3}
+        assert "CONFIGURED DEBUG debug line" in (folder / "task.log").read_text()
+    finally:
+        executor.shutdown()
