@@ -217,7 +217,7 @@ class ForkServer:
             sys.modules["random"].seed()
         inline = [str(m) for m in request.get("inline") or []]
         if inline:
-            from stepwell.runtime import launcher
+            import stepwell.runtime.launcher as launcher
 
             launcher.set_in_process_runner(inprocess.runner(frozenset(inline)))
         module_name = str(request["module"])

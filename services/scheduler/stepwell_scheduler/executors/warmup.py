@@ -86,7 +86,7 @@ def warm_up(allowed: frozenset[str], rounds: int = ROUNDS, containers: list[dict
     """Runs the no-op tasks (``containers``: by default one of each module in ``allowed``
     that is imported); returns how many succeeded."""
     try:
-        from stepwell.runtime import launcher
+        import stepwell.runtime.launcher as launcher
         from stepwell.runtime._launch_python import installed_versions
     except ImportError:
         return 0
