@@ -1,7 +1,8 @@
-"""A task whose attempt folder cannot be made fails with an error that says so, and its
-run ends: the folder and task file are written on another thread while the claim commits
-(``ProcessMixin._write_early``), and what that write raised fails the task at its start.
-Real scheduler and task processes, both back ends."""
+"""A task whose attempt folder or task file cannot be made fails with an error that says
+so, and its run ends. The task file is written on another thread while the claim commits
+(``ProcessMixin._write_early``), and what that write raised fails the task at its start;
+the attempt folder is made in the task's process, which writes why it could not beside
+its task file for the harvest to read. Real scheduler and task processes, both back ends."""
 
 from __future__ import annotations
 
@@ -30,3 +31,20 @@ def test_an_attempt_folder_that_cannot_be_made_fails_the_task(stack: Stack) -> N
     assert "could not start the task" in produce.error, produce.error
     assert str(tasks / "produce") in produce.error, produce.error
     assert not [t for t in status.task_details if t.task_id == "consume" and t.state == common_pb2.SUCCEEDED]
+
+
+def test_a_task_file_that_cannot_be_written_fails_the_task(stack: Stack) -> None:
+    run_id = uuid.uuid4().hex
+    work_dir = stack.scheduler.engine.work_dir
+    # A file where the run's task files go.
+    (work_dir / "runs" / run_id).mkdir(parents=True)
+    (work_dir / "runs" / run_id / "task-files").write_text("not a folder")
+    spec = three_task_pipeline()
+    spec["root"]["dag"]["tasks"]["produce"]["cachingOptions"] = {"enableCache": False}
+    stack.start(run_id, spec, {"n": 3})
+    status = stack.wait(run_id, timeout=60)
+    assert status.state == common_pb2.FAILED, status
+    (produce,) = [t for t in status.task_details if t.task_id == "produce"]
+    assert produce.state == common_pb2.FAILED
+    assert "could not start the task" in produce.error, produce.error
+    assert "task-files" in produce.error, produce.error

@@ -18,6 +18,7 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -29,7 +30,7 @@ from stepwell_scheduler.engine.failpoints import Failpoints
 from stepwell_scheduler.engine.leases import Leases
 from stepwell_scheduler.engine.outbox import may_record_later
 from stepwell_scheduler.engine.plan import PipelinePlan
-from stepwell_scheduler.engine.processes import _SEP, read_json, task_key
+from stepwell_scheduler.engine.processes import _SEP, read_json, task_file_path, task_key
 from stepwell_scheduler.engine.recovery import locked_runs
 from stepwell_scheduler.executors import Executor, TaskHandle
 from stepwell_scheduler.metadata_client import CONTAINER_EXECUTION, ExecutionEnd, MetadataClient
@@ -77,6 +78,7 @@ class HarvestMixin:
 
     db: Database
     executor: Executor
+    work_dir: Path
     metadata: MetadataClient
     _handles: dict[str, TaskHandle]
     _started: dict[str, tuple[RunRow, TaskRow, int]]
@@ -208,8 +210,12 @@ class HarvestMixin:
         if result is None:
             code = handle.exit_code if handle else None
             tail = self.executor.logs(handle) if handle else ""
-            # The user code may have ended it (it can run in the launcher's process).
-            error = f"the task process ended (exit status {code}) without reporting a result (see the end of its log)"
+            why = self.executor.start_error(str(task_file_path(self.work_dir, run.run_id, row.qualified_name, row.attempt)))
+            if why:
+                error = f"could not start the task: {why}"
+            else:
+                # The user code may have ended it (it can run in the launcher's process).
+                error = f"the task process ended (exit status {code}) without reporting a result (see the end of its log)"
             state, outputs, log_tail, log_uri = FAILED, {}, "\n".join(tail.splitlines()[-30:]), row.log_uri
         else:
             state = SUCCEEDED if result.get("status") == SUCCEEDED else FAILED

@@ -10,6 +10,7 @@ order after a crash between any two of these steps.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -78,6 +79,9 @@ class ProcessMixin:
 
     def _attempt_dir(self, run_id: str, qualified: str, attempt: int) -> Path:
         return self.work_dir / "runs" / run_id / "tasks" / qualified / f"a{attempt}"
+
+    def _task_file(self, run_id: str, qualified: str, attempt: int) -> Path:
+        return task_file_path(self.work_dir, run_id, qualified, attempt)
 
     def _new_attempt(self, run: RunRow, row: TaskRow) -> _Prepared:
         """The next attempt of a claimed task: its number, folder and log URI."""
@@ -248,7 +252,7 @@ class ProcessMixin:
         claim, :meth:`_write_early`) and fills in the request that starts it."""
         if p.written is None:
             self._build_task_file(p)
-            _write_attempt(p.attempt_dir, p.task_path, p.task_json)
+            _write_task_file(p.task_path, p.task_json)
         else:
             p.written.result()  # raises what the write raised
         p.request = LaunchRequest(
@@ -274,7 +278,7 @@ class ProcessMixin:
             self._build_task_file(p)
         except Exception:
             return  # built again at the start, where it fails the task
-        p.written = self._files.submit(_write_attempt, p.attempt_dir, p.task_path, p.task_json)
+        p.written = self._files.submit(_write_task_file, p.task_path, p.task_json)
 
     def _build_task_file(self, p: _Prepared) -> None:
         """The attempt's task file as JSON, and what its start needs from it."""
@@ -293,7 +297,7 @@ class ProcessMixin:
             job=job_placeholders(p.run, p.row.name),
             qualified=p.row.qualified_name,
         )
-        p.task_path = str(p.attempt_dir / "task.json")
+        p.task_path = str(self._task_file(p.run.run_id, p.row.qualified_name, p.attempt))
         p.task_json = task_file.to_json()
         p.result_file = task_file.result_file
         p.log_file = task_file.log_file
@@ -387,12 +391,27 @@ class _Prepared:
     written: Future[None] | None = None
 
 
-def _write_attempt(attempt_dir: Path, task_path: str, text: str) -> None:
-    attempt_dir.mkdir(parents=True, exist_ok=True)
+def task_file_path(work_dir: Path, run_id: str, qualified: str, attempt: int) -> Path:
+    """Where an attempt's task file goes: one flat folder per run, beside the attempt
+    folders rather than in them. The engine then creates one file per attempt and no
+    folder (a ``mkdir`` costs as much as a file, and each can wait behind other writes to
+    the disk); the executor makes the attempt's folder, in the task's process."""
+    name = qualified.replace("%", "%25").replace("/", "%2F")
+    if len(name) > 200:  # file names are limited to 255 bytes; qualified names are not
+        name = f"{name[:150]}-{hashlib.sha256(qualified.encode()).hexdigest()[:16]}"
+    return work_dir / "runs" / run_id / "task-files" / f"{name}.a{attempt}.json"
+
+
+def _write_task_file(task_path: str, text: str) -> None:
     # A plain write, not an atomic one: the launcher reads the file only after it is
     # complete, and an attempt whose process never started is never started later (a
     # recovery queues the task again under a new attempt folder).
-    with open(task_path, "w", encoding="utf-8") as f:
+    try:
+        f = open(task_path, "w", encoding="utf-8")  # noqa: SIM115
+    except FileNotFoundError:  # the run's first attempt
+        os.makedirs(os.path.dirname(task_path), exist_ok=True)
+        f = open(task_path, "w", encoding="utf-8")  # noqa: SIM115
+    with f:
         f.write(text)
 
 

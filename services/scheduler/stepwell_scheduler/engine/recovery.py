@@ -23,6 +23,7 @@ import collections
 import logging
 import os
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -31,7 +32,7 @@ from sqlalchemy.orm import Session
 from stepwell.server import Database
 from stepwell_scheduler.engine.leases import Leases
 from stepwell_scheduler.engine.plan import CONTAINER, IMPORTER, PipelinePlan
-from stepwell_scheduler.engine.processes import _SEP, read_json, task_key
+from stepwell_scheduler.engine.processes import _SEP, read_json, task_file_path, task_key
 from stepwell_scheduler.executors import Executor, TaskHandle
 from stepwell_scheduler.metadata_client import MetadataClient
 from stepwell_scheduler.models import CANCELING, FINAL_STATES, PENDING, RUNNING, RunRow, TaskRow
@@ -53,6 +54,7 @@ class RecoveryMixin:
     executor: Executor
     metadata: MetadataClient
     leases: Leases
+    work_dir: Path
     _handles: dict[str, TaskHandle]
     _started: dict[str, tuple[RunRow, TaskRow, int]]
     _canceling: set[str]
@@ -235,7 +237,9 @@ class RecoveryMixin:
                 launcher_log = os.path.join(row.task_dir, "launcher.log")
                 if not os.path.exists(launcher_log):
                     launcher_log = os.path.join(row.task_dir, "task.log")
-                task_file = os.path.join(row.task_dir, "task.json")
+                task_file = str(task_file_path(self.work_dir, row.run_id, row.qualified_name, row.attempt))
+                if not os.path.exists(task_file):  # an attempt started before task files had a folder of their own
+                    task_file = os.path.join(row.task_dir, "task.json")
                 handle = self.executor.adopt(key, row.pid, result_file, launcher_log, task_file)
                 if handle is not None:
                     self._handles[key] = handle

@@ -16,6 +16,8 @@ class LaunchRequest:
     result_file: str
     #: Where the launcher process's own stdout/stderr go (its crash messages).
     launcher_log: str
+    #: The attempt's folder: the executor creates it (and ``launcher_log``'s folder) when
+    #: missing, off the engine's path.
     cwd: str
     env: dict[str, str] = field(default_factory=dict)
     image: str = ""
@@ -61,6 +63,11 @@ class Executor(ABC):
         ``marker`` is a string the process's command line must contain (the task file path),
         so a recycled pid is not mistaken for the task.
         """
+
+    def start_error(self, task_file: str) -> str:
+        """Why the attempt of ``task_file`` could not start after its process was created
+        (its folder could not be made, say), or "" when it is not known."""
+        return ""
 
     def logs(self, handle: TaskHandle, max_bytes: int = 64 * 1024) -> str:
         """The end of the launcher's own output (its errors, when it crashed): with the

@@ -168,14 +168,16 @@ class ForkServerClient:
         stderr: str = "",
         hold: Iterable[str] = (),
         inline: Iterable[str] = (),
+        error_file: str = "",
     ) -> tuple[int, int]:
         """Forks a child running ``module.main(argv)``; returns ``(tag, pid)``.
 
         ``on_exit(tag, code)`` is called when the child ends (from the events thread, or
         from this call if the child ended before its reply was read). ``hold``: files the
         child keeps open (its adoption marker). ``inline``: modules the child may run as
-        ``python -m MODULE`` commands by forking itself rather than starting an
-        interpreter (see the fork server's module documentation).
+        ``python -m MODULE`` commands in its own process rather than a new interpreter
+        (see the fork server's module documentation). ``error_file``: where the child
+        writes why it could not start (its folder or output files could not be made).
         """
         tag = next(self._ids)
         message = {
@@ -188,6 +190,7 @@ class ForkServerClient:
             "stderr": stderr,
             "hold": list(hold),
             "inline": list(inline),
+            "error_file": error_file,
         }
         data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
         with self._request_lock:

@@ -16,15 +16,17 @@ exit notices travel on the events socket, read by a thread of the scheduler.
 
 * scheduler → server: ``{"id": 7, "module": "stepwell.runtime.launcher", "argv": [TASK_FILE],
   "cwd": DIR, "env": {...}, "stdout": PATH, "stderr": PATH, "hold": [PATH],
-  "inline": [MODULE]}`` (an empty ``stdout``/``stderr`` means ``/dev/null``);
+  "inline": [MODULE], "error_file": PATH}`` (an empty ``stdout``/``stderr`` means
+  ``/dev/null``; ``error_file``, optional, receives the reason when ``cwd`` or the output
+  files cannot be made or opened, and the child exits with status 3);
 * server → scheduler, request socket: ``{"id": 7, "pid": 1234}`` (or ``{"id": 7, "error":
   "..."}``) per request;
 * server → scheduler, events socket: ``{"ready": PID}`` once, and ``{"exit": 1234, "code": 0}``
   when a child ends (``code`` as :attr:`subprocess.Popen.returncode`: ``-N`` for signal ``N``).
 
 A child starts a new session (so killing its process group kills everything the task
-started), redirects stdin to ``/dev/null`` and stdout/stderr to the given files, enters
-``cwd`` with exactly ``env`` as its environment, keeps the ``hold`` files open (a restarted
+started), creates ``cwd`` and the output files' folders when missing, redirects stdin to
+``/dev/null`` and stdout/stderr to the given files, enters ``cwd`` with exactly ``env`` as its environment, keeps the ``hold`` files open (a restarted
 scheduler recognises an adopted task by them, since a forked child's command line is the
 server's), and runs ``MODULE.main(argv)`` as ``python -m MODULE *argv`` would, exiting
 with its status.
@@ -204,10 +206,11 @@ class ForkServer:
         os.close(self._wake_r)
         os.close(self._wake_w)
         cwd = str(request.get("cwd") or os.getcwd())
-        _redirect(0, "", os.O_RDONLY)
-        _redirect(1, str(request.get("stdout") or ""), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-        _redirect(2, str(request.get("stderr") or ""), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-        os.chdir(cwd)
+        try:
+            _enter_folder(request, cwd)
+        except OSError as err:
+            _report_start_error(str(request.get("error_file") or ""), err)
+            raise
         env = request.get("env")
         if isinstance(env, dict):
             inprocess.set_environ(env)
@@ -226,6 +229,28 @@ class ForkServer:
         sys.argv = [str(getattr(module, "__file__", module_name)), *argv]
         result = module.main(argv)
         return result if isinstance(result, int) else 0
+
+
+def _enter_folder(request: dict[str, Any], cwd: str) -> None:
+    """Makes the child's folders (here, in the task's process, not in the scheduler:
+    a folder costs as much as a file), redirects its output and enters ``cwd``."""
+    os.makedirs(cwd, exist_ok=True)
+    for stream in ("stdout", "stderr"):
+        folder = os.path.dirname(str(request.get(stream) or ""))
+        if folder and folder != cwd:
+            os.makedirs(folder, exist_ok=True)
+    _redirect(0, "", os.O_RDONLY)
+    _redirect(1, str(request.get("stdout") or ""), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    _redirect(2, str(request.get("stderr") or ""), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.chdir(cwd)
+
+
+def _report_start_error(path: str, err: OSError) -> None:
+    """Writes why the child cannot start where the scheduler looks for it (best effort)."""
+    if not path:
+        return
+    with contextlib.suppress(OSError), open(path, "w", encoding="utf-8") as f:
+        f.write(str(err))
 
 
 def _set_process_name(name: str) -> None:

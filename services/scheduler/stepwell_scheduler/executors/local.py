@@ -141,7 +141,6 @@ class LocalExecutor(Executor):
     # ----- submit -----------------------------------------------------------------------
 
     def submit(self, request: LaunchRequest) -> TaskHandle:
-        os.makedirs(os.path.dirname(request.launcher_log) or ".", exist_ok=True)
         if self._fork is not None:
             try:
                 return self._submit_forked(self._fork, request)
@@ -161,6 +160,7 @@ class LocalExecutor(Executor):
             stderr=request.launcher_log,
             hold=[request.task_file],
             inline=self.inline_modules,
+            error_file=start_error_file(request.task_file),
         )
         handle = TaskHandle(request.key, pid, request.result_file, request.launcher_log)
         with self._lock:
@@ -198,6 +198,8 @@ class LocalExecutor(Executor):
             ).start()
 
     def _submit_spawned(self, request: LaunchRequest) -> TaskHandle:
+        os.makedirs(request.cwd, exist_ok=True)
+        os.makedirs(os.path.dirname(request.launcher_log) or ".", exist_ok=True)
         # The launcher inherits an open descriptor of its task file: from its first instant
         # (before its command line shows the task file) it is recognisable for adoption.
         marker = os.open(request.task_file, os.O_RDONLY) if os.path.exists(request.task_file) else -1
@@ -258,6 +260,9 @@ class LocalExecutor(Executor):
             time.sleep(0.1)
         _signal_group(handle.pid, signal.SIGKILL)
 
+    def start_error(self, task_file: str) -> str:
+        return read_start_error(task_file)
+
     def adopt(self, key: str, pid: int, result_file: str, launcher_log: str, marker: str) -> TaskHandle | None:
         if pid <= 0 or not _alive(pid) or not _is_task(pid, marker):
             return None
@@ -277,6 +282,22 @@ class LocalExecutor(Executor):
         """Stops the fork server; running tasks keep running (a restarted scheduler adopts them)."""
         if self._fork is not None:
             self._fork.close()
+
+
+def start_error_file(task_file: str) -> str:
+    """Where a forked task writes why it could not start (beside its task file: its own
+    folder may be what could not be made)."""
+    return task_file + ".error"
+
+
+def read_start_error(task_file: str) -> str:
+    """Why the task of ``task_file`` could not start, or "" when it did (or no reason was
+    written)."""
+    try:
+        with open(start_error_file(task_file), encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def _signal_group(pid: int, sig: int) -> bool:
