@@ -397,8 +397,9 @@ def task_file_path(work_dir: Path, run_id: str, qualified: str, attempt: int) ->
     folder (a ``mkdir`` costs as much as a file, and each can wait behind other writes to
     the disk); the executor makes the attempt's folder, in the task's process."""
     name = qualified.replace("%", "%25").replace("/", "%2F")
-    if len(name) > 200:  # file names are limited to 255 bytes; qualified names are not
-        name = f"{name[:150]}-{hashlib.sha256(qualified.encode()).hexdigest()[:16]}"
+    if len(name.encode()) > 200:  # file names are limited to 255 bytes; qualified names are not
+        head = name.encode()[:150].decode(errors="ignore")
+        name = f"{head}-{hashlib.sha256(qualified.encode()).hexdigest()[:16]}"
     return work_dir / "runs" / run_id / "task-files" / f"{name}.a{attempt}.json"
 
 
