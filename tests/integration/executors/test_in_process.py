@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from stepwell.runtime._launch_taskfile import TaskFile
+from stepwell.runtime._launch_taskfile import ArtifactSlot, TaskFile
 from stepwell_scheduler.executors import LaunchRequest, LocalExecutor, TaskHandle
 
 WAIT = 30.0  # upper bound for waiting loops; nothing asserts on elapsed time
@@ -53,6 +53,30 @@ def sleeper(marker: str) -> str:
     return "never"
 '''
 
+FORKER = '''from typing import *
+
+from stepwell.runtime.executor import *
+
+def forker(marker: str) -> int:
+    import os, sys
+    pid = os.fork()
+    if pid == 0:
+        sys.exit(7)  # the child ends as its interpreter would, not through the launcher
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+'''
+
+REWRAPPER = '''from typing import *
+
+from stepwell.runtime.executor import *
+
+def rewrapper(marker: str) -> str:
+    import io, sys
+    sys.stderr = io.TextIOWrapper(sys.stderr.buffer, encoding="utf-8", line_buffering=True)
+    print("rewrapped stderr", file=sys.stderr)
+    return marker
+'''
+
 EXITER = '''from typing import *
 
 from stepwell.runtime.executor import *
@@ -73,7 +97,15 @@ def executor() -> Iterator[LocalExecutor]:
         executor.shutdown()
 
 
-def _submit(executor: LocalExecutor, root: Path, source: str, function: str, marker: str) -> tuple[TaskHandle, threading.Event]:
+def _submit(
+    executor: LocalExecutor,
+    root: Path,
+    source: str,
+    function: str,
+    marker: str,
+    output_type: str = "STRING",
+    unwritten_artifact: bool = False,
+) -> tuple[TaskHandle, threading.Event]:
     folder = root / function
     folder.mkdir(parents=True)
     out = folder / "out"
@@ -98,8 +130,12 @@ def _submit(executor: LocalExecutor, root: Path, source: str, function: str, mar
         result_file=str(folder / "result.json"),
         log_file=str(folder / "task.log"),
         log_uri=f"file://{root}/logs/{function}.log",
-        output_parameter_types={"Output": "STRING"},
+        output_parameter_types={"Output": output_type},
     )
+    if unwritten_artifact:  # an output the command never writes: the launcher says so on stderr
+        task.output_artifacts = {
+            "model": [ArtifactSlot(uri=f"file://{root}/artifacts/model", path=str(folder / "scratch" / "model"))]
+        }
     task.save(str(folder / "task.json"))
     ended = threading.Event()
     executor.on_exit = lambda _key: ended.set()
@@ -172,3 +208,24 @@ def test_code_that_ends_the_process_leaves_its_output_for_the_scheduler(
     assert not Path(handle.result_file).exists()
     # What the scheduler shows for an attempt that left no result: the task log's end.
     assert "exiter says goodbye" in executor.logs(handle)
+
+
+def test_a_child_the_code_forks_ends_without_the_launchers_work(executor: LocalExecutor, tmp_path: Path) -> None:
+    handle, ended = _submit(executor, tmp_path, FORKER, "forker", "m4", output_type="NUMBER_INTEGER")
+    assert _wait(executor, handle, ended) == 0
+    result = _result(handle)
+    assert result["status"] == "SUCCEEDED", result["error"]
+    # The child's own exit status, not the 0 of a launcher that went on to report.
+    assert result["parameters"] == {"Output": 7}
+
+
+def test_the_launcher_still_writes_to_stderr_after_the_code_rewrapped_it(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    handle, ended = _submit(executor, tmp_path, REWRAPPER, "rewrapper", "m5", unwritten_artifact=True)
+    assert _wait(executor, handle, ended) == 0
+    result = _result(handle)
+    assert result["status"] == "SUCCEEDED", result["error"]
+    log = (tmp_path / "rewrapper" / "task.log").read_text()
+    assert "rewrapped stderr" in log
+    assert "output artifact 'model' has no file" in log  # written by the launcher after the code

@@ -18,23 +18,28 @@ from stepwell_scheduler.executors import LaunchRequest, LocalExecutor
 WAIT = 30.0
 
 _PROBE = """
-import json, logging, os, sys, tempfile
+import atexit, json, linecache, logging, os, signal, sys, tempfile
+atexit.register(print, "a handler of the server")
 from stepwell_scheduler.executors import inprocess, warmup
 import stepwell.runtime.launcher
 for name, overlay in inprocess.CONDITIONAL_PRELOAD.items():
     inprocess.preload_with_env(name, overlay)
 kfp_before = sys.modules.get("kfp")
-before = {"path": list(sys.path), "handlers": len(logging.root.handlers), "level": logging.root.level,
-          "cwd": os.getcwd(), "env": dict(os.environ)}
-folders = set(os.listdir(tempfile.gettempdir()))
+def state():
+    return {"path": list(sys.path), "handlers": len(logging.root.handlers), "level": logging.root.level,
+            "cwd": os.getcwd(), "env": dict(os.environ), "exit_handlers": atexit._ncallbacks(),
+            "tempdir": tempfile.tempdir, "sigterm": str(signal.getsignal(signal.SIGTERM)),
+            "mask": sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])), "lines": len(linecache.cache)}
+before = state()
+tmp = os.environ['TMPDIR']  # not tempfile.gettempdir(): it would fix tempfile.tempdir
+folders = set(os.listdir(tmp))
 %s
-after = {"path": list(sys.path), "handlers": len(logging.root.handlers), "level": logging.root.level,
-         "cwd": os.getcwd(), "env": dict(os.environ)}
+after = state()
 print(json.dumps({
-    "ran": ran, "same": before == after, "kfp_kept": sys.modules.get("kfp") is kfp_before,
+    "ran": ran, "same": before == after, "diff": {k: (before[k], after[k]) for k in before if before[k] != after[k]}, "kfp_kept": sys.modules.get("kfp") is kfp_before,
     "components": [n for n, m in sys.modules.items()
-                   if str(getattr(m, "__file__", "")).startswith(("<stepwell component", tempfile.gettempdir()))],
-    "left_folders": sorted(set(os.listdir(tempfile.gettempdir())) - folders),
+                   if str(getattr(m, "__file__", "")).startswith(("<stepwell component", tmp))],
+    "left_folders": sorted(set(os.listdir(tmp)) - folders),
 }))
 """
 
@@ -46,7 +51,10 @@ def _probe(body: str, tmp_path: Path) -> dict[str, object]:
     )
     assert out.returncode == 0, out.stderr
     assert out.stderr == ""  # the warm-up's own output went nowhere
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    lines = out.stdout.strip().splitlines()
+    # The server's own exit handler still runs at its end, after the warm-up.
+    assert lines[-1] == "a handler of the server", lines
+    return dict(json.loads(lines[-2]))
 
 
 def test_the_warm_up_runs_both_kinds_and_leaves_the_process_as_it_was(tmp_path: Path) -> None:
@@ -54,7 +62,9 @@ def test_the_warm_up_runs_both_kinds_and_leaves_the_process_as_it_was(tmp_path: 
         'ran = warmup.warm_up(frozenset(["stepwell.runtime.executor", "kfp.dsl.executor_main"]), rounds=2)', tmp_path
     )
     assert seen["ran"] == 4  # two rounds of a Stepwell and a KFP no-op, each SUCCEEDED
-    assert seen["same"] is True  # sys.path, logging, working folder, environment
+    # sys.path, logging, working folder, environment, exit handlers, temporary folder,
+    # SIGTERM's handler and mask, linecache
+    assert seen["same"] is True, seen["diff"]
     assert seen["kfp_kept"] is True  # the preloaded runtime-only kfp, not a new import
     assert seen["components"] == []
     assert seen["left_folders"] == []

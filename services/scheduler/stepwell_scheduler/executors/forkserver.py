@@ -39,9 +39,9 @@ and the second process: when the launcher's user command is ``[sys.executable, "
 MODULE, ...]`` for one of them, the task's process runs MODULE as ``__main__`` itself
 (:mod:`.inprocess`); any other command is started as usual.
 
-Before it serves, the server runs a few no-op tasks of the ``--warm-up`` modules itself
-(:mod:`.warmup`), so that what every task would otherwise do to the shared heap for the
-first time is done once.
+Whenever it has been idle for a moment, until it has done so ten times, the server runs
+a round of no-op tasks of the ``--warm-up`` modules itself (:mod:`.warmup`), so that what
+every task would otherwise do to the shared heap for the first time is done once.
 
 Only the standard library is imported here, besides the preloaded modules,
 :mod:`.inprocess` and :mod:`.warmup`.
@@ -75,6 +75,8 @@ DEFAULT_PRELOAD = (
     "importlib.metadata",
 )
 _LINE_LIMIT = 64 * 1024 * 1024
+#: How long the server waits for a request before it runs a warm-up round.
+_WARM_UP_IDLE_MS = 20
 #: ``sys.path[0]`` of the server (its start-up folder under ``python -m``); children get theirs.
 _SERVER_PATH0 = sys.path[0] if sys.path else ""
 
@@ -105,7 +107,9 @@ class ForkServer:
 
     # ----- the loop -------------------------------------------------------------------
 
-    def serve(self) -> None:
+    def serve(self, warm: warmup.WarmUp | None = None) -> None:
+        """Serves until the scheduler's end of the socket closes; runs ``warm``'s rounds
+        whenever no request has come for a moment."""
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         signal.set_wakeup_fd(self._wake_w)
@@ -120,7 +124,11 @@ class ForkServer:
         poller.register(self.sock.fileno(), select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
         while True:
-            events = poller.poll(1000)
+            warming = warm is not None and warm.left > 0
+            events = poller.poll(_WARM_UP_IDLE_MS if warming else 1000)
+            if not events and warming and warm is not None:
+                warm.step()
+                gc.freeze()  # what the round left behind is shared too
             self._reap()
             for fd, _mask in events:
                 if fd == self._wake_r:
@@ -309,10 +317,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _warm_metadata_cache()
     _warm_regex_cache()
     inprocess.cache_main_details([*DEFAULT_PRELOAD, *args.preload, *inprocess.CONDITIONAL_PRELOAD])
-    if args.warm_up:
-        warmup.warm_up(frozenset(args.warm_up))
+    warm = warmup.WarmUp(frozenset(args.warm_up)) if args.warm_up else None
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        ForkServer(sock, events).serve()
+        ForkServer(sock, events).serve(warm)
     return 0
 
 

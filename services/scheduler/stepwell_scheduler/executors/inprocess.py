@@ -35,6 +35,8 @@ import os
 import runpy
 import signal
 import sys
+import tempfile
+import threading
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
@@ -55,7 +57,6 @@ _CONDITIONALLY_LOADED: dict[str, dict[str, str]] = {}
 #: server so that a ``python -m MODULE`` run in a task does not find, read and unmarshal
 #: them again.
 _MAIN_DETAILS: dict[str, tuple[str, Any, Any]] = {}
-_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
 
 #: ``(argv, env, cwd, log_fd) -> exit status``, or None when the command needs a process
 #: of its own (the launcher's :data:`~stepwell.runtime.launcher.InProcessRunner`).
@@ -104,32 +105,84 @@ def _raise_terminated(_signum: int, _frame: Any) -> None:
     raise _Terminated
 
 
-def runner(allowed: frozenset[str]) -> Runner:
-    """The launcher's in-process runner for the modules in ``allowed`` (see the module doc)."""
+def _ignore_terminate(_signum: int, _frame: Any) -> None:
+    """SIGTERM after the command: the launcher finishes its report (a launcher with a
+    child forwarded it to the ended child, to the same effect); a kill follows if it
+    takes too long."""
+
+
+_TERM = {signal.SIGTERM}
+#: Handlers a command may change that matter to the launcher afterwards.
+_SAVED_SIGNALS = (
+    signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGPIPE, signal.SIGALRM,
+    signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
+)  # fmt: skip
+
+
+def runner(allowed: frozenset[str], in_task: bool = True) -> Runner:
+    """The launcher's in-process runner for the modules in ``allowed`` (see the module doc).
+
+    ``in_task``: this is a task's process, so the exit handlers run after the command, as
+    at its interpreter's end, and a SIGTERM after the command is ignored while the
+    launcher reports. The fork server's warm-up passes False: the server keeps the exit
+    handlers its modules registered (every task inherits them) and its own SIGTERM."""
 
     def run(argv: list[str], env: dict[str, str], cwd: str, log_fd: int) -> int | None:
         module = runnable_module(allowed, argv, env)
         if module is None:
             return None
-        with _restored():
-            _enter(env, cwd, log_fd)
-            sys.argv = [sys.executable, *argv[3:]]  # runpy sets argv[0] to the module's file
-            try:
-                run_module_as_main(module)
-                code = 0
-            except SystemExit as exc:
-                code = system_exit_code(exc)
-            except _Terminated:
-                code = -signal.SIGTERM
-            except BaseException:
-                traceback.print_exc()
-                code = 1
-            # The command's exit handlers run now, into its log, as at its interpreter's end.
-            with contextlib.suppress(BaseException):
-                atexit._run_exitfuncs()
-            return code
+        # SIGTERM is held outside the command itself, so that it never escapes into the
+        # launcher: it ends the command, or, after it, is ignored.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _TERM)
+        pid = os.getpid()
+        try:
+            with _restored():
+                _enter(env, cwd, log_fd)
+                code = _call(module, argv)
+                _join_threads()
+                if in_task:
+                    # The command's exit handlers run now, into its log, as at its end.
+                    with contextlib.suppress(BaseException):
+                        atexit._run_exitfuncs()
+                if os.getpid() != pid:
+                    # A child the command forked came back here: it ends as it would
+                    # have ended its interpreter, without the launcher's work.
+                    _flush()
+                    os._exit(code & 0xFF)
+        finally:
+            if in_task:
+                signal.signal(signal.SIGTERM, _ignore_terminate)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _TERM)
+        return code
 
     return run
+
+
+def _call(module: str, argv: list[str]) -> int:
+    sys.argv = [sys.executable, *argv[3:]]  # runpy sets argv[0] to the module's file
+    try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _TERM)
+        try:
+            run_module_as_main(module)
+        finally:
+            signal.pthread_sigmask(signal.SIG_BLOCK, _TERM)
+        return 0
+    except SystemExit as exc:
+        return system_exit_code(exc)
+    except _Terminated:
+        return -signal.SIGTERM
+    except BaseException:
+        traceback.print_exc()
+        return 1
+
+
+def _join_threads() -> None:
+    """Waits for the command's non-daemon threads, as an interpreter does at its end."""
+    current = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not current and not thread.daemon and thread.is_alive():
+            with contextlib.suppress(RuntimeError):
+                thread.join()
 
 
 def _enter(env: dict[str, str], cwd: str, log_fd: int) -> None:
@@ -148,30 +201,61 @@ def _enter(env: dict[str, str], cwd: str, log_fd: int) -> None:
         sys.path[0] = os.getcwd()  # as ``python -m`` started in ``cwd`` has it
     if "random" in sys.modules:
         sys.modules["random"].seed()
+    tempfile.tempdir = None  # found again from this environment's TMPDIR
 
 
 @contextlib.contextmanager
 def _restored() -> Any:
     """Puts back, on the way out, what a command may change that the launcher relies on."""
     _flush()
-    fds = [os.dup(fd) for fd in (0, 1, 2)]
     streams = (sys.stdin, sys.stdout, sys.stderr)
     environ, argv, path, cwd = dict(os.environ), list(sys.argv), list(sys.path), os.getcwd()
-    handlers = {sig: signal.getsignal(sig) for sig in _SIGNALS}
+    handlers = {sig: signal.getsignal(sig) for sig in _SAVED_SIGNALS}
+    tempdir = tempfile.tempdir
+    mask = os.umask(0o022)
+    os.umask(mask)
+    fds: list[int] = []
     try:
+        fds = [os.dup(fd) for fd in (0, 1, 2)]
         yield
     finally:
-        # SIGTERM first: from here on it ends the process, as it would a launcher.
+        signal.alarm(0)  # an alarm the command set dies with it, as with its interpreter
+        signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                signal.signal(sig, handler)
         _flush()
         sys.stdin, sys.stdout, sys.stderr = streams
-        for fd, saved in zip((0, 1, 2), fds, strict=True):
-            os.dup2(saved, fd)
-            os.close(saved)
+        for fd, saved in zip((0, 1, 2), fds, strict=False):
+            try:
+                os.dup2(saved, fd)
+                os.close(saved)
+            except OSError:  # the command closed our copy
+                _reopen(fd)
+        _usable_streams()
         os.chdir(cwd)
         set_environ(environ)
         sys.argv, sys.path[:] = argv, path
+        os.umask(mask)
+        tempfile.tempdir = tempdir
+
+
+def _reopen(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        target = os.open(os.devnull, os.O_RDWR)
+        if target != fd:
+            os.dup2(target, fd)
+            os.close(target)
+
+
+def _usable_streams() -> None:
+    """New ``sys.stdout``/``sys.stderr`` on fds 1 and 2 when the command closed ours (a
+    wrapper of ``sys.stderr.buffer`` it dropped closes the buffer under it)."""
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        stream = getattr(sys, name)
+        buffer = getattr(stream, "buffer", stream)
+        if stream is None or getattr(stream, "closed", True) or getattr(buffer, "closed", True):
+            setattr(sys, name, open(fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1))  # noqa: SIM115
 
 
 def _flush() -> None:

@@ -101,7 +101,7 @@ class LocalExecutor(Executor):
     ``minio`` when artifacts live in S3) so that tasks do not each pay for them.
     ``inline_modules``: with ``fork``, user commands ``python3 -m MODULE ...`` for these
     modules run in the task's process instead of a new interpreter (empty: never); the
-    fork server warms up on a no-op task of each before it serves.
+    fork server warms up on no-op tasks of each while it is idle.
     """
 
     def __init__(
@@ -292,12 +292,17 @@ def start_error_file(task_file: str) -> str:
 
 def read_start_error(task_file: str) -> str:
     """Why the task of ``task_file`` could not start, or "" when it did (or no reason was
-    written)."""
+    written). The record is removed as it is read: the attempt number of a start that
+    failed this way is used again (it left no result), and its next start may succeed."""
+    path = start_error_file(task_file)
     try:
-        with open(start_error_file(task_file), encoding="utf-8", errors="replace") as f:
-            return f.read().strip()
+        with open(path, encoding="utf-8", errors="replace") as f:
+            why = f.read().strip()
     except OSError:
         return ""
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    return why
 
 
 def _signal_group(pid: int, sig: int) -> bool:

@@ -1,19 +1,21 @@
-"""No-op tasks run through the launcher inside the fork server, before it serves.
+"""No-op tasks run through the launcher inside the fork server, while it is idle.
 
 A task forked from the server pays, in page faults, for every page of the shared heap it
 writes, and CPython writes where nobody would expect it: the first calls of a function
 count up to its specialization and then rewrite its bytecode in place, lazy imports and
 caches fill on first use. Run once per task, all of that happened in every task. Running
-a few no-op tasks here first (a KFP lightweight component as the KFP compiler emits it,
-and a Stepwell one) does it once for all of them: measured with
-``benchmarks/task_start.py``'s harness, 1,330 → 1,180 page faults and about 10.4 → 8.4 ms
-of CPU per KFP no-op task.
+a few no-op tasks here (a KFP lightweight component as the KFP compiler emits it, and a
+Stepwell one), a round at a time whenever the server has had no request for a moment,
+does it once for all of them: measured with ``benchmarks/task_start.py``'s harness,
+1,330 → 1,180 page faults and about 10.4 → 7.7 ms of CPU per KFP no-op task. Ten rounds
+take about 130 ms; the first, with its imports, most of it.
 
 The warm-up can only run a Python component in-process; a command that would start a
 process (a pip prelude whose requirements are missing, say) stops it. Whatever it changes
 that a task could notice is put back: its folder is deleted, the standard streams went to
-``/dev/null`` meanwhile, and the root logger, ``sys.modules`` and ``sys.path`` are as
-before (KFP's executor configures logging and imports the component as a module).
+``/dev/null`` meanwhile, and the root logger, ``sys.modules``, ``sys.path``, the temporary
+folder and ``linecache`` are as before (KFP's executor configures logging and imports the
+component as a module); exit handlers are not run, and SIGTERM keeps its disposition.
 
 Only the standard library and ``stepwell.runtime`` are imported here.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import linecache
 import logging
 import os
 import shutil
@@ -83,19 +86,50 @@ def _kfp_overlay() -> dict[str, str]:
 
 
 def warm_up(allowed: frozenset[str], rounds: int = ROUNDS, containers: list[dict[str, Any]] | None = None) -> int:
-    """Runs the no-op tasks (``containers``: by default one of each module in ``allowed``
-    that is imported); returns how many succeeded."""
-    try:
-        import stepwell.runtime.launcher as launcher
-        from stepwell.runtime._launch_python import installed_versions
-    except ImportError:
-        return 0
-    if containers is None:
-        containers = [stepwell_container()] if "stepwell.runtime.executor" in allowed else []
-        kfp = installed_versions().get("kfp")
-        if kfp is not None and "kfp.dsl.executor_main" in allowed and "kfp" in sys.modules:
-            containers.append(kfp_container(kfp[0]))
-    run = inprocess.runner(allowed)
+    """Runs ``rounds`` rounds of the no-op tasks (``containers``: by default one of each
+    module in ``allowed`` that is imported); returns how many succeeded."""
+    warm = WarmUp(allowed, rounds, containers)
+    while warm.step():
+        pass
+    return warm.ran
+
+
+class WarmUp:
+    """The warm-up, a round at a time: the fork server runs a round whenever it has been
+    idle for a moment, so that it is ready to fork at once and the warm-up costs no task
+    a wait (it runs while a ``stepwell run`` starts its services, say)."""
+
+    def __init__(
+        self, allowed: frozenset[str], rounds: int = ROUNDS, containers: list[dict[str, Any]] | None = None
+    ) -> None:
+        self.ran = 0
+        self.left = rounds
+        self._containers = containers
+        self._allowed = allowed
+
+    def step(self) -> bool:
+        """Runs one round; True while rounds are left."""
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        try:
+            import stepwell.runtime.launcher as launcher
+            from stepwell.runtime._launch_python import installed_versions
+        except ImportError:
+            self.left = 0
+            return False
+        if self._containers is None:
+            allowed = self._allowed
+            self._containers = [stepwell_container()] if "stepwell.runtime.executor" in allowed else []
+            kfp = installed_versions().get("kfp")
+            if kfp is not None and "kfp.dsl.executor_main" in allowed and "kfp" in sys.modules:
+                self._containers.append(kfp_container(kfp[0]))
+        self.ran += _round(launcher, self._allowed, self._containers)
+        return self.left > 0
+
+
+def _round(launcher: Any, allowed: frozenset[str], containers: list[dict[str, Any]]) -> int:
+    run = inprocess.runner(allowed, in_task=False)
 
     def only_in_process(argv: list[str], env: dict[str, str], cwd: str, log_fd: int) -> int | None:
         code = run(argv, env, cwd, log_fd)
@@ -104,16 +138,16 @@ def warm_up(allowed: frozenset[str], rounds: int = ROUNDS, containers: list[dict
         return code
 
     ran = 0
+    saved_tempdir = tempfile.tempdir  # mkdtemp() would fix it from this environment
     root = tempfile.mkdtemp(prefix="stepwell-warm-up-")
     modules, path = dict(sys.modules), list(sys.path)
     handlers, level = list(logging.root.handlers), logging.root.level
     launcher.set_in_process_runner(only_in_process)
     try:
         with _quiet():
-            for i in range(rounds):
-                for j, container in enumerate(containers):
-                    if _run_one(launcher, os.path.join(root, f"{i}-{j}"), container):
-                        ran += 1
+            for j, container in enumerate(containers):
+                if _run_one(launcher, os.path.join(root, str(j)), container):
+                    ran += 1
     finally:
         launcher.set_in_process_runner(None)
         # Modules imported on the way stay (that is part of the point); the components'
@@ -125,6 +159,9 @@ def warm_up(allowed: frozenset[str], rounds: int = ROUNDS, containers: list[dict
         logging.root.handlers[:] = handlers
         logging.root.setLevel(level)
         shutil.rmtree(root, ignore_errors=True)
+        tempfile.tempdir = saved_tempdir
+        for key in [k for k in linecache.cache if str(k).startswith("<stepwell component")]:
+            del linecache.cache[key]
     return ran
 
 
@@ -164,7 +201,7 @@ def _run_one(launcher: Any, folder: str, container: dict[str, Any]) -> bool:
             return False
         with open(task.result_file, encoding="utf-8") as f:
             return bool(json.load(f).get("status") == "SUCCEEDED")
-    except (_WouldStartProcess, OSError, ValueError):
+    except (OSError, ValueError):  # the launcher reports _WouldStartProcess as a failure
         return False
     finally:
         os.chdir(cwd)
