@@ -121,6 +121,8 @@ def localize_remote_uris(task: TaskFile, executor_input: dict[str, Any]) -> dict
 
 
 def _prepare_log(task: TaskFile, notes: list[str]) -> None:
+    if not notes:
+        return
     echo = not _stderr_is(task.log_file)
     for note in notes:
         _append_log(task.log_file, f"[stepwell launcher] {note}")

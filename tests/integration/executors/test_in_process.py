@@ -7,20 +7,12 @@ executor (``python3 -m stepwell.runtime.executor``), which the fork server runs 
 
 from __future__ import annotations
 
-import json
 import os
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
-
-from stepwell.runtime._launch_taskfile import ArtifactSlot, TaskFile
-from stepwell_scheduler.executors import LaunchRequest, LocalExecutor, TaskHandle
-
-WAIT = 30.0  # upper bound for waiting loops; nothing asserts on elapsed time
+from stepwell_scheduler.executors import LocalExecutor
+from tests.integration.executors.component_tasks import WAIT, result_of, submit, wait_for
 
 UNRULY = '''from typing import *
 
@@ -88,87 +80,12 @@ def exiter(marker: str) -> str:
 '''
 
 
-@pytest.fixture
-def executor() -> Iterator[LocalExecutor]:
-    executor = LocalExecutor(start_method="fork")
-    try:
-        yield executor
-    finally:
-        executor.shutdown()
-
-
-def _submit(
-    executor: LocalExecutor,
-    root: Path,
-    source: str,
-    function: str,
-    marker: str,
-    output_type: str = "STRING",
-    unwritten_artifact: bool = False,
-) -> tuple[TaskHandle, threading.Event]:
-    folder = root / function
-    folder.mkdir(parents=True)
-    out = folder / "out"
-    task = TaskFile(
-        run_id="run",
-        pipeline_name="p",
-        task_name=function,
-        pipeline_root=str(root / "artifacts"),
-        executor_input={
-            "inputs": {"parameterValues": {"marker": marker}},
-            "outputs": {
-                "parameters": {"Output": {"outputFile": str(out / "Output")}},
-                "outputFile": str(out / "executor_output.json"),
-            },
-        },
-        container={
-            "image": "python:3.11",
-            "command": ["python3", "-m", "stepwell.runtime.executor", "--component_source", source],
-            "args": ["--executor_input", "{{$}}", "--function_to_execute", function],
-        },
-        scratch_dir=str(folder / "scratch"),
-        result_file=str(folder / "result.json"),
-        log_file=str(folder / "task.log"),
-        log_uri=f"file://{root}/logs/{function}.log",
-        output_parameter_types={"Output": output_type},
-    )
-    if unwritten_artifact:  # an output the command never writes: the launcher says so on stderr
-        task.output_artifacts = {
-            "model": [ArtifactSlot(uri=f"file://{root}/artifacts/model", path=str(folder / "scratch" / "model"))]
-        }
-    task.save(str(folder / "task.json"))
-    ended = threading.Event()
-    executor.on_exit = lambda _key: ended.set()
-    handle = executor.submit(
-        LaunchRequest(
-            key=f"run\x00{function}",
-            task_file=str(folder / "task.json"),
-            result_file=task.result_file,
-            launcher_log=task.log_file,  # as the engine asks: one log per task
-            cwd=str(folder),
-            env=dict(os.environ),
-        )
-    )
-    return handle, ended
-
-
-def _wait(executor: LocalExecutor, handle: TaskHandle, ended: threading.Event) -> int:
-    assert ended.wait(WAIT), "the task did not end"
-    code = executor.poll(handle)
-    assert code is not None
-    return code
-
-
-def _result(handle: TaskHandle) -> dict[str, Any]:
-    return dict(json.loads(Path(handle.result_file).read_text()))
-
-
 def test_the_launcher_finishes_its_work_whatever_the_code_did_to_the_process(
     executor: LocalExecutor, tmp_path: Path
 ) -> None:
-    handle, ended = _submit(executor, tmp_path, UNRULY, "unruly", "m1")
-    assert _wait(executor, handle, ended) == 0
-    result = _result(handle)
+    handle, ended = submit(executor, tmp_path, UNRULY, "unruly", "m1")
+    assert wait_for(executor, handle, ended) == 0
+    result = result_of(handle)
     assert result["status"] == "SUCCEEDED", result["error"]
     assert result["parameters"] == {"Output": "done m1"}
     log = (tmp_path / "unruly" / "task.log").read_text()
@@ -185,14 +102,14 @@ def test_the_launcher_finishes_its_work_whatever_the_code_did_to_the_process(
 
 def test_sigterm_ends_the_code_and_the_launcher_still_reports(executor: LocalExecutor, tmp_path: Path) -> None:
     marker = tmp_path / "sleeping"
-    handle, ended = _submit(executor, tmp_path, SLEEPER, "sleeper", str(marker))
+    handle, ended = submit(executor, tmp_path, SLEEPER, "sleeper", str(marker))
     deadline = time.monotonic() + WAIT
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert marker.exists(), "the component did not start"
     os.kill(handle.pid, 15)  # what a cancel or a timeout sends first
-    assert _wait(executor, handle, ended) == 0  # the launcher wrote its result
-    result = _result(handle)
+    assert wait_for(executor, handle, ended) == 0  # the launcher wrote its result
+    result = result_of(handle)
     assert result["status"] == "FAILED"
     assert result["exit_code"] == -15
     assert result["error"] == "the command exited with status -15"
@@ -203,17 +120,17 @@ def test_sigterm_ends_the_code_and_the_launcher_still_reports(executor: LocalExe
 def test_code_that_ends_the_process_leaves_its_output_for_the_scheduler(
     executor: LocalExecutor, tmp_path: Path
 ) -> None:
-    handle, ended = _submit(executor, tmp_path, EXITER, "exiter", "m3")
-    assert _wait(executor, handle, ended) == 7
+    handle, ended = submit(executor, tmp_path, EXITER, "exiter", "m3")
+    assert wait_for(executor, handle, ended) == 7
     assert not Path(handle.result_file).exists()
     # What the scheduler shows for an attempt that left no result: the task log's end.
     assert "exiter says goodbye" in executor.logs(handle)
 
 
 def test_a_child_the_code_forks_ends_without_the_launchers_work(executor: LocalExecutor, tmp_path: Path) -> None:
-    handle, ended = _submit(executor, tmp_path, FORKER, "forker", "m4", output_type="NUMBER_INTEGER")
-    assert _wait(executor, handle, ended) == 0
-    result = _result(handle)
+    handle, ended = submit(executor, tmp_path, FORKER, "forker", "m4", output_type="NUMBER_INTEGER")
+    assert wait_for(executor, handle, ended) == 0
+    result = result_of(handle)
     assert result["status"] == "SUCCEEDED", result["error"]
     # The child's own exit status, not the 0 of a launcher that went on to report.
     assert result["parameters"] == {"Output": 7}
@@ -222,9 +139,9 @@ def test_a_child_the_code_forks_ends_without_the_launchers_work(executor: LocalE
 def test_the_launcher_still_writes_to_stderr_after_the_code_rewrapped_it(
     executor: LocalExecutor, tmp_path: Path
 ) -> None:
-    handle, ended = _submit(executor, tmp_path, REWRAPPER, "rewrapper", "m5", unwritten_artifact=True)
-    assert _wait(executor, handle, ended) == 0
-    result = _result(handle)
+    handle, ended = submit(executor, tmp_path, REWRAPPER, "rewrapper", "m5", unwritten_artifact=True)
+    assert wait_for(executor, handle, ended) == 0
+    result = result_of(handle)
     assert result["status"] == "SUCCEEDED", result["error"]
     log = (tmp_path / "rewrapper" / "task.log").read_text()
     assert "rewrapped stderr" in log

@@ -9,13 +9,10 @@ import os
 import shlex
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
-from stepwell.runtime._launch_taskfile import TaskFile
-from stepwell_scheduler.executors import LaunchRequest, LocalExecutor
-
-WAIT = 30.0
+from stepwell_scheduler.executors import LocalExecutor
+from tests.integration.executors.component_tasks import result_of, submit, wait_for
 
 _PROBE = """
 import atexit, json, linecache, logging, os, signal, sys, tempfile
@@ -91,59 +88,22 @@ LOGGING_COMPONENT = '''from typing import *
 
 from stepwell.runtime.executor import *
 
-def configures_logging(x: int) -> int:
+def configures_logging(marker: str) -> str:
     import logging
     logging.basicConfig(level=logging.DEBUG, format="CONFIGURED %(levelname)s %(message)s")
     logging.getLogger("user").debug("debug line")
-    return x
+    return marker
 '''
 
 
-def test_a_component_after_the_warm_up_configures_logging_as_it_likes(tmp_path: Path) -> None:
-    executor = LocalExecutor(start_method="fork")
-    ended = threading.Event()
-    executor.on_exit = lambda _key: ended.set()
-    try:
-        folder = tmp_path / "t"
-        folder.mkdir()
-        task = TaskFile(
-            run_id="run",
-            pipeline_name="p",
-            task_name="t",
-            pipeline_root=str(tmp_path / "artifacts"),
-            executor_input={
-                "inputs": {"parameterValues": {"x": 3}},
-                "outputs": {
-                    "parameters": {"Output": {"outputFile": str(folder / "out" / "Output")}},
-                    "outputFile": str(folder / "out" / "executor_output.json"),
-                },
-            },
-            container={
-                "image": "python:3.11",
-                "command": ["python3", "-m", "stepwell.runtime.executor", "--component_source", LOGGING_COMPONENT],
-                "args": ["--executor_input", "{{$}}", "--function_to_execute", "configures_logging"],
-            },
-            scratch_dir=str(folder / "scratch"),
-            result_file=str(folder / "result.json"),
-            log_file=str(folder / "task.log"),
-            output_parameter_types={"Output": "NUMBER_INTEGER"},
-        )
-        task.save(str(folder / "task.json"))
-        handle = executor.submit(
-            LaunchRequest(
-                key="run\x00t",
-                task_file=str(folder / "task.json"),
-                result_file=task.result_file,
-                launcher_log=task.log_file,
-                cwd=str(folder),
-                env=dict(os.environ),
-            )
-        )
-        assert ended.wait(WAIT)
-        assert executor.poll(handle) == 0
-        result = json.loads(Path(task.result_file).read_text())
-        assert result["status"] == "SUCCEEDED", result["error"]
-        assert result["parameters"] == {"Output": 3}
-        assert "CONFIGURED DEBUG debug line" in (folder / "task.log").read_text()
-    finally:
-        executor.shutdown()
+def test_a_component_after_the_warm_up_configures_logging_as_it_likes(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    # KFP's executor configured the root logger in the server's warm-up: it must be undone.
+    assert executor.wait_warmed(30)
+    handle, ended = submit(executor, tmp_path, LOGGING_COMPONENT, "configures_logging", "m")
+    assert wait_for(executor, handle, ended) == 0
+    result = result_of(handle)
+    assert result["status"] == "SUCCEEDED", result["error"]
+    assert result["parameters"] == {"Output": "m"}
+    assert "CONFIGURED DEBUG debug line" in (tmp_path / "configures_logging" / "task.log").read_text()

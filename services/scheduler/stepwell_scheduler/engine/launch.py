@@ -90,8 +90,8 @@ class LaunchMixin(ProcessMixin):
         (compare-and-set) unless :meth:`_recent_leases` vouches for it. A task that will
         surely run a process (no importer, no cache lookup to make) gets its attempt here
         too: number, folder, log URI and start time, so the claim is all that stands
-        between the commit and its process; the write of its folder and task file begins
-        at once, on another thread (:meth:`_write_early`)."""
+        between the commit and its process; the write of its task file begins at once, on
+        another thread (:meth:`_write_early`)."""
         free = self.settings.max_parallel_tasks - len(self._handles) - already
         if free <= 0 or not self.leases.healthy():
             self._queue_changed()  # what this transaction queued waits for the next query

@@ -57,7 +57,7 @@ class ProcessMixin:
     settings: SchedulerSettings
     executor: Executor
     metadata: MetadataClient
-    #: Writes attempt folders and task files begun at a claim (:meth:`_write_early`).
+    #: Writes task files begun at a claim (:meth:`_write_early`).
     _files: ThreadPoolExecutor
     work_dir: Path
     _handles: dict[str, TaskHandle]
@@ -248,8 +248,9 @@ class ProcessMixin:
                 p.execution_id = self._start_execution(p.run, p.row, CONTAINER_EXECUTION, p.attempt, p.image, lookup=True)
 
     def _write_task_file(self, p: _Prepared, env: dict[str, str]) -> None:
-        """Writes the attempt's folder and task file (or waits for the write begun at the
-        claim, :meth:`_write_early`) and fills in the request that starts it."""
+        """Writes the attempt's task file (or waits for the write begun at the claim,
+        :meth:`_write_early`) and fills in the request that starts it; the executor makes
+        the attempt's folder."""
         if p.written is None:
             self._build_task_file(p)
             _write_task_file(p.task_path, p.task_json)
@@ -269,11 +270,11 @@ class ProcessMixin:
         )
 
     def _write_early(self, p: _Prepared) -> None:
-        """Begins writing a claimed attempt's folder and task file on another thread, so
-        that the file system's work overlaps the claim's commit (a ``mkdir`` and a file
-        creation can each wait a millisecond or more behind other writes to the disk).
-        An attempt whose claim then rolls back leaves a task file nobody starts; its
-        next claim writes the same folder again. A failure surfaces at its start."""
+        """Begins writing a claimed attempt's task file on another thread, so that the
+        file system's work overlaps the claim's commit (a file creation can wait a
+        millisecond or more behind other writes to the disk). An attempt whose claim then
+        rolls back leaves a task file nobody starts; its next claim writes the same file
+        again. A failure surfaces at its start."""
         try:
             self._build_task_file(p)
         except Exception:
@@ -387,7 +388,7 @@ class _Prepared:
     task_json: str = ""
     result_file: str = ""
     log_file: str = ""
-    #: The write of its folder and task file, when begun at the claim.
+    #: The write of its task file, when begun at the claim.
     written: Future[None] | None = None
 
 

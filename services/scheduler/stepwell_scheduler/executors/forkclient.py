@@ -71,8 +71,10 @@ class ForkServerClient:
     ) -> None:
         self.python = python
         self.preload = list(preload)
-        #: In-process modules the server runs a no-op task of before serving (:mod:`.warmup`).
+        #: In-process modules the server warms up on while idle (:mod:`.warmup`).
         self.warm_up = list(warm_up)
+        #: Set once the running server has finished its warm-up.
+        self.warmed = threading.Event()
         self.on_exit = on_exit
         self.on_lost = on_lost
         self.reply_timeout = reply_timeout
@@ -103,6 +105,7 @@ class ForkServerClient:
             return server
         if server is not None:
             self._mark_lost(server)
+        self.warmed.clear()  # a new server warms up anew
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         events_ours, events_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         argv = [
@@ -254,6 +257,10 @@ class ForkServerClient:
             self._lost(server)
 
     def _event(self, server: _Server, message: dict[str, Any]) -> None:
+        if "warmed" in message:
+            log.debug("fork server %d warmed up on %s no-op tasks", server.proc.pid, message["warmed"])
+            self.warmed.set()
+            return
         if "exit" not in message:
             return
         pid, code = int(message["exit"]), int(message["code"])

@@ -21,15 +21,16 @@ exit notices travel on the events socket, read by a thread of the scheduler.
   files cannot be made or opened, and the child exits with status 3);
 * server → scheduler, request socket: ``{"id": 7, "pid": 1234}`` (or ``{"id": 7, "error":
   "..."}``) per request;
-* server → scheduler, events socket: ``{"ready": PID}`` once, and ``{"exit": 1234, "code": 0}``
-  when a child ends (``code`` as :attr:`subprocess.Popen.returncode`: ``-N`` for signal ``N``).
+* server → scheduler, events socket: ``{"ready": PID}`` once, ``{"exit": 1234, "code": 0}``
+  when a child ends (``code`` as :attr:`subprocess.Popen.returncode`: ``-N`` for signal ``N``),
+  and ``{"warmed": N}`` once the warm-up is over (``N`` no-op tasks succeeded).
 
 A child starts a new session (so killing its process group kills everything the task
 started), creates ``cwd`` and the output files' folders when missing, redirects stdin to
-``/dev/null`` and stdout/stderr to the given files, enters ``cwd`` with exactly ``env`` as its environment, keeps the ``hold`` files open (a restarted
-scheduler recognises an adopted task by them, since a forked child's command line is the
-server's), and runs ``MODULE.main(argv)`` as ``python -m MODULE *argv`` would, exiting
-with its status.
+``/dev/null`` and stdout/stderr to the given files, enters ``cwd`` with exactly ``env``
+as its environment, keeps the ``hold`` files open (a restarted scheduler recognises an
+adopted task by them, since a forked child's command line is the server's), and runs
+``MODULE.main(argv)`` as ``python -m MODULE *argv`` would, exiting with its status.
 
 When the scheduler dies, the socket closes and the server exits; children already forked
 keep running (they are in their own sessions), so a restarted scheduler adopts them.
@@ -127,7 +128,8 @@ class ForkServer:
             warming = warm is not None and warm.left > 0
             events = poller.poll(_WARM_UP_IDLE_MS if warming else 1000)
             if not events and warming and warm is not None:
-                warm.step()
+                if not warm.step():
+                    _send(self.events, {"warmed": warm.ran})
                 gc.freeze()  # what the round left behind is shared too
             self._reap()
             for fd, _mask in events:
@@ -300,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events-fd", type=int, default=-1, help="this server's end of the events socket pair")
     parser.add_argument("--preload", action="append", default=[], help="a module to import before serving")
     parser.add_argument(
-        "--warm-up", action="append", default=[], help="an in-process module to run a no-op task of before serving"
+        "--warm-up", action="append", default=[], help="an in-process module to warm up on while idle"
     )
     args = parser.parse_args(argv)
     _set_process_name("stepwell-fork")

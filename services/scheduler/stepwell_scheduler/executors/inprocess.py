@@ -39,8 +39,11 @@ import tempfile
 import threading
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stepwell.runtime.launcher import InProcessRunner
 
 #: Modules preloaded (when importable) with extra environment variables, because their
 #: import depends on them. A user command runs in-process with such a module only when its
@@ -57,11 +60,6 @@ _CONDITIONALLY_LOADED: dict[str, dict[str, str]] = {}
 #: server so that a ``python -m MODULE`` run in a task does not find, read and unmarshal
 #: them again.
 _MAIN_DETAILS: dict[str, tuple[str, Any, Any]] = {}
-
-#: ``(argv, env, cwd, log_fd) -> exit status``, or None when the command needs a process
-#: of its own (the launcher's :data:`~stepwell.runtime.launcher.InProcessRunner`).
-Runner = Callable[[list[str], dict[str, str], str, int], "int | None"]
-
 
 def set_environ(env: dict[str, Any]) -> None:
     """Makes ``os.environ`` exactly ``env``, touching only what differs (each change is a
@@ -119,7 +117,7 @@ _SAVED_SIGNALS = (
 )  # fmt: skip
 
 
-def runner(allowed: frozenset[str], in_task: bool = True) -> Runner:
+def runner(allowed: frozenset[str], in_task: bool = True) -> InProcessRunner:
     """The launcher's in-process runner for the modules in ``allowed`` (see the module doc).
 
     ``in_task``: this is a task's process, so the exit handlers run after the command, as
@@ -147,7 +145,7 @@ def runner(allowed: frozenset[str], in_task: bool = True) -> Runner:
                 if os.getpid() != pid:
                     # A child the command forked came back here: it ends as it would
                     # have ended its interpreter, without the launcher's work.
-                    _flush()
+                    flush_streams()
                     os._exit(code & 0xFF)
         finally:
             if in_task:
@@ -207,7 +205,7 @@ def _enter(env: dict[str, str], cwd: str, log_fd: int) -> None:
 @contextlib.contextmanager
 def _restored() -> Any:
     """Puts back, on the way out, what a command may change that the launcher relies on."""
-    _flush()
+    flush_streams()
     streams = (sys.stdin, sys.stdout, sys.stderr)
     environ, argv, path, cwd = dict(os.environ), list(sys.argv), list(sys.path), os.getcwd()
     handlers = {sig: signal.getsignal(sig) for sig in _SAVED_SIGNALS}
@@ -224,7 +222,7 @@ def _restored() -> Any:
         for sig, handler in handlers.items():
             with contextlib.suppress(OSError, ValueError, TypeError):
                 signal.signal(sig, handler)
-        _flush()
+        flush_streams()
         sys.stdin, sys.stdout, sys.stderr = streams
         for fd, saved in zip((0, 1, 2), fds, strict=False):
             try:
@@ -258,7 +256,7 @@ def _usable_streams() -> None:
             setattr(sys, name, open(fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1))  # noqa: SIM115
 
 
-def _flush() -> None:
+def flush_streams() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()

@@ -133,6 +133,13 @@ class LocalExecutor(Executor):
             except ForkServerError as err:
                 log.warning("%s; task processes will be spawned instead", err)
 
+    def wait_warmed(self, timeout: float) -> bool:
+        """Waits until the fork server has finished its warm-up (False on timeout, or
+        without a fork server or modules to warm up on)."""
+        if self._fork is None or not self.inline_modules:
+            return False
+        return self._fork.warmed.wait(timeout)
+
     @property
     def fork_server_pid(self) -> int | None:
         """The fork server's pid (None in ``spawn`` mode or when it is not running)."""

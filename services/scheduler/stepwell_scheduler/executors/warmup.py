@@ -210,9 +210,7 @@ def _run_one(launcher: Any, folder: str, container: dict[str, Any]) -> bool:
 @contextlib.contextmanager
 def _quiet() -> Any:
     """Standard streams to ``/dev/null`` (the warm-up's messages are nobody's business)."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
+    inprocess.flush_streams()
     saved = [os.dup(fd) for fd in (1, 2)]
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
@@ -220,9 +218,7 @@ def _quiet() -> Any:
         os.dup2(devnull, 2)
         yield
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
+        inprocess.flush_streams()
         for fd, copy in zip((1, 2), saved, strict=True):
             os.dup2(copy, fd)
             os.close(copy)
