@@ -35,6 +35,12 @@ adopted task by them, since a forked child's command line is the server's), and 
 When the scheduler dies, the socket closes and the server exits; children already forked
 keep running (they are in their own sessions), so a restarted scheduler adopts them.
 
+A request is usually not forked for: whenever it has had no request for 2 ms, the server
+forks a *spare* child, which leaves the server's session and sockets and waits on a
+socket of its own. The next request goes to it (the ``hold`` files as descriptors), the
+answer naming its pid; a request while no spare waits (a burst) is forked for. A spare
+that never got a request ends unreported.
+
 ``inline`` modules (Stepwell's and KFP's executors) skip the second interpreter start
 and the second process: when the launcher's user command is ``[sys.executable, "-m",
 MODULE, ...]`` for one of them, the task's process runs MODULE as ``__main__`` itself
@@ -62,8 +68,8 @@ import signal
 import socket
 import sys
 import traceback
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from stepwell_scheduler.executors import inprocess, warmup
 
@@ -78,6 +84,10 @@ DEFAULT_PRELOAD = (
 _LINE_LIMIT = 64 * 1024 * 1024
 #: How long the server waits for a request before it runs a warm-up round.
 _WARM_UP_IDLE_MS = 20
+#: How long the server waits for a request before it forks a spare child (see ``ForkServer``).
+_SPARE_IDLE_MS = 2
+#: The largest request handed to a spare (one datagram); a larger one is forked for.
+_SPARE_MESSAGE_LIMIT = 128 * 1024
 #: ``sys.path[0]`` of the server (its start-up folder under ``python -m``); children get theirs.
 _SERVER_PATH0 = sys.path[0] if sys.path else ""
 
@@ -98,13 +108,28 @@ def _redirect(fd: int, path: str, flags: int) -> None:
 
 
 class ForkServer:
-    """The serving loop (runs in the fork server process)."""
+    """The serving loop (runs in the fork server process).
+
+    Whenever no request has come for ``_SPARE_IDLE_MS``, the server forks a *spare*
+    child ahead of the next request: it leaves the server's session and sockets, then
+    waits for a request on a socket of its own. The next request goes to the spare (with
+    the files it must hold, passed as descriptors), so neither the ``fork`` nor the
+    copy-on-write faults that follow it in the server stand between a request and the
+    task's start. The server answers with the spare's pid *before* it hands the request
+    over: a task woken first takes the CPU the scheduler's thread would wake on, and on
+    two cores that thread then waits milliseconds for its answer. A warm-up round
+    replaces the spare, so that the next one shares what the round warmed.
+    """
 
     def __init__(self, sock: socket.socket, events: socket.socket | None = None) -> None:
         self.sock = sock  # requests in, one reply out per request
         self.events = events or sock  # ready and exit notices
         self._wake_r, self._wake_w = os.pipe()
         self._children: set[int] = set()
+        #: The spare child waiting for a request: its pid and the server's end of its socket.
+        self._spare: tuple[int, socket.socket] | None = None
+        #: Spares that never got a request (their ends are no task's: not reported).
+        self._unused: set[int] = set()
 
     # ----- the loop -------------------------------------------------------------------
 
@@ -126,11 +151,15 @@ class ForkServer:
         poller.register(self._wake_r, select.POLLIN)
         while True:
             warming = warm is not None and warm.left > 0
-            events = poller.poll(_WARM_UP_IDLE_MS if warming else 1000)
-            if not events and warming and warm is not None:
+            want_spare = self._spare is None
+            events = poller.poll(_SPARE_IDLE_MS if want_spare else _WARM_UP_IDLE_MS if warming else 1000)
+            if not events and want_spare:
+                self._fork_spare()
+            elif not events and warming and warm is not None:
                 if not warm.step():
                     _send(self.events, {"warmed": warm.ran})
                 gc.freeze()  # what the round left behind is shared too
+                self._drop_spare()  # forked before the round: the next one shares what it warmed
             self._reap()
             for fd, _mask in events:
                 if fd == self._wake_r:
@@ -140,6 +169,7 @@ class ForkServer:
                     continue
                 data = self.sock.recv(1 << 16)
                 if not data:
+                    self._drop_spare()
                     return  # the scheduler is gone; children keep running
                 buf += data
                 if len(buf) > _LINE_LIMIT:
@@ -147,7 +177,7 @@ class ForkServer:
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
                     if line.strip():
-                        self._handle(json.loads(line))
+                        self._handle(json.loads(line), line)
             self._reap()
 
     def _reap(self) -> None:
@@ -160,53 +190,113 @@ class ForkServer:
             if pid == 0:
                 return
             self._children.discard(pid)
+            if pid in self._unused:
+                self._unused.discard(pid)
+                if self._spare is not None and pid == self._spare[0]:
+                    self._drop_spare()  # it died waiting: the next request forks
+                continue
             _send(self.events, {"exit": pid, "code": _exit_code(status)})
 
-    def _handle(self, request: dict[str, Any]) -> None:
+    def _handle(self, request: dict[str, Any], line: bytes) -> None:
         request_id = request.get("id")
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # Opened before the fork, so the child holds them from its first instant (close-on-exec:
-        # the launcher holds them, the user command does not).
+        # Opened before the fork (or the hand-over), so the child holds them from its first
+        # instant (close-on-exec: the launcher holds them, the user command does not).
         held: list[int] = []
         for path in request.get("hold") or []:
             with contextlib.suppress(OSError):
                 held.append(os.open(str(path), os.O_RDONLY | os.O_CLOEXEC))
+        pid = self._hand_over(request_id, line, held)
+        if pid is None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            try:
+                pid = os.fork()
+            except OSError as err:
+                pid = -1
+                _send(self.sock, {"id": request_id, "error": f"fork failed: {err}"})
+            if pid == 0:
+                self._exit_child(lambda: self._child(request))
+            if pid >= 0:
+                _send(self.sock, {"id": request_id, "pid": pid})
+        for fd in held:
+            os.close(fd)
+        if pid >= 0:
+            self._children.add(pid)
+
+    # ----- the spare child ------------------------------------------------------------
+
+    def _fork_spare(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sys.stdout.flush()
+        sys.stderr.flush()
         try:
             pid = os.fork()
-        except OSError as err:
-            pid = -1
-            _send(self.sock, {"id": request_id, "error": f"fork failed: {err}"})
-        if pid != 0:
-            for fd in held:
-                os.close(fd)
-            if pid < 0:
-                return
+        except OSError:
+            ours.close()
+            theirs.close()
+            return  # out of processes or memory: requests fork for themselves
         if pid == 0:
-            code = 3
-            try:
-                code = self._child(request)
-            except SystemExit as exc:
-                code = inprocess.system_exit_code(exc)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    traceback.print_exc()
-            finally:
-                with contextlib.suppress(BaseException):
-                    atexit._run_exitfuncs()
-                with contextlib.suppress(Exception):
-                    sys.stdout.flush()
-                with contextlib.suppress(Exception):
-                    sys.stderr.flush()
-                os._exit(code)
+            ours.close()
+            self._exit_child(lambda: self._await_request(theirs))
+        theirs.close()
         self._children.add(pid)
+        self._unused.add(pid)
+        self._spare = (pid, ours)
+
+    def _hand_over(self, request_id: Any, line: bytes, held: list[int]) -> int | None:
+        """Answers ``request_id`` with the spare child's pid, then gives it the request;
+        the pid, or None: no spare can take it, fork for this one."""
+        if self._spare is None or len(line) > _SPARE_MESSAGE_LIMIT:
+            return None
+        pid, sock = self._spare
+        self._reap()  # a spare that died waiting is dropped here, not answered with
+        if self._spare is None:
+            return None
+        self._spare = None
+        self._unused.discard(pid)
         _send(self.sock, {"id": request_id, "pid": pid})
+        try:
+            socket.send_fds(sock, [line], held)
+        except OSError:
+            # It died since (killed from outside): its exit is reported as the task's, which
+            # fails without a result. Kill it in case it lives on without the request.
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        sock.close()
+        return pid
+
+    def _drop_spare(self) -> None:
+        """Lets the waiting spare go: its socket closes, it exits (unreported)."""
+        if self._spare is not None:
+            self._spare[1].close()
+            self._spare = None
 
     # ----- in the child ---------------------------------------------------------------
 
-    def _child(self, request: dict[str, Any]) -> int:
+    def _exit_child(self, body: Callable[[], int]) -> NoReturn:
+        """Runs ``body`` in a forked child and ends the child with its status."""
+        code = 3
+        try:
+            code = body()
+        except SystemExit as exc:
+            code = inprocess.system_exit_code(exc)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                traceback.print_exc()
+        finally:
+            with contextlib.suppress(BaseException):
+                atexit._run_exitfuncs()
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os._exit(code)
+
+    def _leave_server(self, name: str) -> None:
+        """What every child does first: a session of its own, default signal handling,
+        none of the server's descriptors."""
         os.setsid()
-        _set_process_name("stepwell-task")  # its command line stays the server's
+        _set_process_name(name)  # its command line stays the server's
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -215,6 +305,31 @@ class ForkServer:
         self.events.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
+        if self._spare is not None:
+            self._spare[1].close()
+
+    def _await_request(self, sock: socket.socket) -> int:
+        """The spare's life: ready ahead of time, it waits for one request and runs it."""
+        self._leave_server("stepwell-spare")
+        try:
+            data, fds, _flags, _address = socket.recv_fds(sock, _SPARE_MESSAGE_LIMIT, 16)
+        except OSError:
+            return 0
+        sock.close()
+        # Held open for the task's life, as a forked child's are; close-on-exec, which
+        # Python 3.11's recv_fds drops (it ignores MSG_CMSG_CLOEXEC).
+        for fd in fds:
+            os.set_inheritable(fd, False)
+        if not data:
+            return 0  # the server is gone before a request came
+        _set_process_name("stepwell-task")
+        return self._run(json.loads(data))
+
+    def _child(self, request: dict[str, Any]) -> int:
+        self._leave_server("stepwell-task")
+        return self._run(request)
+
+    def _run(self, request: dict[str, Any]) -> int:
         cwd = str(request.get("cwd") or os.getcwd())
         try:
             _enter_folder(request, cwd)

@@ -1,0 +1,188 @@
+"""The fork server's spare child: forked while the server is idle, it takes the next
+request, and the task it becomes is what a child forked for the request would have been.
+Real fork servers, real processes and signals."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stepwell_scheduler.executors.forkclient import ForkServerClient
+
+WAIT = 30.0  # upper bound for waiting loops; nothing asserts on elapsed time
+
+_PROBE = """
+import json, os
+
+def main(argv):
+    fds = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            fds[os.readlink(f"/proc/self/fd/{fd}")] = os.get_inheritable(int(fd))
+        except OSError:
+            pass
+    with open("/proc/self/comm") as f:
+        comm = f.read().strip()
+    with open(argv[0], "w") as f:
+        json.dump({"pid": os.getpid(), "sid": os.getsid(0), "cwd": os.getcwd(), "env": dict(os.environ),
+                   "fds": fds, "comm": comm}, f)
+    return int(argv[1]) if len(argv) > 1 else 0
+"""
+
+
+def _wait_for(predicate: Callable[[], Any], timeout: float = WAIT) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.01)
+    return predicate()
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The live children of ``pid`` and their process names."""
+    try:
+        listed = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return {}
+    found = {}
+    for child in map(int, listed):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{child}/stat").read_text()
+            if stat[stat.rfind(")") + 2] not in "ZX":
+                found[child] = Path(f"/proc/{child}/comm").read_text().strip()
+    return found
+
+
+def _spare(server: int, other_than: int = 0) -> int:
+    """The pid of the server's waiting spare (not ``other_than``), once there is one."""
+    spares = _wait_for(lambda: [p for p, name in _children(server).items() if name == "stepwell-spare" and p != other_than])
+    assert spares, f"no spare child of the fork server: {_children(server)}"
+    assert len(spares) == 1, spares
+    return int(spares[0])
+
+
+class _Exits:
+    def __init__(self) -> None:
+        self.codes: dict[int, int] = {}
+        self.cond = threading.Condition()
+
+    def __call__(self, tag: int, code: int) -> None:
+        with self.cond:
+            self.codes[tag] = code
+            self.cond.notify_all()
+
+    def wait(self, tag: int) -> int:
+        with self.cond:
+            assert self.cond.wait_for(lambda: tag in self.codes, WAIT), f"request {tag} did not end"
+            return self.codes[tag]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[ForkServerClient, _Exits]]:
+    (tmp_path / "spare_probe.py").write_text(textwrap.dedent(_PROBE))
+    exits = _Exits()
+    client = ForkServerClient(on_exit=exits)
+    client.start()
+    try:
+        yield client, exits
+    finally:
+        client.close()
+
+
+def _spawn(client: ForkServerClient, folder: Path, name: str, *argv: str, env: dict[str, str] | None = None) -> tuple[int, int]:
+    marker = folder / f"{name}.marker"
+    marker.write_text("marker")
+    return client.spawn(
+        "spare_probe",
+        [str(folder / f"{name}.json"), *argv],
+        cwd=str(folder),
+        env=env if env is not None else {"PROBE": name},
+        stdout=str(folder / "out" / f"{name}.out"),
+        stderr=str(folder / "out" / f"{name}.err"),
+        hold=[str(marker)],
+    )
+
+
+def test_the_next_request_runs_in_the_spare_as_a_forked_child_would(
+    server: tuple[ForkServerClient, _Exits], tmp_path: Path
+) -> None:
+    client, exits = server
+    assert client.pid is not None
+    spare = _spare(client.pid)
+    tag, pid = _spawn(client, tmp_path, "first", "4")
+    assert pid == spare  # the answer names the spare: no fork stood between the request and it
+    assert exits.wait(tag) == 4
+    seen = json.loads((tmp_path / "first.json").read_text())
+    assert seen["pid"] == pid
+    assert seen["sid"] == pid  # a session of its own: cancelling kills its whole group
+    assert seen["comm"] == "stepwell-task"
+    assert seen["cwd"] == str(tmp_path)
+    assert seen["env"] == {"PROBE": "first"}
+    marker = str(tmp_path / "first.marker")
+    assert marker in seen["fds"], seen["fds"]  # the adoption marker, held for the task's life
+    assert seen["fds"][marker] is False  # close-on-exec: the user command does not hold it
+    assert (tmp_path / "out").is_dir()  # the output folders were made in the task's process
+    # None of the server's sockets: a task (or a spare) outliving the server must not keep them open.
+    assert not [target for target in seen["fds"] if target.startswith("socket:")], seen["fds"]
+    # Once idle again, the server forks the next spare.
+    again = _spare(client.pid, other_than=spare)
+    tag, pid = _spawn(client, tmp_path, "second")
+    assert pid == again
+    assert exits.wait(tag) == 0
+    assert json.loads((tmp_path / "second.json").read_text())["env"] == {"PROBE": "second"}
+
+
+def test_a_spare_that_dies_waiting_is_replaced_and_never_reported(
+    server: tuple[ForkServerClient, _Exits], tmp_path: Path
+) -> None:
+    client, exits = server
+    assert client.pid is not None
+    spare = _spare(client.pid)
+    os.kill(spare, signal.SIGKILL)
+    replacement = _spare(client.pid, other_than=spare)
+    tag, pid = _spawn(client, tmp_path, "after")
+    assert pid == replacement
+    assert exits.wait(tag) == 0
+    assert list(exits.codes) == [tag]  # the killed spare was no task: no exit notice for it
+
+
+def test_a_request_too_large_for_the_spare_is_forked_for(
+    server: tuple[ForkServerClient, _Exits], tmp_path: Path
+) -> None:
+    client, exits = server
+    assert client.pid is not None
+    spare = _spare(client.pid)
+    big = {"PROBE": "big", "LARGE": "x" * (512 * 1024)}
+    tag, pid = _spawn(client, tmp_path, "big", env=big)
+    assert pid != spare
+    assert exits.wait(tag) == 0
+    assert json.loads((tmp_path / "big.json").read_text())["env"] == big
+    assert _spare(client.pid) == spare  # still waiting for a request it can take
+
+
+def test_the_spare_leaves_with_the_server(server: tuple[ForkServerClient, _Exits]) -> None:
+    client, _exits = server
+    assert client.pid is not None
+    spare = _spare(client.pid)
+    client.close()
+
+    def gone() -> bool:
+        try:
+            stat = Path(f"/proc/{spare}/stat").read_text()
+        except OSError:
+            return True
+        return stat[stat.rfind(")") + 2] in "ZX"
+
+    assert _wait_for(gone), "the spare outlived its fork server"
