@@ -183,7 +183,7 @@ class ExecutorClock:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def attach(self, executor: Any) -> None:
-        submit, on_exit = executor.submit, executor.on_exit
+        submit, submit_many, on_exit = executor.submit, executor.submit_many, executor.on_exit
 
         def timed_submit(request: Any) -> Any:
             t0 = time.monotonic()
@@ -192,6 +192,18 @@ class ExecutorClock:
             with self.lock:
                 self.times[request.key] = TaskTimes(t0, t1)
             return handle
+
+        def timed_submit_many(requests: Any) -> Any:
+            # A fan-out's processes start together: each counts from the call's start to
+            # its end (an earlier answer in the batch is not credited).
+            t0 = time.monotonic()
+            results = submit_many(requests)
+            t1 = time.monotonic()
+            with self.lock:
+                for request, result in zip(requests, results, strict=True):
+                    if not isinstance(result, Exception):
+                        self.times[request.key] = TaskTimes(t0, t1)
+            return results
 
         def timed_exit(key: str) -> None:
             t = time.monotonic()
@@ -202,6 +214,7 @@ class ExecutorClock:
             on_exit(key)
 
         executor.submit = timed_submit
+        executor.submit_many = timed_submit_many
         executor.on_exit = timed_exit
 
     def overheads(self, run_id: str, spec: dict[str, Any]) -> tuple[list[float], list[float], list[float]]:

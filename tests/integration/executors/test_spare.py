@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from stepwell_scheduler.executors.forkclient import ForkServerClient
+from stepwell_scheduler.executors.forkclient import ForkServerClient, Spawn
+from stepwell_scheduler.executors.forkserver import SPARES
 
 WAIT = 30.0  # upper bound for waiting loops; nothing asserts on elapsed time
 
@@ -65,12 +66,19 @@ def _children(pid: int) -> dict[int, str]:
     return found
 
 
-def _spare(server: int, other_than: int = 0) -> int:
-    """The pid of the server's waiting spare (not ``other_than``), once there is one."""
-    spares = _wait_for(lambda: [p for p, name in _children(server).items() if name == "stepwell-spare" and p != other_than])
-    assert spares, f"no spare child of the fork server: {_children(server)}"
-    assert len(spares) == 1, spares
-    return int(spares[0])
+def _started(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rfind(")") + 2 :].split()[19])
+
+
+def _spares(server: int, count: int = SPARES) -> list[int]:
+    """The pids of the server's waiting spares, oldest first, once there are ``count``."""
+    def waiting() -> list[int]:
+        return [p for p, name in _children(server).items() if name == "stepwell-spare"]
+
+    found = _wait_for(lambda: len(waiting()) == count and waiting())
+    assert found, f"not {count} spare children of the fork server: {_children(server)}"
+    return sorted(found, key=lambda pid: (_started(pid), pid))
 
 
 class _Exits:
@@ -115,14 +123,15 @@ def _spawn(client: ForkServerClient, folder: Path, name: str, *argv: str, env: d
     )
 
 
-def test_the_next_request_runs_in_the_spare_as_a_forked_child_would(
+def test_requests_run_in_the_spares_forked_ahead_of_them_as_forked_children_would(
     server: tuple[ForkServerClient, _Exits], tmp_path: Path
 ) -> None:
     client, exits = server
     assert client.pid is not None
-    spare = _spare(client.pid)
+    assert SPARES >= 2
+    spares = _spares(client.pid)
     tag, pid = _spawn(client, tmp_path, "first", "4")
-    assert pid == spare  # the answer names the spare: no fork stood between the request and it
+    assert pid == spares[0]  # the answer names the oldest spare: no fork stood between the request and it
     assert exits.wait(tag) == 4
     seen = json.loads((tmp_path / "first.json").read_text())
     assert seen["pid"] == pid
@@ -136,12 +145,28 @@ def test_the_next_request_runs_in_the_spare_as_a_forked_child_would(
     assert (tmp_path / "out").is_dir()  # the output folders were made in the task's process
     # None of the server's sockets: a task (or a spare) outliving the server must not keep them open.
     assert not [target for target in seen["fds"] if target.startswith("socket:")], seen["fds"]
-    # Once idle again, the server forks the next spare.
-    again = _spare(client.pid, other_than=spare)
+    # A fan-out takes the other spares, one each; once idle, the server forks new ones.
+    tags = [_spawn(client, tmp_path, f"fan{i}") for i in range(SPARES - 1)]
+    assert [pid for _tag, pid in tags] == spares[1:]
+    assert [exits.wait(tag) for tag, _pid in tags] == [0] * (SPARES - 1)
+    again = _spares(client.pid)
+    assert not set(again) & set(spares)
     tag, pid = _spawn(client, tmp_path, "second")
-    assert pid == again
+    assert pid == again[0]
     assert exits.wait(tag) == 0
     assert json.loads((tmp_path / "second.json").read_text())["env"] == {"PROBE": "second"}
+
+
+def test_a_burst_beyond_the_spares_is_forked_for(server: tuple[ForkServerClient, _Exits], tmp_path: Path) -> None:
+    client, exits = server
+    assert client.pid is not None
+    spares = _spares(client.pid)
+    tags = [_spawn(client, tmp_path, f"burst{i}") for i in range(SPARES + 2)]
+    assert [pid for _tag, pid in tags][:SPARES] == spares
+    assert not {pid for _tag, pid in tags[SPARES:]} & set(spares)
+    assert [exits.wait(tag) for tag, _pid in tags] == [0] * (SPARES + 2)
+    for i in range(SPARES + 2):
+        assert json.loads((tmp_path / f"burst{i}.json").read_text())["env"] == {"PROBE": f"burst{i}"}
 
 
 def test_a_spare_that_dies_waiting_is_replaced_and_never_reported(
@@ -149,40 +174,70 @@ def test_a_spare_that_dies_waiting_is_replaced_and_never_reported(
 ) -> None:
     client, exits = server
     assert client.pid is not None
-    spare = _spare(client.pid)
-    os.kill(spare, signal.SIGKILL)
-    replacement = _spare(client.pid, other_than=spare)
+    spares = _spares(client.pid)
+    os.kill(spares[0], signal.SIGKILL)
+    _wait_for(lambda: spares[0] not in _children(client.pid or 0))
     tag, pid = _spawn(client, tmp_path, "after")
-    assert pid == replacement
+    assert pid == spares[1]  # not the dead one
     assert exits.wait(tag) == 0
     assert list(exits.codes) == [tag]  # the killed spare was no task: no exit notice for it
+    replaced = _spares(client.pid)
+    assert spares[0] not in replaced
 
 
-def test_a_request_too_large_for_the_spare_is_forked_for(
+def test_a_request_too_large_for_a_spare_is_forked_for(
     server: tuple[ForkServerClient, _Exits], tmp_path: Path
 ) -> None:
     client, exits = server
     assert client.pid is not None
-    spare = _spare(client.pid)
+    spares = _spares(client.pid)
     big = {"PROBE": "big", "LARGE": "x" * (512 * 1024)}
     tag, pid = _spawn(client, tmp_path, "big", env=big)
-    assert pid != spare
+    assert pid not in spares
     assert exits.wait(tag) == 0
     assert json.loads((tmp_path / "big.json").read_text())["env"] == big
-    assert _spare(client.pid) == spare  # still waiting for a request it can take
+    assert _spares(client.pid) == spares  # still waiting for requests they can take
 
 
-def test_the_spare_leaves_with_the_server(server: tuple[ForkServerClient, _Exits]) -> None:
+def test_the_spares_leave_with_the_server(server: tuple[ForkServerClient, _Exits]) -> None:
     client, _exits = server
     assert client.pid is not None
-    spare = _spare(client.pid)
+    spares = _spares(client.pid)
     client.close()
 
-    def gone() -> bool:
+    def gone(pid: int) -> bool:
         try:
-            stat = Path(f"/proc/{spare}/stat").read_text()
+            stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             return True
         return stat[stat.rfind(")") + 2] in "ZX"
 
-    assert _wait_for(gone), "the spare outlived its fork server"
+    assert _wait_for(lambda: all(gone(pid) for pid in spares)), "a spare outlived its fork server"
+
+
+def test_a_fan_out_sent_at_once_is_answered_per_request_whatever_the_order(
+    server: tuple[ForkServerClient, _Exits], tmp_path: Path
+) -> None:
+    """``spawn_many``: a request too large for a spare, forked for, is answered after the
+    ones spares take; each answer still reaches its own request."""
+    client, exits = server
+    assert client.pid is not None
+    spares = _spares(client.pid)
+    big = {"PROBE": "big", "LARGE": "x" * (512 * 1024)}
+    children = []
+    for i, env in enumerate([big, {"PROBE": "a"}, {"PROBE": "b"}]):
+        marker = tmp_path / f"m{i}.marker"
+        marker.write_text("marker")
+        children.append(
+            Spawn("spare_probe", [str(tmp_path / f"m{i}.json")], str(tmp_path), env, hold=[str(marker)])
+        )
+    results = client.spawn_many(children)
+    assert all(isinstance(result, tuple) for result in results), results
+    pids = [result[1] for result in results if isinstance(result, tuple)]
+    assert pids[1:] == spares[:2]
+    assert pids[0] not in spares
+    for i, (tag, pid) in enumerate(r for r in results if isinstance(r, tuple)):
+        assert exits.wait(tag) == 0
+        seen = json.loads((tmp_path / f"m{i}.json").read_text())
+        assert seen["pid"] == pid
+        assert seen["env"] == children[i].env

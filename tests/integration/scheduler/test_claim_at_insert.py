@@ -71,7 +71,7 @@ def test_a_successor_is_inserted_claimed(stack: Stack, inserted: list[tuple[str,
 
 def test_new_rows_flushed_before_the_claim_start_once(stack: Stack) -> None:
     engine = stack.scheduler.engine
-    real_claim, real_submit = engine._claim, engine.executor.submit
+    real_claim, real_submit = engine._claim, engine.executor.submit_many
     submitted: collections.Counter[str] = collections.Counter()
 
     def claim(s: Any, already: int = 0) -> Any:
@@ -79,17 +79,17 @@ def test_new_rows_flushed_before_the_claim_start_once(stack: Stack) -> None:
         engine._queue_changed()  # and the claim queries the queue (as after a takeover)
         return real_claim(s, already)
 
-    def submit(request: Any) -> Any:
-        submitted[request.key] += 1
-        return real_submit(request)
+    def submit_many(requests: Any) -> Any:
+        submitted.update(request.key for request in requests)
+        return real_submit(requests)
 
     engine._claim = claim  # type: ignore[method-assign]
-    engine.executor.submit = submit  # type: ignore[method-assign]
+    engine.executor.submit_many = submit_many  # type: ignore[method-assign]
     try:
         run_id, status = _three_tasks(stack)
     finally:
         engine._claim = real_claim  # type: ignore[method-assign]
-        engine.executor.submit = real_submit  # type: ignore[method-assign]
+        engine.executor.submit_many = real_submit  # type: ignore[method-assign]
     assert status.state == common_pb2.SUCCEEDED, status.error
     mine = {key: n for key, n in submitted.items() if key.startswith(run_id)}
     assert len(mine) >= 3 and set(mine.values()) == {1}, mine

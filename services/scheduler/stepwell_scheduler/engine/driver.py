@@ -31,7 +31,7 @@ from stepwell.storage import StoreRouter, s3_config_from_env
 from stepwell_scheduler.engine.advance import _GONE, _NEEDS_CONTEXTS, AdvanceMixin
 from stepwell_scheduler.engine.dag import now
 from stepwell_scheduler.engine.failpoints import Failpoints
-from stepwell_scheduler.engine.harvest import HarvestMixin, _Ended, _RowEnd
+from stepwell_scheduler.engine.harvest import HarvestMixin, _Ended, _Known, _RowEnd
 from stepwell_scheduler.engine.launch import LaunchMixin, _Claim
 from stepwell_scheduler.engine.leases import Leases, new_worker_id
 from stepwell_scheduler.engine.loops import LoopProgress
@@ -217,7 +217,7 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
             self._exited.clear()
         handles = {key: self._handles[key] for key in exited if key in self._handles}
         try:
-            touched, ended, ended_later = self._collect(exited)
+            touched, ended, ended_later, known = self._collect(exited)
         except Exception:
             # Read them again at the next step (as replays), with their exit statuses.
             self._handles.update(handles)
@@ -235,7 +235,7 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         for run_id, reason in cancels:
             if self._apply_cancel(run_id, reason):
                 dirty.add(run_id)
-        claimed, failed = self._settle(ended, dirty)
+        claimed, failed = self._settle(ended, dirty, known)
         changed = dirty | self._start(claimed)
         with self._lock:
             waiting = bool(self._exited)
@@ -258,7 +258,9 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         with self._lock:
             return bool(self._exited or self._cancels or self._dirty)
 
-    def _settle(self, ended: list[_RowEnd], dirty: set[str]) -> tuple[list[_Claim], list[tuple[str, Exception]]]:
+    def _settle(
+        self, ended: list[_RowEnd], dirty: set[str], known: _Known | None = None
+    ) -> tuple[list[_Claim], list[tuple[str, Exception]]]:
         """Ends the harvested rows, advances the DAGs of the ``dirty`` runs and claims
         queued tasks, all in one transaction: a chain's next task is claimed in the
         same commit that ends the task before it. A run that is still PENDING (its
@@ -270,7 +272,7 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         finals: dict[str, str | None] = {}
         try:
             with self.db.session() as s:
-                self._end_rows(s, ended)
+                self._end_rows(s, ended, known)
                 for run_id in fused:
                     finals[run_id] = self._advance_in(s, run_id)
                 claimed = self._claim(s)

@@ -21,8 +21,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm.attributes import flag_modified
 
 from stepwell.server import Database
 from stepwell_scheduler.engine.dag import now
@@ -102,11 +103,13 @@ class HarvestMixin:
             self, run: RunRow, row: TaskRow, execution_type: str, attempt: int, image: str, lookup: bool | None = None
         ) -> int: ...
 
-    def _collect(self, keys: list[str]) -> tuple[set[str], list[_RowEnd], list[_Ended]]:
+    def _collect(self, keys: list[str]) -> tuple[set[str], list[_RowEnd], list[_Ended], _Known]:
         """Reads the results of ended attempts and records them in the metadata service,
         all in one batch; returns the runs touched, the task rows to end (with
-        :meth:`_end_rows`, in the caller's transaction) and the attempts to record after
-        the starts their ends allow (ended ``unrecorded``; see :mod:`.outbox`).
+        :meth:`_end_rows`, in the caller's transaction), the attempts to record after
+        the starts their ends allow (ended ``unrecorded``; see :mod:`.outbox`) and the
+        rows of these attempts as this engine stored them at their start, where they can
+        be trusted (for :meth:`_end_rows`).
 
         One read of the rows and runs, one metadata call for every execution's outputs
         and final state. A failed attempt with a ``retryPolicy`` goes back to the queue
@@ -120,13 +123,14 @@ class HarvestMixin:
             log.info("ignoring exit notices of earlier processes of %s", ", ".join(sorted(stale)))
             keys = [key for key in keys if key not in stale]
         if not keys:
-            return set(), [], []
+            return set(), [], [], {}
         handles = {key: self._handles.pop(key, None) for key in keys}
         timeouts = {key: self._timed_out.pop(key, "") for key in keys}
         replays = {key for key in keys if key in self._replay}
         self._replay -= replays
         runs: dict[str, RunRow] = {}
         rows: dict[str, TaskRow] = {}
+        known: _Known = {}
         by_run: dict[str, list[str]] = {}
         for key in keys:
             run_id, _, qualified = key.partition(_SEP)
@@ -144,7 +148,7 @@ class HarvestMixin:
                 # process stalled) another scheduler may have taken the run over and
                 # recorded the attempt under an execution of its own: read it back.
                 runs.setdefault(run_id, started[0])
-                rows[key] = started[1]
+                rows[key] = known[(run_id, qualified)] = started[1]
             else:
                 by_run.setdefault(run_id, []).append(qualified)
         if by_run:
@@ -202,7 +206,7 @@ class HarvestMixin:
                 },
             )
             for e in finished
-        ], [e for e in finished if e.later]
+        ], [e for e in finished if e.later], known
 
     def _outcome(self, run: RunRow, row: TaskRow, handle: TaskHandle | None, timeout_error: str) -> _Ended:
         """What an ended attempt left: its result file, or the launcher's exit and log."""
@@ -333,10 +337,15 @@ class HarvestMixin:
         with self.db.session() as s:
             self._end_rows(s, items)
 
-    def _end_rows(self, s: Session, items: list[_RowEnd]) -> None:
+    def _end_rows(self, s: Session, items: list[_RowEnd], known: _Known | None = None) -> None:
         """Ends task rows ``(run_id, qualified, state, values)`` in the transaction ``s``,
         each only while this scheduler holds its run (checked under the run's row lock).
-        ``values``: ``error``, ``outputs``, ``log_tail``, ``log_uri`` and other columns."""
+        ``values``: ``error``, ``outputs``, ``log_tail``, ``log_uri`` and other columns.
+
+        The rows of a run that are all in ``known`` (as :meth:`_collect` trusts them: as
+        this engine stored them, and clean) are not read back: only the run is locked
+        and read, and copies of them join the transaction. The columns written here are
+        written whatever the copy says they were."""
         if not items:
             return
         by_run: dict[str, list[str]] = {}
@@ -344,8 +353,20 @@ class HarvestMixin:
             by_run.setdefault(run_id, []).append(qualified)
         stamp = now()
         rows: dict[tuple[str, str], TaskRow] = {}
+        merged: set[int] = set()
         for run_id in sorted(by_run):
-            for read in self._lock_and_read(s, run_id, by_run[run_id]):
+            names = by_run[run_id]
+            cached = [(known or {}).get((run_id, name)) for name in names]
+            if all(row is not None and _clean(row) for row in cached):
+                if self._owned_run(s, run_id) is None:
+                    continue  # another scheduler holds it (dropped)
+                for row in cached:
+                    assert row is not None
+                    copy = s.merge(row, load=False)
+                    rows[(run_id, copy.qualified_name)] = copy
+                    merged.add(id(copy))
+                continue
+            for read in self._lock_and_read(s, run_id, names):
                 rows[(run_id, read.qualified_name)] = read
         read_rows(s).update(rows)
         for run_id, qualified, state, values in items:
@@ -365,6 +386,9 @@ class HarvestMixin:
             row.deadline_at = None
             if log_uri:
                 row.log_uri = log_uri
+            if id(row) in merged:
+                for name in (*extra, "state", "error", "finished_at", "outputs", "log_tail", "deadline_at", "log_uri"):
+                    flag_modified(row, name)
             self._touch(run_id, qualified)
 
     def _lock_and_read(self, s: Session, run_id: str, names: list[str]) -> list[TaskRow]:
@@ -406,6 +430,14 @@ class HarvestMixin:
 
 #: A task row to end: ``(run_id, qualified name, state, column values)``.
 _RowEnd = tuple[str, str, str, dict[str, Any]]
+#: Task rows as this engine stored them, by run and qualified name.
+_Known = dict[tuple[str, str], TaskRow]
+
+
+def _clean(row: TaskRow) -> bool:
+    """Whether a row kept in memory holds no change a transaction has not stored."""
+    state = inspect(row)
+    return bool(state.detached and not state.modified and not state.expired_attributes)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table, bindparam, exists, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from stepwell.server import Database
 from stepwell_scheduler.engine.dag import job_placeholders, now
@@ -119,12 +120,12 @@ class ProcessMixin:
         self.failpoint("attempt-stored", len(prepared))
         prepared = self._still_held(prepared)
         started: list[_Prepared] = []
-        for p in prepared:
+        requests = [p.request for p in prepared if p.request is not None]
+        # All at once: a fan-out's processes start with one round trip to the executor.
+        for p, handle in zip(prepared, self.executor.submit_many(requests), strict=True):
             assert p.request is not None
-            try:
-                handle = self.executor.submit(p.request)
-            except Exception as err:
-                self._fail_start(p.run, p.row, 0, err)
+            if isinstance(handle, Exception):
+                self._fail_start(p.run, p.row, 0, handle)
                 continue
             self._handles[p.request.key] = handle
             p.pid = handle.pid
@@ -149,9 +150,17 @@ class ProcessMixin:
             )
         for p in started:
             assert p.request is not None
-            # The row as stored now (the claim or _store_attempts wrote the attempt).
-            p.row.attempt, p.row.task_dir, p.row.log_uri = p.attempt, str(p.attempt_dir), p.log_uri
-            p.row.pid, p.row.lookup_execution = p.pid, True
+            # The row as stored now (the claim or _store_attempts wrote the attempt), kept
+            # clean: a harvest merges it into its transaction rather than reading it back.
+            stored(
+                p.row,
+                attempt=p.attempt,
+                task_dir=str(p.attempt_dir),
+                log_uri=p.log_uri,
+                pid=p.pid,
+                lookup_execution=True,
+                deadline_at=stamp + timedelta(seconds=p.timeout) if p.timeout else None,
+            )
             self._started[p.request.key] = (p.run, p.row, p.epoch)
         self._record_starts(started)
         self.failpoint("execution-created", len(started))
@@ -163,7 +172,7 @@ class ProcessMixin:
                     [{"row_id": p.row.id, "execution_id": p.execution_id, "lookup_execution": False} for p in recorded],
                 )
             for p in recorded:
-                p.row.execution_id, p.row.lookup_execution = p.execution_id, False
+                stored(p.row, execution_id=p.execution_id, lookup_execution=False)
             if not all(self.leases.unbroken(p.epoch) for p in recorded):
                 self._close_orphaned(recorded)
 
@@ -337,6 +346,7 @@ class ProcessMixin:
             )
         for p in prepared:
             if p.run.run_id in held:
+                stored(p.row, fingerprint=p.row.fingerprint, started_at=stamp)
                 self._wrote(p.run.run_id, p.row.qualified_name)  # its start time
         return held
 
@@ -390,6 +400,13 @@ class _Prepared:
     log_file: str = ""
     #: The write of its task file, when begun at the claim.
     written: Future[None] | None = None
+
+
+def stored(row: TaskRow, **values: Any) -> None:
+    """Sets columns of a detached task row to what a statement has just stored, as its
+    committed state: the row stays clean (see :meth:`HarvestMixin._end_rows`)."""
+    for name, value in values.items():
+        set_committed_value(row, name, value)
 
 
 def task_file_path(work_dir: Path, run_id: str, qualified: str, attempt: int) -> Path:

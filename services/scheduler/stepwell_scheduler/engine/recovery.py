@@ -26,7 +26,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from stepwell.server import Database
@@ -38,6 +38,16 @@ from stepwell_scheduler.metadata_client import MetadataClient
 from stepwell_scheduler.models import CANCELING, FINAL_STATES, PENDING, RUNNING, RunRow, TaskRow
 
 log = logging.getLogger(__name__)
+
+
+#: A run, row-locked and read afresh (as ``Session.get(..., with_for_update=True)``), built
+#: once: the engine reads its run in nearly every transaction.
+_RUN_FOR_UPDATE = (
+    select(RunRow)
+    .where(RunRow.run_id == bindparam("run_id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
 
 
 def locked_runs(s: Session) -> dict[str, RunRow | None]:
@@ -85,7 +95,7 @@ class RecoveryMixin:
         locked = locked_runs(s)
         if run_id in locked:
             return locked[run_id]
-        run = s.get(RunRow, run_id, with_for_update=True)
+        run = s.execute(_RUN_FOR_UPDATE, {"run_id": run_id}).scalar_one_or_none()
         if run is not None and run.lease_owner != self.leases.owner:
             self._drop(run_id)
             run = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -47,6 +47,18 @@ class Executor(ABC):
     @abstractmethod
     def submit(self, request: LaunchRequest) -> TaskHandle:
         """Starts the launcher for ``request``; raises ``OSError`` when it cannot."""
+
+    def submit_many(self, requests: Sequence[LaunchRequest]) -> list[TaskHandle | Exception]:
+        """Starts the launchers of several requests together (a fan-out); per request, in
+        order, its handle or the error :meth:`submit` would have raised. Executors that
+        can start several at once for less than one at a time override it."""
+        out: list[TaskHandle | Exception] = []
+        for request in requests:
+            try:
+                out.append(self.submit(request))
+            except Exception as err:
+                out.append(err)
+        return out
 
     @abstractmethod
     def poll(self, handle: TaskHandle) -> int | None:

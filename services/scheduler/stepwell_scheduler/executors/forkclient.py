@@ -19,7 +19,8 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,35 @@ class ForkServerError(OSError):
     def __init__(self, message: str, *, sent: bool = False) -> None:
         super().__init__(message)
         self.sent = sent
+
+
+@dataclass
+class Spawn:
+    """One child to fork (see :meth:`ForkServerClient.spawn` for the fields)."""
+
+    module: str
+    argv: list[str]
+    cwd: str
+    env: Mapping[str, str]
+    stdout: str = ""
+    stderr: str = ""
+    hold: list[str] = field(default_factory=list)
+    inline: list[str] = field(default_factory=list)
+    error_file: str = ""
+
+    def message(self) -> dict[str, Any]:
+        """The request's fields, as the fork server reads them."""
+        return {
+            "module": self.module,
+            "argv": self.argv,
+            "cwd": self.cwd,
+            "env": dict(self.env),
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "hold": self.hold,
+            "inline": self.inline,
+            "error_file": self.error_file,
+        }
 
 
 class _Server:
@@ -182,20 +212,26 @@ class ForkServerClient:
         (see the fork server's module documentation). ``error_file``: where the child
         writes why it could not start (its folder or output files could not be made).
         """
-        tag = next(self._ids)
-        message = {
-            "id": tag,
-            "module": module,
-            "argv": argv,
-            "cwd": cwd,
-            "env": dict(env),
-            "stdout": stdout,
-            "stderr": stderr,
-            "hold": list(hold),
-            "inline": list(inline),
-            "error_file": error_file,
-        }
-        data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        (result,) = self.spawn_many(
+            [Spawn(module, argv, cwd, env, stdout, stderr, list(hold), list(inline), error_file)]
+        )
+        if isinstance(result, ForkServerError):
+            raise result
+        return result
+
+    def spawn_many(self, children: Sequence[Spawn]) -> list[tuple[int, int] | ForkServerError]:
+        """Forks a child per item, as :meth:`spawn` does one, with all the requests sent
+        at once and their answers read together: a fan-out of tasks costs the server's
+        work for each, but a single round trip. Returns ``(tag, pid)`` or the error, per
+        item, in order."""
+        if not children:
+            return []
+        tags = [next(self._ids) for _ in children]
+        data = b"".join(
+            json.dumps({"id": tag, **child.message()}, separators=(",", ":")).encode() + b"\n"
+            for tag, child in zip(tags, children, strict=True)
+        )
+        results: list[tuple[int, int] | ForkServerError] = []
         with self._request_lock:
             for attempt in (1, 2):  # a server found dead is replaced once
                 server = self._ensure_started()
@@ -205,22 +241,42 @@ class ForkServerClient:
                 except OSError as err:
                     self._mark_lost(server)
                     if attempt == 2:
-                        raise ForkServerError(f"the fork server is gone: {err}") from err
-            try:
-                reply = self._read_reply(server)
-            except OSError as err:
-                self._mark_lost(server)
-                raise ForkServerError(f"no answer from the fork server: {err}", sent=True) from err
-        if reply.get("id") != tag or "pid" not in reply:
-            raise ForkServerError(str(reply.get("error") or f"unexpected fork server reply {reply}"), sent=True)
-        pid = int(reply["pid"])
-        with self._state_lock:
-            code = server.early.pop(pid, None)
-            if code is None:
-                server.tags[pid] = tag
-        if code is not None:
-            self._call_on_exit(tag, code)
-        return tag, pid
+                        error = ForkServerError(f"the fork server is gone: {err}")
+                        return [error for _ in children]
+            # Answers come as children exist, not in request order (spares answer first).
+            answers: dict[int, dict[str, Any]] = {}
+            failure: ForkServerError | None = None
+            while len(answers) < len(tags):
+                try:
+                    reply = self._read_reply(server)
+                except OSError as err:
+                    self._mark_lost(server)
+                    failure = ForkServerError(f"no answer from the fork server: {err}", sent=True)
+                    break
+                if reply.get("id") not in tags or reply["id"] in answers:
+                    self._mark_lost(server)  # out of step with the server: start anew
+                    failure = ForkServerError(f"unexpected fork server reply {reply}", sent=True)
+                    break
+                answers[reply["id"]] = reply
+            for tag in tags:
+                reply = answers.get(tag, {})
+                if "pid" in reply:
+                    results.append((tag, int(reply["pid"])))
+                elif reply:
+                    results.append(ForkServerError(str(reply.get("error") or f"unexpected fork server reply {reply}"), sent=True))
+                else:
+                    assert failure is not None
+                    results.append(failure)
+        for result in results:
+            if isinstance(result, tuple):
+                tag, pid = result
+                with self._state_lock:
+                    code = server.early.pop(pid, None)
+                    if code is None:
+                        server.tags[pid] = tag
+                if code is not None:
+                    self._call_on_exit(tag, code)
+        return results
 
     def _read_reply(self, server: _Server) -> dict[str, Any]:
         while b"\n" not in server.buffer:

@@ -36,10 +36,10 @@ When the scheduler dies, the socket closes and the server exits; children alread
 keep running (they are in their own sessions), so a restarted scheduler adopts them.
 
 A request is usually not forked for: whenever it has had no request for 2 ms, the server
-forks a *spare* child, which leaves the server's session and sockets and waits on a
-socket of its own. The next request goes to it (the ``hold`` files as descriptors), the
-answer naming its pid; a request while no spare waits (a burst) is forked for. A spare
-that never got a request ends unreported.
+forks *spare* children (two per CPU, from two to eight), which leave the server's session
+and sockets and wait on sockets of their own. A request goes to one of them (the ``hold``
+files as descriptors), the answer naming its pid; a request while no spare waits (a long
+burst) is forked for. A spare that never got a request ends unreported.
 
 ``inline`` modules (Stepwell's and KFP's executors) skip the second interpreter start
 and the second process: when the launcher's user command is ``[sys.executable, "-m",
@@ -62,11 +62,13 @@ import contextlib
 import gc
 import importlib
 import json
+import math
 import os
 import select
 import signal
 import socket
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -86,6 +88,9 @@ _LINE_LIMIT = 64 * 1024 * 1024
 _WARM_UP_IDLE_MS = 20
 #: How long the server waits for a request before it forks a spare child (see ``ForkServer``).
 _SPARE_IDLE_MS = 2
+#: How many spares the server keeps waiting: a fan-out of this many tasks starts with no
+#: ``fork`` on its path. A waiting spare costs little beyond its page tables.
+SPARES = max(2, min(8, 2 * (os.cpu_count() or 1)))
 #: The largest request handed to a spare (one datagram); a larger one is forked for.
 _SPARE_MESSAGE_LIMIT = 128 * 1024
 #: ``sys.path[0]`` of the server (its start-up folder under ``python -m``); children get theirs.
@@ -110,24 +115,27 @@ def _redirect(fd: int, path: str, flags: int) -> None:
 class ForkServer:
     """The serving loop (runs in the fork server process).
 
-    Whenever no request has come for ``_SPARE_IDLE_MS``, the server forks a *spare*
-    child ahead of the next request: it leaves the server's session and sockets, then
-    waits for a request on a socket of its own. The next request goes to the spare (with
-    the files it must hold, passed as descriptors), so neither the ``fork`` nor the
-    copy-on-write faults that follow it in the server stand between a request and the
-    task's start. The server answers with the spare's pid *before* it hands the request
-    over: a task woken first takes the CPU the scheduler's thread would wake on, and on
-    two cores that thread then waits milliseconds for its answer. A warm-up round
-    replaces the spare, so that the next one shares what the round warmed.
+    Whenever no request has come for ``_SPARE_IDLE_MS``, the server forks *spare*
+    children ahead of the next requests, up to ``spares`` of them, checking for a
+    request between two forks: a spare leaves the server's session and sockets, then
+    waits for a request on a socket of its own. A request goes to a spare (with the files
+    it must hold, passed as descriptors), so neither the ``fork`` nor the copy-on-write
+    faults that follow it in the server stand between a request and the task's start.
+    The server answers with the spare's pid *before* it hands the request over: a task
+    woken first takes the CPU the scheduler's thread would wake on, and on two cores
+    that thread then waits milliseconds for its answer. A warm-up round replaces the
+    spares, so that the next ones share what the round warmed.
     """
 
-    def __init__(self, sock: socket.socket, events: socket.socket | None = None) -> None:
+    def __init__(self, sock: socket.socket, events: socket.socket | None = None, spares: int = SPARES) -> None:
         self.sock = sock  # requests in, one reply out per request
         self.events = events or sock  # ready and exit notices
         self._wake_r, self._wake_w = os.pipe()
         self._children: set[int] = set()
-        #: The spare child waiting for a request: its pid and the server's end of its socket.
-        self._spare: tuple[int, socket.socket] | None = None
+        self._want = spares
+        self._last_request = 0.0
+        #: The spare children waiting for a request, oldest first: pid, the server's end of its socket.
+        self._spares: list[tuple[int, socket.socket]] = []
         #: Spares that never got a request (their ends are no task's: not reported).
         self._unused: set[int] = set()
 
@@ -151,15 +159,22 @@ class ForkServer:
         poller.register(self._wake_r, select.POLLIN)
         while True:
             warming = warm is not None and warm.left > 0
-            want_spare = self._spare is None
-            events = poller.poll(_SPARE_IDLE_MS if want_spare else _WARM_UP_IDLE_MS if warming else 1000)
+            # Spares are forked after a pause in the requests, one per turn of the loop (a
+            # request between two is not kept waiting); one only while the warm-up runs
+            # (each round replaces them).
+            want_spare = len(self._spares) < (min(1, self._want) if warming else self._want)
+            if want_spare:
+                idle = math.ceil(max(0.0, self._last_request + _SPARE_IDLE_MS / 1000 - time.monotonic()) * 1000)
+            else:
+                idle = _WARM_UP_IDLE_MS if warming else 1000
+            events = poller.poll(idle)
             if not events and want_spare:
                 self._fork_spare()
             elif not events and warming and warm is not None:
                 if not warm.step():
                     _send(self.events, {"warmed": warm.ran})
                 gc.freeze()  # what the round left behind is shared too
-                self._drop_spare()  # forked before the round: the next one shares what it warmed
+                self._drop_spares()  # forked before the round: the next ones share what it warmed
             self._reap()
             for fd, _mask in events:
                 if fd == self._wake_r:
@@ -169,15 +184,13 @@ class ForkServer:
                     continue
                 data = self.sock.recv(1 << 16)
                 if not data:
-                    self._drop_spare()
+                    self._drop_spares()
                     return  # the scheduler is gone; children keep running
                 buf += data
                 if len(buf) > _LINE_LIMIT:
                     return
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    if line.strip():
-                        self._handle(json.loads(line), line)
+                *lines, buf = buf.split(b"\n")
+                self._handle([(json.loads(line), line) for line in lines if line.strip()])
             self._reap()
 
     def _reap(self) -> None:
@@ -192,36 +205,67 @@ class ForkServer:
             self._children.discard(pid)
             if pid in self._unused:
                 self._unused.discard(pid)
-                if self._spare is not None and pid == self._spare[0]:
-                    self._drop_spare()  # it died waiting: the next request forks
+                for spare in [spare for spare in self._spares if spare[0] == pid]:
+                    self._spares.remove(spare)  # it died waiting
+                    spare[1].close()
                 continue
             _send(self.events, {"exit": pid, "code": _exit_code(status)})
 
-    def _handle(self, request: dict[str, Any], line: bytes) -> None:
-        request_id = request.get("id")
-        # Opened before the fork (or the hand-over), so the child holds them from its first
-        # instant (close-on-exec: the launcher holds them, the user command does not).
-        held: list[int] = []
-        for path in request.get("hold") or []:
-            with contextlib.suppress(OSError):
-                held.append(os.open(str(path), os.O_RDONLY | os.O_CLOEXEC))
-        pid = self._hand_over(request_id, line, held)
-        if pid is None:
-            sys.stdout.flush()
-            sys.stderr.flush()
+    def _handle(self, requests: list[tuple[dict[str, Any], bytes]]) -> None:
+        """Starts a child per request (as read together: a fan-out). The requests that
+        spares take are all answered first and handed over after, so that no task woken
+        by a hand-over stands between the scheduler and an answer; the rest are forked
+        for, each answered once its child exists."""
+        if not requests:
+            return
+        self._last_request = time.monotonic()
+        self._reap()  # a spare that died waiting is dropped here, not answered with
+        handed: list[tuple[int, socket.socket, bytes, list[int]]] = []
+        forked: list[tuple[dict[str, Any], list[int]]] = []
+        for request, line in requests:
+            # Opened before the fork (or the hand-over), so the child holds them from its first
+            # instant (close-on-exec: the launcher holds them, the user command does not).
+            held: list[int] = []
+            for path in request.get("hold") or []:
+                with contextlib.suppress(OSError):
+                    held.append(os.open(str(path), os.O_RDONLY | os.O_CLOEXEC))
+            if self._spares and len(line) <= _SPARE_MESSAGE_LIMIT:
+                pid, sock = self._spares.pop(0)
+                self._unused.discard(pid)
+                self._children.add(pid)
+                _send(self.sock, {"id": request.get("id"), "pid": pid})
+                handed.append((pid, sock, line, held))
+            else:
+                forked.append((request, held))
+        for pid, sock, line, held in handed:
             try:
-                pid = os.fork()
-            except OSError as err:
-                pid = -1
-                _send(self.sock, {"id": request_id, "error": f"fork failed: {err}"})
-            if pid == 0:
-                self._exit_child(lambda: self._child(request))
-            if pid >= 0:
-                _send(self.sock, {"id": request_id, "pid": pid})
+                socket.send_fds(sock, [line], held)
+            except OSError:
+                # It died since (killed from outside): its exit is reported as the task's,
+                # which fails without a result. Killed in case it lives on without the request.
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            sock.close()
+            for fd in held:
+                os.close(fd)
+        for request, held in forked:
+            self._fork_for(request, held)
+
+    def _fork_for(self, request: dict[str, Any], held: list[int]) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            pid = os.fork()
+        except OSError as err:
+            pid = -1
+            _send(self.sock, {"id": request.get("id"), "error": f"fork failed: {err}"})
+        if pid == 0:
+            self._exit_child(lambda: self._child(request))
+        if pid > 0:
+            _send(self.sock, {"id": request.get("id"), "pid": pid})
+            self._children.add(pid)
         for fd in held:
             os.close(fd)
-        if pid >= 0:
-            self._children.add(pid)
 
     # ----- the spare child ------------------------------------------------------------
 
@@ -241,35 +285,13 @@ class ForkServer:
         theirs.close()
         self._children.add(pid)
         self._unused.add(pid)
-        self._spare = (pid, ours)
+        self._spares.append((pid, ours))
 
-    def _hand_over(self, request_id: Any, line: bytes, held: list[int]) -> int | None:
-        """Answers ``request_id`` with the spare child's pid, then gives it the request;
-        the pid, or None: no spare can take it, fork for this one."""
-        if self._spare is None or len(line) > _SPARE_MESSAGE_LIMIT:
-            return None
-        pid, sock = self._spare
-        self._reap()  # a spare that died waiting is dropped here, not answered with
-        if self._spare is None:
-            return None
-        self._spare = None
-        self._unused.discard(pid)
-        _send(self.sock, {"id": request_id, "pid": pid})
-        try:
-            socket.send_fds(sock, [line], held)
-        except OSError:
-            # It died since (killed from outside): its exit is reported as the task's, which
-            # fails without a result. Kill it in case it lives on without the request.
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        sock.close()
-        return pid
-
-    def _drop_spare(self) -> None:
-        """Lets the waiting spare go: its socket closes, it exits (unreported)."""
-        if self._spare is not None:
-            self._spare[1].close()
-            self._spare = None
+    def _drop_spares(self) -> None:
+        """Lets the waiting spares go: their sockets close, they exit (unreported)."""
+        for _pid, sock in self._spares:
+            sock.close()
+        self._spares.clear()
 
     # ----- in the child ---------------------------------------------------------------
 
@@ -305,8 +327,8 @@ class ForkServer:
         self.events.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
-        if self._spare is not None:
-            self._spare[1].close()
+        for _pid, sock in self._spares:
+            sock.close()
 
     def _await_request(self, sock: socket.socket) -> int:
         """The spare's life: ready ahead of time, it waits for one request and runs it."""

@@ -33,11 +33,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from stepwell_scheduler.executors.base import Executor, LaunchRequest, TaskHandle
-from stepwell_scheduler.executors.forkclient import ForkServerClient, ForkServerError
+from stepwell_scheduler.executors.forkclient import ForkServerClient, ForkServerError, Spawn
 
 log = logging.getLogger(__name__)
 
@@ -148,17 +148,34 @@ class LocalExecutor(Executor):
     # ----- submit -----------------------------------------------------------------------
 
     def submit(self, request: LaunchRequest) -> TaskHandle:
-        if self._fork is not None:
-            try:
-                return self._submit_forked(self._fork, request)
-            except ForkServerError as err:
-                if err.sent:
-                    raise
-                log.warning("%s; spawning task %s instead", err, request.key)
-        return self._submit_spawned(request)
+        if self._fork is None:
+            return self._submit_spawned(request)
+        (result,) = self.submit_many([request])
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
-    def _submit_forked(self, fork: ForkServerClient, request: LaunchRequest) -> TaskHandle:
-        tag, pid = fork.spawn(
+    def submit_many(self, requests: Sequence[LaunchRequest]) -> list[TaskHandle | Exception]:
+        """With ``fork``, all the requests go to the fork server at once (one round trip)."""
+        if self._fork is None:
+            return super().submit_many(requests)
+        results = self._fork.spawn_many([self._spawn_of(request) for request in requests])
+        out: list[TaskHandle | Exception] = []
+        for request, result in zip(requests, results, strict=True):
+            if not isinstance(result, ForkServerError):
+                out.append(self._forked_handle(request, *result))
+            elif result.sent:
+                out.append(result)
+            else:
+                log.warning("%s; spawning task %s instead", result, request.key)
+                try:
+                    out.append(self._submit_spawned(request))
+                except OSError as err:
+                    out.append(err)
+        return out
+
+    def _spawn_of(self, request: LaunchRequest) -> Spawn:
+        return Spawn(
             LAUNCHER_MODULE,
             [request.task_file],
             cwd=request.cwd,
@@ -169,6 +186,8 @@ class LocalExecutor(Executor):
             inline=self.inline_modules,
             error_file=start_error_file(request.task_file),
         )
+
+    def _forked_handle(self, request: LaunchRequest, tag: int, pid: int) -> TaskHandle:
         handle = TaskHandle(request.key, pid, request.result_file, request.launcher_log)
         with self._lock:
             code = self._early_exits.pop(tag, None)
