@@ -14,6 +14,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from stepwell.server.process import settle_heap
+
 log = logging.getLogger(__name__)
 
 
@@ -69,6 +71,7 @@ class EmbeddedStack:
         except BaseException:
             self.stop()
             raise
+        settle_heap()
         return self
 
     def stop(self) -> None:

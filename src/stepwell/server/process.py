@@ -8,6 +8,7 @@ supervisors wait for that line), and stops cleanly on SIGTERM or SIGINT.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -30,6 +31,17 @@ def setup_logging(level: str) -> None:
     )
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+
+
+def settle_heap() -> None:
+    """Once a service has started: what it has loaded so far (modules, the ORM's and
+    gRPC's caches) lives as long as the process, so it is moved out of the cyclic
+    collector's view. Without this, each full collection walks every object of the
+    start-up again: about 100 ms with the GIL held (measured in the embedded stack, about
+    25 ms after the freeze), which the engine's thread waits out in the middle of a task
+    start."""
+    gc.collect()
+    gc.freeze()
 
 
 def serve(name: str, app: Any, start: Callable[[], str], log_level: str = "INFO") -> int:
@@ -56,6 +68,7 @@ def serve(name: str, app: Any, start: Callable[[], str], log_level: str = "INFO"
         print(f"stepwell-{name}: cannot start: {err}", file=sys.stderr, flush=True)
         app.stop()
         return 1
+    settle_heap()
     print(f"stepwell-{name} listening on {where}", flush=True)
     try:
         while not stopping.wait(0.5):
