@@ -183,7 +183,8 @@ class ExecutorClock:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def attach(self, executor: Any) -> None:
-        submit, submit_many, on_exit = executor.submit, executor.submit_many, executor.on_exit
+        submit, on_exit = executor.submit, executor.on_exit
+        submit_many = getattr(executor, "submit_many", None)  # absent before the seventh round
 
         def timed_submit(request: Any) -> Any:
             t0 = time.monotonic()
@@ -196,6 +197,7 @@ class ExecutorClock:
         def timed_submit_many(requests: Any) -> Any:
             # A fan-out's processes start together: each counts from the call's start to
             # its end (an earlier answer in the batch is not credited).
+            assert submit_many is not None
             t0 = time.monotonic()
             results = submit_many(requests)
             t1 = time.monotonic()
@@ -214,7 +216,8 @@ class ExecutorClock:
             on_exit(key)
 
         executor.submit = timed_submit
-        executor.submit_many = timed_submit_many
+        if submit_many is not None:
+            executor.submit_many = timed_submit_many
         executor.on_exit = timed_exit
 
     def overheads(self, run_id: str, spec: dict[str, Any]) -> tuple[list[float], list[float], list[float]]:
