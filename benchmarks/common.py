@@ -290,7 +290,8 @@ def embedded_stack(database_url: str = "", **overrides: Any) -> Iterator[tuple[A
         settings = {"cache_enabled": False, **overrides}
         if database_url:
             settings["database_url"] = database_url
-        stack = EmbeddedStack(home=Path(home), overrides=settings)
+        # As `stepwell run` starts it: the stack is what the process is for.
+        stack = EmbeddedStack(home=Path(home), overrides=settings, own_process=True)
         with stack, Client(stack.api_address) as client:
             clock = ExecutorClock()
             scheduler = next(app for app in stack._apps if type(app).__name__ == "SchedulerApp")

@@ -35,6 +35,10 @@ class EmbeddedStack:
 
     Ports default to 0 (free ports); ``stepwell server`` passes the standard ones.
     ``overrides`` are settings every service gets (e.g. ``database_url``, ``artifact_root``).
+    ``own_process``: the stack is what this process is for (``stepwell run``, ``stepwell
+    server``): once started, its heap is moved out of the garbage collector's view
+    (:func:`~stepwell.server.process.settle_heap`). Left False where the stack is a guest
+    (a notebook, a test), whose later garbage the freeze would keep.
     """
 
     home: Path
@@ -43,6 +47,7 @@ class EmbeddedStack:
     scheduler_port: int = 0
     metadata_port: int = 0
     overrides: dict[str, Any] = field(default_factory=dict)
+    own_process: bool = False
     _apps: list[Any] = field(default_factory=list, init=False)
     api_address: str = field(default="", init=False)
     http_address: str = field(default="", init=False)
@@ -71,7 +76,8 @@ class EmbeddedStack:
         except BaseException:
             self.stop()
             raise
-        settle_heap()
+        if self.own_process:
+            settle_heap()
         return self
 
     def stop(self) -> None:

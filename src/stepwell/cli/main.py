@@ -97,7 +97,7 @@ def run(
             from stepwell.cli.embedded import EmbeddedStack
 
             logging.getLogger().setLevel(logging.WARNING)
-            address = stack.enter_context(EmbeddedStack(home=_home())).api_address
+            address = stack.enter_context(EmbeddedStack(home=_home(), own_process=True)).api_address
         result = _submit_and_follow(address, spec, arguments, run_name, as_json)
     raise click.exceptions.Exit(0 if result == "SUCCEEDED" else EXIT_FAILED)
 
@@ -164,7 +164,14 @@ def server(port: int, http_port: int, scheduler_port: int, metadata_port: int) -
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stack = EmbeddedStack(home=_home(), api_port=port, http_port=http_port, scheduler_port=scheduler_port, metadata_port=metadata_port)
+    stack = EmbeddedStack(
+        home=_home(),
+        api_port=port,
+        http_port=http_port,
+        scheduler_port=scheduler_port,
+        metadata_port=metadata_port,
+        own_process=True,
+    )
     stack.start()
     click.echo(f"stepwell server: API gRPC {stack.api_address}, HTTP {stack.http_address}, state in {_home()}", err=True)
     sys.stdout.flush()

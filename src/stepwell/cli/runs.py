@@ -51,7 +51,7 @@ def connect(server: str | None) -> Iterator[Any]:
 
             logging.getLogger().setLevel(logging.WARNING)
             home = Path(os.environ.get("STEPWELL_HOME") or "~/.stepwell").expanduser()
-            address = stack.enter_context(EmbeddedStack(home=home)).api_address
+            address = stack.enter_context(EmbeddedStack(home=home, own_process=True)).api_address
         yield stack.enter_context(Client(address))
 
 

@@ -161,12 +161,44 @@ def test_a_burst_beyond_the_spares_is_forked_for(server: tuple[ForkServerClient,
     client, exits = server
     assert client.pid is not None
     spares = _spares(client.pid)
-    tags = [_spawn(client, tmp_path, f"burst{i}") for i in range(SPARES + 2)]
+    children = []
+    for i in range(SPARES + 2):
+        marker = tmp_path / f"burst{i}.marker"
+        marker.write_text("marker")
+        children.append(
+            Spawn("spare_probe", [str(tmp_path / f"burst{i}.json")], str(tmp_path), {"PROBE": f"burst{i}"}, hold=[str(marker)])
+        )
+    # Sent together: the server forks the last two in one go.
+    tags = [result for result in client.spawn_many(children) if isinstance(result, tuple)]
+    assert len(tags) == SPARES + 2
     assert [pid for _tag, pid in tags][:SPARES] == spares
     assert not {pid for _tag, pid in tags[SPARES:]} & set(spares)
     assert [exits.wait(tag) for tag, _pid in tags] == [0] * (SPARES + 2)
     for i in range(SPARES + 2):
-        assert json.loads((tmp_path / f"burst{i}.json").read_text())["env"] == {"PROBE": f"burst{i}"}
+        seen = json.loads((tmp_path / f"burst{i}.json").read_text())
+        assert seen["env"] == {"PROBE": f"burst{i}"}
+        # Its own adoption marker only: none of another task forked in the same burst.
+        assert {target for target in seen["fds"] if target.endswith(".marker")} == {
+            str(tmp_path / f"burst{i}.marker")
+        }
+
+
+def test_a_fan_out_larger_than_a_chunk_is_sent_in_chunks(
+    server: tuple[ForkServerClient, _Exits], tmp_path: Path
+) -> None:
+    """Requests go out 32 at a time: a fan-out of many tasks, each request carrying a
+    whole environment, never fills the sockets both ways at once."""
+    client, exits = server
+    env = {"PROBE": "wide", "PADDING": "x" * 8192}
+    children = [
+        Spawn("spare_probe", [str(tmp_path / f"w{i}.json")], str(tmp_path), env) for i in range(70)
+    ]
+    results = client.spawn_many(children)
+    assert all(isinstance(result, tuple) for result in results), results
+    for i, result in enumerate(results):
+        assert isinstance(result, tuple)
+        assert exits.wait(result[0]) == 0
+        assert json.loads((tmp_path / f"w{i}.json").read_text())["pid"] == result[1]
 
 
 def test_a_spare_that_dies_waiting_is_replaced_and_never_reported(

@@ -122,7 +122,11 @@ class ProcessMixin:
         started: list[_Prepared] = []
         requests = [p.request for p in prepared if p.request is not None]
         # All at once: a fan-out's processes start with one round trip to the executor.
-        for p, handle in zip(prepared, self.executor.submit_many(requests), strict=True):
+        try:
+            handles: list[TaskHandle | Exception] = self.executor.submit_many(requests)
+        except Exception as err:  # the executor's own failure: none of them started
+            handles = [err for _ in requests]
+        for p, handle in zip(prepared, handles, strict=True):
             assert p.request is not None
             if isinstance(handle, Exception):
                 self._fail_start(p.run, p.row, 0, handle)

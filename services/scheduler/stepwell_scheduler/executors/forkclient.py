@@ -33,6 +33,12 @@ ExitHook = Callable[[int, int], None]
 LostHook = Callable[[list[int]], None]
 
 
+#: Requests sent to the server together at most: a chunk's requests (a few KiB each, the
+#: environment) and their answers stay well within a socket's buffers, so that neither
+#: side blocks writing while the other does too.
+_CHUNK = 32
+
+
 class ForkServerError(OSError):
     """The fork server could not start a child (or is gone).
 
@@ -85,6 +91,8 @@ class _Server:
         self.tags: dict[int, int] = {}  # pid -> request tag, children still running
         self.early: dict[int, int] = {}  # pid -> exit code, exits seen before their reply
         self.lost = False
+        #: Its children were handed to ``on_lost``: a child answered later goes there too.
+        self.orphaned = False
 
 
 class ForkServerClient:
@@ -220,10 +228,16 @@ class ForkServerClient:
         return result
 
     def spawn_many(self, children: Sequence[Spawn]) -> list[tuple[int, int] | ForkServerError]:
-        """Forks a child per item, as :meth:`spawn` does one, with all the requests sent
-        at once and their answers read together: a fan-out of tasks costs the server's
-        work for each, but a single round trip. Returns ``(tag, pid)`` or the error, per
-        item, in order."""
+        """Forks a child per item, as :meth:`spawn` does one, with the requests sent
+        together (``_CHUNK`` at a time) and their answers read together: a fan-out of
+        tasks costs the server's work for each, but a round trip per chunk. Returns
+        ``(tag, pid)`` or the error, per item, in order."""
+        results: list[tuple[int, int] | ForkServerError] = []
+        for i in range(0, len(children), _CHUNK):
+            results += self._spawn_chunk(children[i : i + _CHUNK])
+        return results
+
+    def _spawn_chunk(self, children: Sequence[Spawn]) -> list[tuple[int, int] | ForkServerError]:
         if not children:
             return []
         tags = [next(self._ids) for _ in children]
@@ -231,20 +245,24 @@ class ForkServerClient:
             json.dumps({"id": tag, **child.message()}, separators=(",", ":")).encode() + b"\n"
             for tag, child in zip(tags, children, strict=True)
         )
-        results: list[tuple[int, int] | ForkServerError] = []
         with self._request_lock:
             for attempt in (1, 2):  # a server found dead is replaced once
-                server = self._ensure_started()
+                try:
+                    server = self._ensure_started()
+                except ForkServerError as err:
+                    return [err for _ in children]  # not sent: the caller may start them another way
                 try:
                     server.requests.sendall(data)
                     break
                 except OSError as err:
                     self._mark_lost(server)
-                    if attempt == 2:
-                        error = ForkServerError(f"the fork server is gone: {err}")
-                        return [error for _ in children]
+                    # Whole requests of a chunk may have reached the server before it died:
+                    # only a lone request is safe to send again (a partial line is ignored).
+                    if attempt == 2 or len(children) > 1:
+                        gone = ForkServerError(f"the fork server is gone: {err}", sent=len(children) > 1)
+                        return [gone for _ in children]
             # Answers come as children exist, not in request order (spares answer first).
-            answers: dict[int, dict[str, Any]] = {}
+            answers: dict[int, tuple[int, int] | ForkServerError] = {}
             failure: ForkServerError | None = None
             while len(answers) < len(tags):
                 try:
@@ -253,30 +271,42 @@ class ForkServerClient:
                     self._mark_lost(server)
                     failure = ForkServerError(f"no answer from the fork server: {err}", sent=True)
                     break
-                if reply.get("id") not in tags or reply["id"] in answers:
+                tag = reply.get("id")
+                if tag not in tags or tag in answers:
                     self._mark_lost(server)  # out of step with the server: start anew
                     failure = ForkServerError(f"unexpected fork server reply {reply}", sent=True)
                     break
-                answers[reply["id"]] = reply
-            for tag in tags:
-                reply = answers.get(tag, {})
-                if "pid" in reply:
-                    results.append((tag, int(reply["pid"])))
-                elif reply:
-                    results.append(ForkServerError(str(reply.get("error") or f"unexpected fork server reply {reply}"), sent=True))
-                else:
-                    assert failure is not None
-                    results.append(failure)
-        for result in results:
-            if isinstance(result, tuple):
-                tag, pid = result
-                with self._state_lock:
-                    code = server.early.pop(pid, None)
-                    if code is None:
-                        server.tags[pid] = tag
-                if code is not None:
-                    self._call_on_exit(tag, code)
+                if "pid" not in reply:
+                    why = str(reply.get("error") or f"unexpected fork server reply {reply}")
+                    answers[tag] = ForkServerError(why, sent=True)
+                    continue
+                answers[tag] = (tag, int(reply["pid"]))
+                self._register(server, tag, int(reply["pid"]))
+        results: list[tuple[int, int] | ForkServerError] = []
+        for tag in tags:
+            answer = answers.get(tag)
+            if answer is None:
+                assert failure is not None
+                answer = failure
+            results.append(answer)
         return results
+
+    def _register(self, server: _Server, tag: int, pid: int) -> None:
+        """Watches the child ``pid`` of request ``tag``, as soon as its answer is read:
+        an exit seen before is delivered now; a server already found dead hands it to
+        ``on_lost`` (its other children went there already)."""
+        with self._state_lock:
+            orphaned = server.orphaned
+            code = None if orphaned else server.early.pop(pid, None)
+            if not orphaned and code is None:
+                server.tags[pid] = tag
+        if orphaned:
+            try:
+                self.on_lost([tag])
+            except Exception:
+                log.exception("lost-children callback failed")
+        elif code is not None:
+            self._call_on_exit(tag, code)
 
     def _read_reply(self, server: _Server) -> dict[str, Any]:
         while b"\n" not in server.buffer:
@@ -336,6 +366,7 @@ class ForkServerClient:
     def _lost(self, server: _Server) -> None:
         with self._state_lock:
             server.lost = True
+            server.orphaned = not self._closed
             orphans, server.tags = list(server.tags.values()), {}
             closed = self._closed
         with contextlib.suppress(OSError):

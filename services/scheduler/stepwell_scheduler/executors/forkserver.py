@@ -73,7 +73,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from stepwell_scheduler.executors import inprocess, warmup
+from stepwell_scheduler.executors import forkchild, inprocess, warmup
 
 #: Modules every fork server imports before serving.
 DEFAULT_PRELOAD = (
@@ -93,6 +93,8 @@ _SPARE_IDLE_MS = 2
 SPARES = max(2, min(8, 2 * (os.cpu_count() or 1)))
 #: The largest request handed to a spare (one datagram); a larger one is forked for.
 _SPARE_MESSAGE_LIMIT = 128 * 1024
+#: Seconds without spares after one could not be forked.
+_SPARE_RETRY_S = 1.0
 #: ``sys.path[0]`` of the server (its start-up folder under ``python -m``); children get theirs.
 _SERVER_PATH0 = sys.path[0] if sys.path else ""
 
@@ -103,13 +105,6 @@ def _send(sock: socket.socket, message: dict[str, Any]) -> None:
 
 def _exit_code(status: int) -> int:
     return os.waitstatus_to_exitcode(status)
-
-
-def _redirect(fd: int, path: str, flags: int) -> None:
-    target = os.open(path or os.devnull, flags, 0o644)
-    if target != fd:
-        os.dup2(target, fd)
-        os.close(target)
 
 
 class ForkServer:
@@ -134,6 +129,8 @@ class ForkServer:
         self._children: set[int] = set()
         self._want = spares
         self._last_request = 0.0
+        self._spare_failed = -_SPARE_RETRY_S
+        self._spare_limit = _SPARE_MESSAGE_LIMIT
         #: The spare children waiting for a request, oldest first: pid, the server's end of its socket.
         self._spares: list[tuple[int, socket.socket]] = []
         #: Spares that never got a request (their ends are no task's: not reported).
@@ -163,6 +160,8 @@ class ForkServer:
             # request between two is not kept waiting); one only while the warm-up runs
             # (each round replaces them).
             want_spare = len(self._spares) < (min(1, self._want) if warming else self._want)
+            # After a failure to fork one, none for a while (rather than a busy loop).
+            want_spare = want_spare and time.monotonic() - self._spare_failed > _SPARE_RETRY_S
             if want_spare:
                 idle = math.ceil(max(0.0, self._last_request + _SPARE_IDLE_MS / 1000 - time.monotonic()) * 1000)
             else:
@@ -221,22 +220,16 @@ class ForkServer:
         self._last_request = time.monotonic()
         self._reap()  # a spare that died waiting is dropped here, not answered with
         handed: list[tuple[int, socket.socket, bytes, list[int]]] = []
-        forked: list[tuple[dict[str, Any], list[int]]] = []
+        forked: list[dict[str, Any]] = []
         for request, line in requests:
-            # Opened before the fork (or the hand-over), so the child holds them from its first
-            # instant (close-on-exec: the launcher holds them, the user command does not).
-            held: list[int] = []
-            for path in request.get("hold") or []:
-                with contextlib.suppress(OSError):
-                    held.append(os.open(str(path), os.O_RDONLY | os.O_CLOEXEC))
-            if self._spares and len(line) <= _SPARE_MESSAGE_LIMIT:
+            if self._spares and len(line) <= self._spare_limit:
                 pid, sock = self._spares.pop(0)
                 self._unused.discard(pid)
                 self._children.add(pid)
                 _send(self.sock, {"id": request.get("id"), "pid": pid})
-                handed.append((pid, sock, line, held))
+                handed.append((pid, sock, line, _hold(request)))
             else:
-                forked.append((request, held))
+                forked.append(request)
         for pid, sock, line, held in handed:
             try:
                 socket.send_fds(sock, [line], held)
@@ -248,10 +241,11 @@ class ForkServer:
             sock.close()
             for fd in held:
                 os.close(fd)
-        for request, held in forked:
-            self._fork_for(request, held)
+        for request in forked:
+            self._fork_for(request)
 
-    def _fork_for(self, request: dict[str, Any], held: list[int]) -> None:
+    def _fork_for(self, request: dict[str, Any]) -> None:
+        held = _hold(request)  # opened now: no other child forked here inherits them
         sys.stdout.flush()
         sys.stderr.flush()
         try:
@@ -270,7 +264,13 @@ class ForkServer:
     # ----- the spare child ------------------------------------------------------------
 
     def _fork_spare(self) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        except OSError:
+            self._spare_failed = time.monotonic()  # out of descriptors: requests fork for themselves
+            return
+        # A datagram larger than the socket's buffer cannot be handed over.
+        self._spare_limit = min(_SPARE_MESSAGE_LIMIT, ours.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2)
         sys.stdout.flush()
         sys.stderr.flush()
         try:
@@ -278,7 +278,8 @@ class ForkServer:
         except OSError:
             ours.close()
             theirs.close()
-            return  # out of processes or memory: requests fork for themselves
+            self._spare_failed = time.monotonic()  # out of processes or memory: as above
+            return
         if pid == 0:
             ours.close()
             self._exit_child(lambda: self._await_request(theirs))
@@ -318,7 +319,7 @@ class ForkServer:
         """What every child does first: a session of its own, default signal handling,
         none of the server's descriptors."""
         os.setsid()
-        _set_process_name(name)  # its command line stays the server's
+        forkchild.set_process_name(name)  # its command line stays the server's
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -344,7 +345,7 @@ class ForkServer:
             os.set_inheritable(fd, False)
         if not data:
             return 0  # the server is gone before a request came
-        _set_process_name("stepwell-task")
+        forkchild.set_process_name("stepwell-task")
         return self._run(json.loads(data))
 
     def _child(self, request: dict[str, Any]) -> int:
@@ -354,9 +355,9 @@ class ForkServer:
     def _run(self, request: dict[str, Any]) -> int:
         cwd = str(request.get("cwd") or os.getcwd())
         try:
-            _enter_folder(request, cwd)
+            forkchild.enter_folder(request, cwd)
         except OSError as err:
-            _report_start_error(str(request.get("error_file") or ""), err)
+            forkchild.report_start_error(str(request.get("error_file") or ""), err)
             raise
         env = request.get("env")
         if isinstance(env, dict):
@@ -378,59 +379,15 @@ class ForkServer:
         return result if isinstance(result, int) else 0
 
 
-def _enter_folder(request: dict[str, Any], cwd: str) -> None:
-    """Makes the child's folders (here, in the task's process, not in the scheduler:
-    a folder costs as much as a file), redirects its output and enters ``cwd``."""
-    os.makedirs(cwd, exist_ok=True)
-    for stream in ("stdout", "stderr"):
-        folder = os.path.dirname(str(request.get(stream) or ""))
-        if folder and folder != cwd:
-            os.makedirs(folder, exist_ok=True)
-    _redirect(0, "", os.O_RDONLY)
-    _redirect(1, str(request.get("stdout") or ""), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    _redirect(2, str(request.get("stderr") or ""), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    os.chdir(cwd)
-
-
-def _report_start_error(path: str, err: OSError) -> None:
-    """Writes why the child cannot start where the scheduler looks for it (best effort)."""
-    if not path:
-        return
-    with contextlib.suppress(OSError), open(path, "w", encoding="utf-8") as f:
-        f.write(str(err))
-
-
-def _set_process_name(name: str) -> None:
-    """The name ``ps -o comm``/``top`` show (Linux; at most 15 bytes; best effort)."""
-    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as f:
-        f.write(name[:15])
-
-
-def _warm_regex_cache() -> None:
-    """Compiles the patterns ``argparse`` matches options with, into ``re``'s cache, so that
-    each forked command line parser (Stepwell's and KFP's executors use one) finds them."""
-    with contextlib.suppress(Exception):
-        parser = argparse.ArgumentParser(prog="warm-up", description="warm-up")
-        parser.add_argument("--first", type=str, required=True, help="warm-up")
-        parser.add_argument("--second", type=str, help="warm-up")
-        parser.add_argument("--flag", action="store_true", help="warm-up")
-        parser.parse_known_args(["--first", "a", "--second=b", "--flag", "--other", "c", "d"])
-
-
-def _warm_metadata_cache() -> None:
-    """Lists every ``sys.path`` folder once, so children's ``importlib.metadata`` lookups
-    (the launcher's requirement checks) start from a warm cache."""
-    with contextlib.suppress(Exception):
-        import importlib.metadata
-
-        for _ in importlib.metadata.distributions(name="stepwell-fork-server-warm-up"):
-            pass
-    with contextlib.suppress(Exception):
-        from stepwell.runtime._launch_python import installed_versions, shared_python_shim
-
-        installed_versions()
-        # The shared python3 shim, checked once here rather than read by every task.
-        shared_python_shim()
+def _hold(request: dict[str, Any]) -> list[int]:
+    """The ``hold`` files, opened in the server before the fork (or the hand-over), so the
+    child holds them from its first instant (close-on-exec: the launcher holds them, the
+    user command does not)."""
+    held: list[int] = []
+    for path in request.get("hold") or []:
+        with contextlib.suppress(OSError):
+            held.append(os.open(str(path), os.O_RDONLY | os.O_CLOEXEC))
+    return held
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -442,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--warm-up", action="append", default=[], help="an in-process module to warm up on while idle"
     )
     args = parser.parse_args(argv)
-    _set_process_name("stepwell-fork")
+    forkchild.set_process_name("stepwell-fork")
     sock = socket.socket(fileno=args.fd)
     sock.setblocking(True)
     events = socket.socket(fileno=args.events_fd) if args.events_fd >= 0 else None
@@ -453,8 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"stepwell fork server: cannot preload {name}: {err}", file=sys.stderr, flush=True)
     for name, overlay in inprocess.CONDITIONAL_PRELOAD.items():
         inprocess.preload_with_env(name, overlay)
-    _warm_metadata_cache()
-    _warm_regex_cache()
+    warmup.warm_metadata_cache()
+    warmup.warm_regex_cache()
     inprocess.cache_main_details([*DEFAULT_PRELOAD, *args.preload, *inprocess.CONDITIONAL_PRELOAD])
     warm = warmup.WarmUp(frozenset(args.warm_up)) if args.warm_up else None
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):

@@ -123,6 +123,8 @@ class LocalExecutor(Executor):
         self._forked: dict[int, TaskHandle] = {}
         self._forked_keys: dict[str, int] = {}
         self._early_exits: dict[int, int] = {}
+        #: Requests whose server died before their handle existed (see _forked_lost).
+        self._lost_tags: set[int] = set()
         self._fork: ForkServerClient | None = None
         if start_method == "fork":
             self._fork = ForkServerClient(
@@ -159,7 +161,10 @@ class LocalExecutor(Executor):
         """With ``fork``, all the requests go to the fork server at once (one round trip)."""
         if self._fork is None:
             return super().submit_many(requests)
-        results = self._fork.spawn_many([self._spawn_of(request) for request in requests])
+        try:
+            results = self._fork.spawn_many([self._spawn_of(request) for request in requests])
+        except ForkServerError as err:
+            results = [err for _ in requests]
         out: list[TaskHandle | Exception] = []
         for request, result in zip(requests, results, strict=True):
             if not isinstance(result, ForkServerError):
@@ -191,12 +196,16 @@ class LocalExecutor(Executor):
         handle = TaskHandle(request.key, pid, request.result_file, request.launcher_log)
         with self._lock:
             code = self._early_exits.pop(tag, None)
-            if code is None:
+            lost = tag in self._lost_tags
+            self._lost_tags.discard(tag)
+            if code is None and not lost:
                 self._forked[tag] = handle
                 self._forked_keys[request.key] = tag
         if code is not None:
             handle.exit_code = code
             self.on_exit(handle.key)
+        elif lost:  # its server died before this handle existed: watch it by pid
+            self._watch_orphans([handle])
         return handle
 
     def _forked_exit(self, tag: int, code: int) -> None:
@@ -211,13 +220,18 @@ class LocalExecutor(Executor):
         self.on_exit(handle.key)
 
     def _forked_lost(self, tags: list[int]) -> None:
-        """The fork server died: watch its still-running children by pid instead."""
+        """The fork server died: watch its still-running children by pid instead (a child
+        whose handle does not exist yet is watched once it does)."""
         with self._lock:
             handles = [h for h in (self._forked.pop(t, None) for t in tags) if h is not None]
+            known = {self._forked_keys.pop(handle.key, None) for handle in handles}
             for tag in tags:
                 self._early_exits.pop(tag, None)
-            for handle in handles:
-                self._forked_keys.pop(handle.key, None)
+                if tag not in known:
+                    self._lost_tags.add(tag)
+        self._watch_orphans(handles)
+
+    def _watch_orphans(self, handles: list[TaskHandle]) -> None:
         for handle in handles:
             threading.Thread(
                 target=self._watch_adopted, args=(handle,), name=f"orphan-{handle.pid}", daemon=True

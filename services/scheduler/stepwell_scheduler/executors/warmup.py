@@ -22,6 +22,7 @@ Only the standard library and ``stepwell.runtime`` are imported here.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import linecache
@@ -223,3 +224,30 @@ def _quiet() -> Any:
             os.dup2(copy, fd)
             os.close(copy)
         os.close(devnull)
+
+
+def warm_regex_cache() -> None:
+    """Compiles the patterns ``argparse`` matches options with, into ``re``'s cache, so that
+    each forked command line parser (Stepwell's and KFP's executors use one) finds them."""
+    with contextlib.suppress(Exception):
+        parser = argparse.ArgumentParser(prog="warm-up", description="warm-up")
+        parser.add_argument("--first", type=str, required=True, help="warm-up")
+        parser.add_argument("--second", type=str, help="warm-up")
+        parser.add_argument("--flag", action="store_true", help="warm-up")
+        parser.parse_known_args(["--first", "a", "--second=b", "--flag", "--other", "c", "d"])
+
+
+def warm_metadata_cache() -> None:
+    """Lists every ``sys.path`` folder once, so children's ``importlib.metadata`` lookups
+    (the launcher's requirement checks) start from a warm cache."""
+    with contextlib.suppress(Exception):
+        import importlib.metadata
+
+        for _ in importlib.metadata.distributions(name="stepwell-fork-server-warm-up"):
+            pass
+    with contextlib.suppress(Exception):
+        from stepwell.runtime._launch_python import installed_versions, shared_python_shim
+
+        installed_versions()
+        # The shared python3 shim, checked once here rather than read by every task.
+        shared_python_shim()
