@@ -4,10 +4,14 @@ retry the loop completes in iteration order. Real scheduler, real task processes
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
+from sqlalchemy import select
+
 from stepwell.v1 import common_pb2, run_pb2, scheduler_pb2
+from stepwell_scheduler.models import TaskRow
 from tests.integration.scheduler.many_tasks import limited_picky_spec
 from tests.integration.scheduler.stack import Stack
 
@@ -42,6 +46,15 @@ def test_a_limited_loop_stops_at_a_failure_and_completes_after_a_retry(stack: St
     iterations = _iterations(status)
     assert sorted(iterations) == list(range(12))
     assert all(t.state == common_pb2.SUCCEEDED for t in iterations.values())
+    # The retry recreated the failed task's row (counting attempts from 1 again); its new
+    # attempt took a folder of its own, and the failed attempt's record is still there.
+    with stack.scheduler.database.session() as s:
+        row = s.scalars(
+            select(TaskRow).where(TaskRow.run_id == run_id, TaskRow.qualified_name == "for-loop-2[1]/picky-item")
+        ).one()
+        assert row.attempt == 2 and row.task_dir.endswith("/a2"), (row.attempt, row.task_dir)
+        first = json.loads((Path(row.task_dir).parent / "a1" / "result.json").read_text())
+    assert first["status"] == "FAILED"
     # At most three iterations overlapped.
     spans = sorted((t.start_time.ToNanoseconds(), t.end_time.ToNanoseconds()) for t in iterations.values())
     for i, (start, _) in enumerate(spans):

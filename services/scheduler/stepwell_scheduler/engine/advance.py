@@ -53,6 +53,7 @@ class AdvanceMixin:
     _views: dict[str, dict[str, TaskRow]]
     _touched: dict[str, set[str]]
     _loops: dict[str, dict[str, LoopProgress]]
+    _task_dirs: dict[str, set[str]]
     _stale: set[str]
     _owned: set[str]
     _canceling: set[str]
@@ -181,6 +182,7 @@ class AdvanceMixin:
         self.failpoint("advanced")
         if final is not None:
             self._plans.pop(run_id, None)
+            self._task_dirs.pop(run_id, None)  # a retry recreates rows: look again
             self._forget_view(run_id)
             self._owned.discard(run_id)
             self._canceling.discard(run_id)

@@ -100,6 +100,7 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         #: Per run: its task rows as this engine last wrote or read them (a cache; the
         #: database is the truth), and the rows changed since outside ``_advance``.
         self._views: dict[str, dict[str, TaskRow]] = {}
+        self._task_dirs: dict[str, set[str]] = {}
         self._touched: dict[str, set[str]] = {}
         #: Per run: its running loops' progress (see ``DagAdvancer.loops``), kept with the view.
         self._loops: dict[str, dict[str, LoopProgress]] = {}

@@ -80,6 +80,7 @@ class RecoveryMixin:
     _written: dict[str, set[str] | None]
     _lock: threading.Lock
     _wake: threading.Event
+    _task_dirs: dict[str, set[str]]
 
     if TYPE_CHECKING:
 
@@ -125,6 +126,7 @@ class RecoveryMixin:
             log.warning("scheduler %s no longer holds run %s; leaving it to its new owner", self.leases.owner, run_id)
         self._owned.discard(run_id)
         self._plans.pop(run_id, None)
+        self._task_dirs.pop(run_id, None)
         self._forget_view(run_id)
         self._written.pop(run_id, None)  # its new owner reports it
         prefix = run_id + _SEP
