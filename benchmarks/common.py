@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import platform
@@ -290,8 +291,10 @@ def embedded_stack(database_url: str = "", **overrides: Any) -> Iterator[tuple[A
         settings = {"cache_enabled": False, **overrides}
         if database_url:
             settings["database_url"] = database_url
-        # As `stepwell run` starts it: the stack is what the process is for.
-        stack = EmbeddedStack(home=Path(home), overrides=settings, own_process=True)
+        # As `stepwell run` starts it: the stack is what the process is for (a tree from
+        # before the seventh round has no such option).
+        owns = {"own_process": True} if "own_process" in {f.name for f in dataclasses.fields(EmbeddedStack)} else {}
+        stack = EmbeddedStack(home=Path(home), overrides=settings, **owns)
         with stack, Client(stack.api_address) as client:
             clock = ExecutorClock()
             scheduler = next(app for app in stack._apps if type(app).__name__ == "SchedulerApp")
