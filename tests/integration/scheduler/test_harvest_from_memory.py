@@ -61,6 +61,42 @@ def test_ended_rows_are_whole_without_being_read_back(stack: Stack) -> None:
         assert row.error == ""
 
 
+def test_tasks_that_looked_for_a_cache_entry_are_ended_from_memory_too(stack: Stack) -> None:
+    """With caching on, a task is claimed without its attempt, looked up in the cache (a
+    miss sets its fingerprint) and given its attempt in a transaction of its own: its
+    kept row is as clean as any other once that is stored."""
+    engine = stack.scheduler.engine
+    real = engine._lock_and_read
+    reads: list[str] = []
+    run = uuid.uuid4().hex
+
+    def lock_and_read(s: Any, run_id: str, names: list[str]) -> Any:
+        if run_id == run:
+            reads.extend(names)
+        return real(s, run_id, names)
+
+    spec = three_task_pipeline()
+    dags = [spec["root"]["dag"], *(c["dag"] for c in spec.get("components", {}).values() if "dag" in c)]
+    for dag in dags:
+        for task in dag["tasks"].values():
+            task["cachingOptions"] = {"enableCache": True}
+    n = 10 + uuid.uuid4().int % 100_000  # fresh inputs, fresh fingerprints: no entry from an earlier run
+    engine._lock_and_read = lock_and_read  # type: ignore[method-assign]
+    try:
+        stack.start(run, spec, {"n": n})
+        status = stack.wait(run, timeout=60)
+    finally:
+        engine._lock_and_read = real  # type: ignore[method-assign]
+    assert status.state == common_pb2.SUCCEEDED, status.error
+    rows = [row for row in _rows(stack, run).values() if row.kind == CONTAINER]
+    assert len(rows) == 3
+    assert all(row.fingerprint and not row.cached for row in rows), [(r.fingerprint, r.cached) for r in rows]
+    assert reads == []
+    for row in rows:
+        assert row.state == SUCCEEDED and row.execution_id > 0 and row.pid > 0
+        assert row.outputs.get("parameters"), row.qualified_name
+
+
 def test_after_a_lease_lapse_the_rows_are_read_back(stack: Stack) -> None:
     """An attempt claimed before a lapse of the leases (the process stalled; another
     scheduler may have taken the run) is never ended from memory."""

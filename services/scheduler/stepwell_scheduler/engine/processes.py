@@ -21,7 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Table, bindparam, exists, select, update
+from sqlalchemy import Connection, Table, bindparam, exists, inspect, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from stepwell.server import Database
@@ -427,9 +427,15 @@ class _Prepared:
 
 def stored(row: TaskRow, **values: Any) -> None:
     """Sets columns of a detached task row to what a statement has just stored, as its
-    committed state: the row stays clean (see :meth:`HarvestMixin._end_rows`)."""
+    committed state: the row stays clean, or becomes clean when these were the changes
+    it held (see :meth:`HarvestMixin._end_rows`)."""
     for name, value in values.items():
         set_committed_value(row, name, value)
+    state = inspect(row)
+    if state.modified and not state.committed_state:
+        # No attribute differs from what is stored (a cache lookup had set the
+        # fingerprint on the detached row, stored since): nothing is left to flush.
+        state.modified = False
 
 
 def task_file_path(work_dir: Path, run_id: str, qualified: str, attempt: int) -> Path:
