@@ -109,17 +109,25 @@ def server(tmp_path: Path) -> Iterator[tuple[ForkServerClient, _Exits]]:
         client.close()
 
 
-def _spawn(client: ForkServerClient, folder: Path, name: str, *argv: str, env: dict[str, str] | None = None) -> tuple[int, int]:
+def _child(folder: Path, name: str, *argv: str, env: dict[str, str] | None = None) -> Spawn:
+    """The probe as a request: it reports to ``name.json`` and holds ``name.marker``."""
     marker = folder / f"{name}.marker"
     marker.write_text("marker")
-    return client.spawn(
+    return Spawn(
         "spare_probe",
         [str(folder / f"{name}.json"), *argv],
-        cwd=str(folder),
-        env=env if env is not None else {"PROBE": name},
+        str(folder),
+        env if env is not None else {"PROBE": name},
         stdout=str(folder / "out" / f"{name}.out"),
         stderr=str(folder / "out" / f"{name}.err"),
         hold=[str(marker)],
+    )
+
+
+def _spawn(client: ForkServerClient, folder: Path, name: str, *argv: str, env: dict[str, str] | None = None) -> tuple[int, int]:
+    child = _child(folder, name, *argv, env=env)
+    return client.spawn(
+        child.module, child.argv, cwd=child.cwd, env=child.env, stdout=child.stdout, stderr=child.stderr, hold=child.hold
     )
 
 
@@ -161,13 +169,7 @@ def test_a_burst_beyond_the_spares_is_forked_for(server: tuple[ForkServerClient,
     client, exits = server
     assert client.pid is not None
     spares = _spares(client.pid)
-    children = []
-    for i in range(SPARES + 2):
-        marker = tmp_path / f"burst{i}.marker"
-        marker.write_text("marker")
-        children.append(
-            Spawn("spare_probe", [str(tmp_path / f"burst{i}.json")], str(tmp_path), {"PROBE": f"burst{i}"}, hold=[str(marker)])
-        )
+    children = [_child(tmp_path, f"burst{i}") for i in range(SPARES + 2)]
     # Sent together: the server forks the last two in one go.
     tags = [result for result in client.spawn_many(children) if isinstance(result, tuple)]
     assert len(tags) == SPARES + 2
@@ -256,13 +258,7 @@ def test_a_fan_out_sent_at_once_is_answered_per_request_whatever_the_order(
     assert client.pid is not None
     spares = _spares(client.pid)
     big = {"PROBE": "big", "LARGE": "x" * (512 * 1024)}
-    children = []
-    for i, env in enumerate([big, {"PROBE": "a"}, {"PROBE": "b"}]):
-        marker = tmp_path / f"m{i}.marker"
-        marker.write_text("marker")
-        children.append(
-            Spawn("spare_probe", [str(tmp_path / f"m{i}.json")], str(tmp_path), env, hold=[str(marker)])
-        )
+    children = [_child(tmp_path, f"m{i}", env=env) for i, env in enumerate([big, {"PROBE": "a"}, {"PROBE": "b"}])]
     results = client.spawn_many(children)
     assert all(isinstance(result, tuple) for result in results), results
     pids = [result[1] for result in results if isinstance(result, tuple)]

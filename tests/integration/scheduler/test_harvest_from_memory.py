@@ -6,7 +6,9 @@ Real scheduler, real task processes, both back ends."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from google.protobuf import json_format
@@ -24,28 +26,35 @@ def _rows(stack: Stack, run_id: str) -> dict[str, TaskRow]:
         return {r.qualified_name: r for r in s.scalars(select(TaskRow).where(TaskRow.run_id == run_id))}
 
 
-def test_ended_rows_are_whole_without_being_read_back(stack: Stack) -> None:
+@contextlib.contextmanager
+def _reads_back(stack: Stack, run_id: str) -> Iterator[list[str]]:
+    """The task rows of ``run_id`` the engine reads back to end them, while in the block."""
     engine = stack.scheduler.engine
     real = engine._lock_and_read
-    reads: list[list[str]] = []
+    reads: list[str] = []
 
-    def lock_and_read(s: Any, run_id: str, names: list[str]) -> Any:
-        if run_id == run:
-            reads.append(list(names))
-        return real(s, run_id, names)
+    def lock_and_read(s: Any, run: str, names: list[str]) -> Any:
+        if run == run_id:
+            reads.extend(names)
+        return real(s, run, names)
 
+    engine._lock_and_read = lock_and_read  # type: ignore[method-assign]
+    try:
+        yield reads
+    finally:
+        engine._lock_and_read = real  # type: ignore[method-assign]
+
+
+def test_ended_rows_are_whole_without_being_read_back(stack: Stack) -> None:
     run = uuid.uuid4().hex
     request = scheduler_pb2.StartRunRequest(run_id=run)
     json_format.ParseDict(three_task_pipeline(), request.pipeline_spec)
     json_format.ParseDict({"n": 3}, request.parameters)
     # Every attempt gets a deadline, stored by a statement of the start's own.
     request.options.task_timeout_seconds = 600
-    engine._lock_and_read = lock_and_read  # type: ignore[method-assign]
-    try:
+    with _reads_back(stack, run) as reads:
         stack.scheduler_stub.StartRun(request, timeout=30)
         status = stack.wait(run, timeout=60)
-    finally:
-        engine._lock_and_read = real  # type: ignore[method-assign]
     assert status.state == common_pb2.SUCCEEDED, status.error
     assert reads == []  # no harvest read a task row back
     rows = _rows(stack, run)
@@ -65,28 +74,16 @@ def test_tasks_that_looked_for_a_cache_entry_are_ended_from_memory_too(stack: St
     """With caching on, a task is claimed without its attempt, looked up in the cache (a
     miss sets its fingerprint) and given its attempt in a transaction of its own: its
     kept row is as clean as any other once that is stored."""
-    engine = stack.scheduler.engine
-    real = engine._lock_and_read
-    reads: list[str] = []
     run = uuid.uuid4().hex
-
-    def lock_and_read(s: Any, run_id: str, names: list[str]) -> Any:
-        if run_id == run:
-            reads.extend(names)
-        return real(s, run_id, names)
-
     spec = three_task_pipeline()
     dags = [spec["root"]["dag"], *(c["dag"] for c in spec.get("components", {}).values() if "dag" in c)]
     for dag in dags:
         for task in dag["tasks"].values():
             task["cachingOptions"] = {"enableCache": True}
     n = 10 + uuid.uuid4().int % 100_000  # fresh inputs, fresh fingerprints: no entry from an earlier run
-    engine._lock_and_read = lock_and_read  # type: ignore[method-assign]
-    try:
+    with _reads_back(stack, run) as reads:
         stack.start(run, spec, {"n": n})
         status = stack.wait(run, timeout=60)
-    finally:
-        engine._lock_and_read = real  # type: ignore[method-assign]
     assert status.state == common_pb2.SUCCEEDED, status.error
     rows = [row for row in _rows(stack, run).values() if row.kind == CONTAINER]
     assert len(rows) == 3
@@ -101,26 +98,19 @@ def test_after_a_lease_lapse_the_rows_are_read_back(stack: Stack) -> None:
     """An attempt claimed before a lapse of the leases (the process stalled; another
     scheduler may have taken the run) is never ended from memory."""
     engine = stack.scheduler.engine
-    real_read, real_collect = engine._lock_and_read, engine._collect
-    reads: list[str] = []
+    real_collect = engine._collect
     run = uuid.uuid4().hex
-
-    def lock_and_read(s: Any, run_id: str, names: list[str]) -> Any:
-        if run_id == run:
-            reads.extend(names)
-        return real_read(s, run_id, names)
 
     def collect(keys: list[str]) -> Any:
         engine.leases.epoch += 1  # as a renewal after the leases' validity ran out does
         return real_collect(keys)
 
-    engine._lock_and_read = lock_and_read  # type: ignore[method-assign]
     engine._collect = collect  # type: ignore[method-assign]
     try:
-        stack.start(run, three_task_pipeline(), {"n": 3})
-        status = stack.wait(run, timeout=60)
+        with _reads_back(stack, run) as reads:
+            stack.start(run, three_task_pipeline(), {"n": 3})
+            status = stack.wait(run, timeout=60)
     finally:
-        engine._lock_and_read = real_read  # type: ignore[method-assign]
         engine._collect = real_collect  # type: ignore[method-assign]
     assert status.state == common_pb2.SUCCEEDED, status.error
     containers = {name for name, row in _rows(stack, run).items() if row.kind == CONTAINER}

@@ -111,7 +111,7 @@ class ForkServer:
     """The serving loop (runs in the fork server process).
 
     Whenever no request has come for ``_SPARE_IDLE_MS``, the server forks *spare*
-    children ahead of the next requests, up to ``spares`` of them, checking for a
+    children ahead of the next requests, up to ``SPARES`` of them, checking for a
     request between two forks: a spare leaves the server's session and sockets, then
     waits for a request on a socket of its own. A request goes to a spare (with the files
     it must hold, passed as descriptors), so neither the ``fork`` nor the copy-on-write
@@ -122,12 +122,11 @@ class ForkServer:
     spares, so that the next ones share what the round warmed.
     """
 
-    def __init__(self, sock: socket.socket, events: socket.socket | None = None, spares: int = SPARES) -> None:
+    def __init__(self, sock: socket.socket, events: socket.socket | None = None) -> None:
         self.sock = sock  # requests in, one reply out per request
         self.events = events or sock  # ready and exit notices
         self._wake_r, self._wake_w = os.pipe()
         self._children: set[int] = set()
-        self._want = spares
         self._last_request = 0.0
         self._spare_failed = -_SPARE_RETRY_S
         self._spare_limit = _SPARE_MESSAGE_LIMIT
@@ -159,7 +158,7 @@ class ForkServer:
             # Spares are forked after a pause in the requests, one per turn of the loop (a
             # request between two is not kept waiting); one only while the warm-up runs
             # (each round replaces them).
-            want_spare = len(self._spares) < (min(1, self._want) if warming else self._want)
+            want_spare = len(self._spares) < (1 if warming else SPARES)
             # After a failure to fork one, none for a while (rather than a busy loop).
             want_spare = want_spare and time.monotonic() - self._spare_failed > _SPARE_RETRY_S
             if want_spare:
