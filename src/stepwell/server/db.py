@@ -10,24 +10,33 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 
 _upgrade_lock = threading.Lock()
+
+#: A pooled connection that has waited in the pool this long is tested before it is
+#: handed out again (see :func:`make_engine`); one in steady use is not.
+PING_AFTER_IDLE_S = 1.0
 
 
 def make_engine(url: str, *, pre_ping: bool = True) -> Engine:
     """An engine for ``url`` tuned for a service: WAL and a busy timeout on SQLite, a pool on Postgres.
 
-    ``pre_ping`` tests every pooled connection with a round trip before handing it out
-    (a Postgres restart then costs no failed call). A service whose calls are a single
-    statement may turn it off: a dead connection then fails one call, with
-    ``connection_invalidated`` set on the error (:func:`stepwell.server.rpc_errors`
-    answers UNAVAILABLE), and SQLAlchemy replaces every older pooled connection.
+    ``pre_ping`` tests a pooled connection with a round trip before handing it out when
+    it has been idle in the pool for :data:`PING_AFTER_IDLE_S` or more (a Postgres
+    restart while the service was quiet then costs no failed call). A connection in
+    steady use is not tested: a round trip per transaction was a third of a short
+    transaction's time. A restart in the middle of steady use fails the statement in
+    flight, with ``connection_invalidated`` set on the error
+    (:func:`stepwell.server.rpc_errors` answers UNAVAILABLE), and SQLAlchemy replaces
+    every older pooled connection; the engine's step and the clients' retries go on. A
+    service whose calls are a single statement may turn the test off altogether.
     """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1] if "///" in url else ""
@@ -45,7 +54,31 @@ def make_engine(url: str, *, pre_ping: bool = True) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=pre_ping)
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+    if pre_ping:
+        _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, for connections idle for a while only."""
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_conn: Any, record: Any) -> None:
+        record.info["stepwell.returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("stepwell.returned_at")
+        if returned is None or time.monotonic() - returned < PING_AFTER_IDLE_S:
+            return  # new, or in steady use
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as err:
+            if engine.dialect.is_disconnect(err, dbapi_conn, None):
+                # The pool drops it and hands out another (a new one if need be).
+                raise exc.DisconnectionError(str(err)) from err
+            raise
 
 
 def upgrade(engine: Engine, migrations_dir: str | os.PathLike[str], version_table: str) -> None:
