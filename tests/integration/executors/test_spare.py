@@ -269,3 +269,59 @@ def test_a_fan_out_sent_at_once_is_answered_per_request_whatever_the_order(
         seen = json.loads((tmp_path / f"m{i}.json").read_text())
         assert seen["pid"] == pid
         assert seen["env"] == children[i].env
+
+
+def _written(folder: Path, name: str, **kwargs: Any) -> Spawn:
+    """The probe as a request whose held marker the server writes (``files``)."""
+    child = _child(folder, name, **kwargs)
+    (folder / f"{name}.marker").unlink()
+    child.files = {child.hold[0]: f"task file of {name}"}
+    child.error_file = str(folder / f"{name}.error")
+    return child
+
+
+def test_the_server_writes_a_request_s_files_before_its_child_holds_them(
+    server: tuple[ForkServerClient, _Exits], tmp_path: Path
+) -> None:
+    """The task file is written by the server, off the scheduler's process, whether a
+    spare takes the request or a child is forked for it; the child holds it from its
+    start, as it holds a file the scheduler wrote."""
+    client, exits = server
+    assert client.pid is not None
+    spares = _spares(client.pid)
+    big = {"PROBE": "big", "LARGE": "x" * (512 * 1024)}  # forked for: too large for a spare
+    children = [_written(tmp_path, "spared"), _written(tmp_path, "forked", env=big)]
+    results = client.spawn_many(children)
+    assert all(isinstance(result, tuple) for result in results), results
+    pids = [result[1] for result in results if isinstance(result, tuple)]
+    assert pids[0] == spares[0] and pids[1] not in spares
+    for name, (tag, _pid) in zip(("spared", "forked"), results, strict=True):  # type: ignore[misc]
+        assert exits.wait(tag) == 0
+        marker = str(tmp_path / f"{name}.marker")
+        assert Path(marker).read_text() == f"task file of {name}"
+        seen = json.loads((tmp_path / f"{name}.json").read_text())
+        assert marker in seen["fds"] and seen["fds"][marker] is False, seen["fds"]
+        assert not (tmp_path / f"{name}.error").exists()
+
+
+def test_a_file_the_server_cannot_write_fails_the_start_and_says_why(
+    server: tuple[ForkServerClient, _Exits], tmp_path: Path
+) -> None:
+    """Forked for: the answer is the error. Taken by a spare (answered before the write):
+    the child writes the reason to its error file and exits with status 3, as when its
+    folder cannot be made. The probe never runs."""
+    client, exits = server
+    assert client.pid is not None
+    _spares(client.pid)
+    missing = tmp_path / "no-such-folder"
+    spared = _written(tmp_path, "spared")
+    spared.files = {str(missing / "spared.task"): "x"}
+    forked = _written(tmp_path, "forked", env={"PROBE": "f", "LARGE": "x" * (512 * 1024)})
+    forked.files = {str(missing / "forked.task"): "x"}
+    first, second = client.spawn_many([spared, forked])
+    assert isinstance(first, tuple), first
+    assert exits.wait(first[0]) == 3
+    assert str(missing / "spared.task") in (tmp_path / "spared.error").read_text()
+    assert not isinstance(second, tuple)
+    assert str(missing / "forked.task") in str(second)
+    assert not (tmp_path / "spared.json").exists() and not (tmp_path / "forked.json").exists()

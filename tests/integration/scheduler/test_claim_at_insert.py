@@ -26,18 +26,27 @@ from tests.integration.scheduler.stack import Stack
 
 
 @pytest.fixture
-def inserted() -> Iterator[list[tuple[str, str]]]:
-    """``(qualified name, state)`` of every task row inserted while the test runs."""
+def inserted(stack: Stack) -> Iterator[list[tuple[str, str]]]:
+    """``(qualified name, state)`` of every task row inserted while the test runs, by the
+    ORM's flush or by the engine's direct writes (``engine.direct``)."""
     rows: list[tuple[str, str]] = []
+    direct = stack.scheduler.engine.direct
+    real_insert = direct._insert_row
 
     def before_insert(_mapper: Any, _connection: Any, target: TaskRow) -> None:
         rows.append((target.qualified_name, target.state))
 
+    def insert_row(cursor: Any, row: TaskRow) -> None:
+        rows.append((row.qualified_name, row.state))
+        real_insert(cursor, row)
+
     event.listen(TaskRow, "before_insert", before_insert)
+    direct._insert_row = insert_row  # type: ignore[method-assign]
     try:
         yield rows
     finally:
         event.remove(TaskRow, "before_insert", before_insert)
+        direct._insert_row = real_insert  # type: ignore[method-assign]
 
 
 def _attempts(stack: Stack, run_id: str) -> dict[str, int]:

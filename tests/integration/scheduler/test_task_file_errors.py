@@ -1,8 +1,9 @@
 """A task whose attempt folder or task file cannot be made fails with an error that says
-so, and its run ends. The task file is written on another thread while the claim commits
-(``ProcessMixin._write_early``), and what that write raised fails the task at its start;
-the attempt folder is made in the task's process, which writes why it could not beside
-its task file for the harvest to read. Real scheduler and task processes, both back ends."""
+so, and its run ends. The run's folder of task files is made by the engine (once per
+run), and what that raised fails the task at its start; the task file is written by the
+fork server and the attempt folder is made in the task's process, which writes why it
+could not beside its task file for the harvest to read. Real scheduler and task
+processes, both back ends."""
 
 from __future__ import annotations
 

@@ -54,6 +54,7 @@ class AdvanceMixin:
     _touched: dict[str, set[str]]
     _loops: dict[str, dict[str, LoopProgress]]
     _task_dirs: dict[str, set[str]]
+    _task_file_runs: set[str]
     _stale: set[str]
     _owned: set[str]
     _canceling: set[str]
@@ -183,6 +184,7 @@ class AdvanceMixin:
         if final is not None:
             self._plans.pop(run_id, None)
             self._task_dirs.pop(run_id, None)  # a retry recreates rows: look again
+            self._task_file_runs.discard(run_id)
             self._forget_view(run_id)
             self._owned.discard(run_id)
             self._canceling.discard(run_id)

@@ -21,7 +21,6 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import func, inspect, select
@@ -30,6 +29,7 @@ from stepwell.server import Database
 from stepwell.storage import StoreRouter, s3_config_from_env
 from stepwell_scheduler.engine.advance import _GONE, _NEEDS_CONTEXTS, AdvanceMixin
 from stepwell_scheduler.engine.dag import now
+from stepwell_scheduler.engine.direct import DirectRows
 from stepwell_scheduler.engine.failpoints import Failpoints
 from stepwell_scheduler.engine.harvest import HarvestMixin, _Ended, _Known, _RowEnd
 from stepwell_scheduler.engine.launch import LaunchMixin, _Claim
@@ -74,6 +74,8 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         on_change: Callable[[str], None] = lambda run_id: None,
     ) -> None:
         self.db = database
+        #: Writes the hot transaction's task rows without the ORM's unit of work.
+        self.direct = DirectRows(database.engine)
         self.settings = settings
         self.executor = executor
         self.metadata = metadata
@@ -101,6 +103,7 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         #: database is the truth), and the rows changed since outside ``_advance``.
         self._views: dict[str, dict[str, TaskRow]] = {}
         self._task_dirs: dict[str, set[str]] = {}
+        self._task_file_runs: set[str] = set()
         self._touched: dict[str, set[str]] = {}
         #: Per run: its running loops' progress (see ``DagAdvancer.loops``), kept with the view.
         self._loops: dict[str, dict[str, LoopProgress]] = {}
@@ -116,7 +119,6 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         self._queue_seen = -1
         self.failpoint = Failpoints(settings.scheduler_failpoints)
         self.leases = Leases(database, settings.scheduler_worker_id or new_worker_id(), settings.scheduler_lease_seconds)
-        self._files = ThreadPoolExecutor(max_workers=2, thread_name_prefix="task-files")
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -151,7 +153,6 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
             self.leases.release()
         except Exception as err:
             log.warning("could not release the scheduler's run leases: %s", err)
-        self._files.shutdown(wait=True)
         self.executor.shutdown()
 
     def wake(self, run_id: str | None = None) -> None:
@@ -277,6 +278,7 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
                 for run_id in fused:
                     finals[run_id] = self._advance_in(s, run_id)
                 claimed = self._claim(s)
+                self.direct.flush(s)
             self._claim_committed(s)
         except Exception:
             log.warning("one transaction for the step failed; ending, advancing and claiming one by one", exc_info=True)

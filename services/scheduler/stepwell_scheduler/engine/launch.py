@@ -90,8 +90,8 @@ class LaunchMixin(ProcessMixin):
         (compare-and-set) unless :meth:`_recent_leases` vouches for it. A task that will
         surely run a process (no importer, no cache lookup to make) gets its attempt here
         too: number, folder, log URI and start time, so the claim is all that stands
-        between the commit and its process; the write of its task file begins at once, on
-        another thread (:meth:`_write_early`)."""
+        between the commit and its process; its task file is built at once
+        (:meth:`_build_early`)."""
         free = self.settings.max_parallel_tasks - len(self._handles) - already
         if free <= 0 or not self.leases.healthy():
             self._queue_changed()  # what this transaction queued waits for the next query
@@ -130,7 +130,7 @@ class LaunchMixin(ProcessMixin):
             if attempt is not None:
                 if run.run_id in leased:
                     attempt.claimed_at = leased[run.run_id]
-                self._write_early(attempt)
+                self._build_early(attempt)
             # The claim: nobody else starts this attempt; the previous attempt's
             # folder and execution no longer describe the task.
             row.state, row.pid, row.worker, row.task_dir, row.execution_id = RUNNING, 0, self.leases.owner, "", 0

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -58,8 +57,8 @@ class ProcessMixin:
     settings: SchedulerSettings
     executor: Executor
     metadata: MetadataClient
-    #: Writes task files begun at a claim (:meth:`_write_early`).
-    _files: ThreadPoolExecutor
+    #: Runs whose folder of task files this engine has made (dropped with ``_task_dirs``).
+    _task_file_runs: set[str]
     work_dir: Path
     _handles: dict[str, TaskHandle]
     _started: dict[str, tuple[RunRow, TaskRow, int]]
@@ -280,14 +279,15 @@ class ProcessMixin:
                 p.execution_id = self._start_execution(p.run, p.row, CONTAINER_EXECUTION, p.attempt, p.image, lookup=True)
 
     def _write_task_file(self, p: _Prepared, env: dict[str, str]) -> None:
-        """Writes the attempt's task file (or waits for the write begun at the claim,
-        :meth:`_write_early`) and fills in the request that starts it; the executor makes
-        the attempt's folder."""
-        if p.written is None:
+        """Fills in the request that starts the attempt, with its task file's content
+        (built at the claim, :meth:`_build_early`, or now): the executor writes the file
+        (the fork server does, off this process) and makes the attempt's folder. The
+        run's folder of task files is made here, once per run."""
+        if not p.task_json:
             self._build_task_file(p)
-            _write_task_file(p.task_path, p.task_json)
-        else:
-            p.written.result()  # raises what the write raised
+        if p.run.run_id not in self._task_file_runs:
+            os.makedirs(os.path.dirname(p.task_path), exist_ok=True)
+            self._task_file_runs.add(p.run.run_id)
         p.request = LaunchRequest(
             key=task_key(p.run.run_id, p.row.qualified_name),
             task_file=p.task_path,
@@ -299,19 +299,16 @@ class ProcessMixin:
             cwd=str(p.attempt_dir),
             env=env,
             image=p.image,
+            task_text=p.task_json,
         )
 
-    def _write_early(self, p: _Prepared) -> None:
-        """Begins writing a claimed attempt's task file on another thread, so that the
-        file system's work overlaps the claim's commit (a file creation can wait a
-        millisecond or more behind other writes to the disk). An attempt whose claim then
-        rolls back leaves a task file nobody starts; its next claim writes the same file
-        again. A failure surfaces at its start."""
+    def _build_early(self, p: _Prepared) -> None:
+        """Builds a claimed attempt's task file at its claim. A failure surfaces at its
+        start, where it is built again."""
         try:
             self._build_task_file(p)
         except Exception:
-            return  # built again at the start, where it fails the task
-        p.written = self._files.submit(_write_task_file, p.task_path, p.task_json)
+            p.task_json = ""
 
     def _build_task_file(self, p: _Prepared) -> None:
         """The attempt's task file as JSON, and what its start needs from it."""
@@ -421,8 +418,6 @@ class _Prepared:
     task_json: str = ""
     result_file: str = ""
     log_file: str = ""
-    #: The write of its task file, when begun at the claim.
-    written: Future[None] | None = None
 
 
 def stored(row: TaskRow, **values: Any) -> None:
@@ -448,19 +443,6 @@ def task_file_path(work_dir: Path, run_id: str, qualified: str, attempt: int) ->
         head = name.encode()[:150].decode(errors="ignore")
         name = f"{head}-{hashlib.sha256(qualified.encode()).hexdigest()[:16]}"
     return work_dir / "runs" / run_id / "task-files" / f"{name}.a{attempt}.json"
-
-
-def _write_task_file(task_path: str, text: str) -> None:
-    # A plain write, not an atomic one: the launcher reads the file only after it is
-    # complete, and an attempt whose process never started is never started later (a
-    # recovery queues the task again under a new attempt folder).
-    try:
-        f = open(task_path, "w", encoding="utf-8")  # noqa: SIM115
-    except FileNotFoundError:  # the run's first attempt
-        os.makedirs(os.path.dirname(task_path), exist_ok=True)
-        f = open(task_path, "w", encoding="utf-8")  # noqa: SIM115
-    with f:
-        f.write(text)
 
 
 def read_json(path: str) -> dict[str, Any] | None:

@@ -26,10 +26,11 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from stepwell.server import Database
+from stepwell_scheduler.engine.direct import DirectRows
 from stepwell_scheduler.engine.leases import Leases
 from stepwell_scheduler.engine.plan import CONTAINER, IMPORTER, PipelinePlan
 from stepwell_scheduler.engine.processes import _SEP, read_json, task_file_path, task_key
@@ -38,16 +39,6 @@ from stepwell_scheduler.metadata_client import MetadataClient
 from stepwell_scheduler.models import CANCELING, FINAL_STATES, PENDING, RUNNING, RunRow, TaskRow
 
 log = logging.getLogger(__name__)
-
-
-#: A run, row-locked and read afresh (as ``Session.get(..., with_for_update=True)``), built
-#: once: the engine reads its run in nearly every transaction.
-_RUN_FOR_UPDATE = (
-    select(RunRow)
-    .where(RunRow.run_id == bindparam("run_id"))
-    .with_for_update()
-    .execution_options(populate_existing=True)
-)
 
 
 def locked_runs(s: Session) -> dict[str, RunRow | None]:
@@ -61,6 +52,7 @@ class RecoveryMixin:
     """Run ownership and re-attachment (part of the engine)."""
 
     db: Database
+    direct: DirectRows
     executor: Executor
     metadata: MetadataClient
     leases: Leases
@@ -81,6 +73,7 @@ class RecoveryMixin:
     _lock: threading.Lock
     _wake: threading.Event
     _task_dirs: dict[str, set[str]]
+    _task_file_runs: set[str]
 
     if TYPE_CHECKING:
 
@@ -96,7 +89,7 @@ class RecoveryMixin:
         locked = locked_runs(s)
         if run_id in locked:
             return locked[run_id]
-        run = s.execute(_RUN_FOR_UPDATE, {"run_id": run_id}).scalar_one_or_none()
+        run = self.direct.lock_run(s, run_id)
         if run is not None and run.lease_owner != self.leases.owner:
             self._drop(run_id)
             run = None
@@ -127,6 +120,7 @@ class RecoveryMixin:
         self._owned.discard(run_id)
         self._plans.pop(run_id, None)
         self._task_dirs.pop(run_id, None)
+        self._task_file_runs.discard(run_id)
         self._forget_view(run_id)
         self._written.pop(run_id, None)  # its new owner reports it
         prefix = run_id + _SEP

@@ -21,6 +21,9 @@ class LaunchRequest:
     cwd: str
     env: dict[str, str] = field(default_factory=dict)
     image: str = ""
+    #: The task file's content, when the executor is to write it (its folder exists):
+    #: where it can, off the engine's process. "": the file is written already.
+    task_text: str = ""
 
 
 @dataclass

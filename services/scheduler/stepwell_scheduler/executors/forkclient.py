@@ -64,6 +64,8 @@ class Spawn:
     hold: list[str] = field(default_factory=list)
     inline: list[str] = field(default_factory=list)
     error_file: str = ""
+    #: Files the server writes before the child starts (path: text), in existing folders.
+    files: dict[str, str] = field(default_factory=dict)
 
     def message(self) -> dict[str, Any]:
         """The request's fields, as the fork server reads them."""
@@ -77,6 +79,7 @@ class Spawn:
             "hold": self.hold,
             "inline": self.inline,
             "error_file": self.error_file,
+            **({"files": self.files} if self.files else {}),
         }
 
 

@@ -16,9 +16,11 @@ exit notices travel on the events socket, read by a thread of the scheduler.
 
 * scheduler → server: ``{"id": 7, "module": "stepwell.runtime.launcher", "argv": [TASK_FILE],
   "cwd": DIR, "env": {...}, "stdout": PATH, "stderr": PATH, "hold": [PATH],
-  "inline": [MODULE], "error_file": PATH}`` (an empty ``stdout``/``stderr`` means
-  ``/dev/null``; ``error_file``, optional, receives the reason when ``cwd`` or the output
-  files cannot be made or opened, and the child exits with status 3);
+  "inline": [MODULE], "error_file": PATH, "files": {PATH: TEXT}}`` (an empty
+  ``stdout``/``stderr`` means ``/dev/null``; ``error_file``, optional, receives the reason
+  when ``cwd``, the output files or the ``files`` cannot be made or written, and the child
+  exits with status 3; ``files``, optional, are written by the server, in existing
+  folders, before the child holds them: the task file, off the scheduler's process);
 * server → scheduler, request socket: ``{"id": 7, "pid": 1234}`` (or ``{"id": 7, "error":
   "..."}``) per request;
 * server → scheduler, events socket: ``{"ready": PID}`` once, ``{"exit": 1234, "code": 0}``
@@ -218,7 +220,7 @@ class ForkServer:
             return
         self._last_request = time.monotonic()
         self._reap()  # a spare that died waiting is dropped here, not answered with
-        handed: list[tuple[int, socket.socket, bytes, list[int]]] = []
+        handed: list[tuple[int, socket.socket, bytes, dict[str, Any]]] = []
         forked: list[dict[str, Any]] = []
         for request, line in requests:
             if self._spares and len(line) <= self._spare_limit:
@@ -226,10 +228,17 @@ class ForkServer:
                 self._unused.discard(pid)
                 self._children.add(pid)
                 _send(self.sock, {"id": request.get("id"), "pid": pid})
-                handed.append((pid, sock, line, _hold(request)))
+                handed.append((pid, sock, line, request))
             else:
                 forked.append(request)
-        for pid, sock, line, held in handed:
+        for pid, sock, line, request in handed:
+            # Written after the answer, here rather than in the scheduler: its process
+            # (and its GIL) is spared the file's creation. A write that fails is the
+            # child's start error, as a folder it cannot make would be.
+            why = _write_files(request)
+            if why:
+                line = json.dumps({**request, "start_error": why}, separators=(",", ":")).encode()
+            held = _hold(request)
             try:
                 socket.send_fds(sock, [line], held)
             except OSError:
@@ -244,6 +253,10 @@ class ForkServer:
             self._fork_for(request)
 
     def _fork_for(self, request: dict[str, Any]) -> None:
+        why = _write_files(request)
+        if why:
+            _send(self.sock, {"id": request.get("id"), "error": why})
+            return
         held = _hold(request)  # opened now: no other child forked here inherits them
         sys.stdout.flush()
         sys.stderr.flush()
@@ -354,6 +367,8 @@ class ForkServer:
     def _run(self, request: dict[str, Any]) -> int:
         cwd = str(request.get("cwd") or os.getcwd())
         try:
+            if request.get("start_error"):
+                raise OSError(str(request["start_error"]))
             forkchild.enter_folder(request, cwd)
         except OSError as err:
             forkchild.report_start_error(str(request.get("error_file") or ""), err)
@@ -376,6 +391,17 @@ class ForkServer:
         sys.argv = [str(getattr(module, "__file__", module_name)), *argv]
         result = module.main(argv)
         return result if isinstance(result, int) else 0
+
+
+def _write_files(request: dict[str, Any]) -> str:
+    """Writes the request's ``files``; why one could not be written, or ""."""
+    for path, text in (request.get("files") or {}).items():
+        try:
+            with open(str(path), "w", encoding="utf-8") as f:
+                f.write(str(text))
+        except OSError as err:
+            return f"could not write {path}: {err}"
+    return ""
 
 
 def _hold(request: dict[str, Any]) -> list[int]:

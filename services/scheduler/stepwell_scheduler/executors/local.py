@@ -190,6 +190,7 @@ class LocalExecutor(Executor):
             hold=[request.task_file],
             inline=self.inline_modules,
             error_file=start_error_file(request.task_file),
+            files={request.task_file: request.task_text} if request.task_text else {},
         )
 
     def _forked_handle(self, request: LaunchRequest, tag: int, pid: int) -> TaskHandle:
@@ -238,6 +239,9 @@ class LocalExecutor(Executor):
             ).start()
 
     def _submit_spawned(self, request: LaunchRequest) -> TaskHandle:
+        if request.task_text:
+            with open(request.task_file, "w", encoding="utf-8") as f:
+                f.write(request.task_text)
         os.makedirs(request.cwd, exist_ok=True)
         os.makedirs(os.path.dirname(request.launcher_log) or ".", exist_ok=True)
         # The launcher inherits an open descriptor of its task file: from its first instant

@@ -1,0 +1,141 @@
+"""The engine's direct writes (``engine.direct``) store and read rows exactly as the ORM
+does, leave the objects as an ORM flush or load would, and hand whatever they do not
+handle to the ORM untouched. A real database, SQLite and Postgres."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import inspect, select, update
+from sqlalchemy.orm.exc import StaleDataError
+
+from stepwell.server import Database
+from stepwell_scheduler.app import migrate
+from stepwell_scheduler.engine.direct import BATCH, DirectRows
+from stepwell_scheduler.engine.harvest import _clean
+from stepwell_scheduler.models import PENDING, RUNNING, SUCCEEDED, RunRow, TaskRow
+
+STAMP = datetime(2026, 11, 29, 6, 30, 1, 123456, tzinfo=timezone.utc)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Database]:
+    url = request.getfixturevalue("fresh_pg_url") if request.param == "postgres" else f"sqlite:///{tmp_path / 's.db'}"
+    db = Database(url)
+    migrate(db.engine)
+    with db.session() as s:
+        s.add(
+            RunRow(
+                run_id="r1", pipeline_name="p", spec={"big": "spec"}, parameters={"n": 3},
+                pipeline_root="/tmp/r1", state=RUNNING, created_at=STAMP, options={"disable_cache": True},
+                lease_owner="me", lease_expires_at=STAMP + timedelta(seconds=30),
+            )
+        )
+        s.add(_task("kept", state=RUNNING, pid=42, attempt=1))
+    yield db
+    db.dispose()
+
+
+def _task(name: str, **values: Any) -> TaskRow:
+    fields: dict[str, Any] = {
+        "run_id": "r1", "qualified_name": name, "name": name, "kind": "container", "component": "comp-x",
+        "state": PENDING, "inputs": {"parameters": {"n": 3, "xs": [1, 2.5, None], "s": "é"}}, "ready_at": STAMP,
+    }
+    return TaskRow(**{**fields, **values})
+
+
+def _columns(db: Database, name: str) -> dict[str, Any]:
+    """A task row as stored, read through plain SQL (not the identity map), but its id."""
+    table = TaskRow.__table__
+    with db.engine.connect() as conn:
+        row = conn.execute(select(table).where(table.c.qualified_name == name)).mappings().one()
+    return {k: v for k, v in row.items() if k != "id"}
+
+
+def _change_and_add(s: Any, suffix: str) -> TaskRow:
+    """What a step's transaction does: ends the kept row, adds a claimed successor."""
+    kept = s.scalars(select(TaskRow).where(TaskRow.qualified_name == "kept")).one()
+    kept.state, kept.outputs, kept.finished_at, kept.error = SUCCEEDED, {"parameters": {"Output": 9}}, STAMP, ""
+    kept.deadline_at = None
+    new = _task(f"next{suffix}", state=RUNNING, started_at=STAMP, attempt=1, lookup_execution=True)
+    s.add(new)
+    return new
+
+
+def test_direct_writes_store_what_the_orm_stores(database: Database) -> None:
+    direct = DirectRows(database.engine)
+    with database.session() as s:
+        _change_and_add(s, "-orm")
+    orm_ended, orm_new = _columns(database, "kept"), _columns(database, "next-orm")
+    with database.session() as s:  # back to RUNNING, then the same changes, written directly
+        s.scalars(select(TaskRow).where(TaskRow.qualified_name == "kept")).one().state = RUNNING
+    with database.session() as s:
+        new = _change_and_add(s, "-direct")
+        assert direct.flush(s)
+        assert not s.new and not s.dirty  # nothing left for the commit's flush
+    assert _columns(database, "kept") == orm_ended
+    assert {**_columns(database, "next-direct"), "qualified_name": "", "name": ""} == {
+        **orm_new, "qualified_name": "", "name": "",
+    }
+    # As an ORM flush leaves them: persistent with an id, every column loaded, clean.
+    state = inspect(new)
+    assert new.id and state.detached and _clean(new)
+    assert new.failures == 0 and new.unrecorded is False and new.outputs == {}
+
+
+def test_what_direct_writes_do_not_handle_is_left_to_the_orm(database: Database) -> None:
+    direct = DirectRows(database.engine)
+    with database.session() as s:
+        run = direct.lock_run(s, "r1")
+        assert run is not None
+        _change_and_add(s, "-a")
+        run.state = SUCCEEDED  # a changed run: not a task row
+        assert not direct.flush(s)
+        assert s.new and s.dirty  # untouched: the commit's flush writes them
+    assert _columns(database, "kept")["state"] == SUCCEEDED
+    with database.session() as s:
+        assert s.get(RunRow, "r1").state == SUCCEEDED
+        for i in range(BATCH + 1):
+            s.add(_task(f"many-{i}"))
+        assert not direct.flush(s)  # a large batch: one statement of the ORM's
+    with database.session() as s:
+        s.delete(s.scalars(select(TaskRow).where(TaskRow.qualified_name == "many-0")).one())
+        assert not direct.flush(s)
+    with database.session() as s:
+        names = set(s.scalars(select(TaskRow.qualified_name)))
+    assert {"next-a", "many-1", f"many-{BATCH}"} <= names and "many-0" not in names
+
+
+def test_an_update_of_a_row_that_is_gone_fails(database: Database) -> None:
+    direct = DirectRows(database.engine)
+    with database.session() as s:
+        kept = s.scalars(select(TaskRow).where(TaskRow.qualified_name == "kept")).one()
+    with database.session() as s:
+        s.delete(s.get(TaskRow, kept.id))
+    with pytest.raises(StaleDataError), database.session() as s:
+        copy = s.merge(kept, load=False)
+        copy.state = SUCCEEDED
+        direct.flush(s)
+
+
+def test_a_run_read_directly_is_the_run_the_orm_reads(database: Database) -> None:
+    direct = DirectRows(database.engine)
+    with database.session() as s:
+        orm = s.execute(select(RunRow).where(RunRow.run_id == "r1")).scalar_one()
+        expected = {c: getattr(orm, c) for c in RunRow.__table__.columns.keys() if c != "spec"}
+    with database.session() as s:
+        run = direct.lock_run(s, "r1")
+        assert run is not None
+        assert {c: getattr(run, c) for c in expected} == expected
+        assert not s.dirty and inspect(run).persistent
+        assert run.spec == {"big": "spec"}  # loaded when used, as a deferred column is
+        assert direct.lock_run(s, "nope") is None
+        # Held already: refreshed through the ORM, the same object.
+        s.execute(update(RunRow).where(RunRow.run_id == "r1").values(options={"timed_out": "x"}))
+        assert direct.lock_run(s, "r1") is run and run.options == {"timed_out": "x"}
+    direct.enabled = False
+    with database.session() as s:
+        assert direct.lock_run(s, "r1") is not None
