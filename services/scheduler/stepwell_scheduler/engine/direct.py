@@ -27,6 +27,7 @@ from sqlalchemy import Engine, Table, bindparam, insert, inspect, select, update
 from sqlalchemy.orm import Session, make_transient, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.schema import Column
 
@@ -93,12 +94,13 @@ class DirectRows:
             cursor.close()
         if found is None:
             return None
-        run = RunRow(
-            **{
-                key: proc(value) if proc is not None else value
-                for key, proc, value in zip(self._run_keys, self._run_results, found, strict=True)
-            }
-        )
+        # Filled in as an ORM load fills an instance in: straight into its dict, no
+        # attribute events (a constructor's would be most of this method's time).
+        run = _new_run()
+        vars(run).update(zip(self._run_keys, (
+            proc(value) if proc is not None else value
+            for proc, value in zip(self._run_results, found, strict=True)
+        ), strict=True))
         # Persistent and clean, as if loaded; the spec stays unloaded until used.
         make_transient_to_detached(run)
         s.add(run)
@@ -134,10 +136,7 @@ class DirectRows:
             cursor.close()
         # As the ORM leaves them after a flush: persistent, their values committed.
         for row, _keys in changes:
-            s.expunge(row)
-            make_transient(row)
-            make_transient_to_detached(row)
-            s.add(row)
+            _committed(s, row)
         for row in added:
             s.expunge(row)
             make_transient_to_detached(row)
@@ -201,6 +200,26 @@ class DirectRows:
         compiled = stmt.compile(dialect=self.dialect)
         order = tuple(compiled.positiontup) if compiled.positional else None
         return compiled.string, order, [(f"v_{k}", self._binds[k]) for k in keys]
+
+
+def _committed(s: Session, row: TaskRow) -> None:
+    """Marks a persistent row's values as stored, as the ORM does after its flush
+    (``InstanceState._commit_all``); through public calls when that is not there."""
+    state = inspect(row)
+    commit_all = getattr(state, "_commit_all", None)
+    if commit_all is not None:
+        commit_all(state.dict, s.identity_map)
+        return
+    s.expunge(row)
+    make_transient(row)
+    make_transient_to_detached(row)
+    s.add(row)
+
+
+def _new_run() -> RunRow:
+    """An empty RunRow with its ORM state, as a query makes one before filling it in."""
+    run: RunRow = manager_of_class(RunRow).new_instance()
+    return run
 
 
 def _bind(proc: _Processor, value: Any) -> Any:
