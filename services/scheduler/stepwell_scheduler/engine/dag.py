@@ -145,8 +145,7 @@ class DagAdvancer:
                 row = self.rows.get(qualified)
                 if row is None:
                     if self._may_start(scope, child):
-                        self._create(scope, child)
-                        progress = True
+                        progress |= self._create(scope, child)
                 elif row.state != RUNNING or not self._may_change(qualified):
                     continue
                 elif row.kind == DAG:
@@ -332,7 +331,10 @@ class DagAdvancer:
         self.add(row)
         self.changed = True
 
-    def _create(self, scope: str, child: PlannedTask) -> None:
+    def _create(self, scope: str, child: PlannedTask) -> bool:
+        """Creates the row of a ready task; True when it may change what else is ready
+        (it ended at once, or is a DAG or loop to walk), False for a task queued to run:
+        its siblings wait for its end, so no second look at them is needed."""
         qualified = qualify(scope, child.name)
         row = self._new_row(
             qualified=qualified,
@@ -369,6 +371,8 @@ class DagAdvancer:
         self._store(row)
         if row.state == PENDING:
             self.started.append(qualified)
+            return False
+        return True
 
     def settle(self, scope: str) -> tuple[str | None, str]:
         """The final state of DAG ``scope`` when all its tasks are done (else None) and an error text."""
