@@ -283,9 +283,9 @@ def _written(folder: Path, name: str, **kwargs: Any) -> Spawn:
 def test_the_server_writes_a_request_s_files_before_its_child_holds_them(
     server: tuple[ForkServerClient, _Exits], tmp_path: Path
 ) -> None:
-    """The task file is written by the server, off the scheduler's process, whether a
-    spare takes the request or a child is forked for it; the child holds it from its
-    start, as it holds a file the scheduler wrote."""
+    """The task file is written off the scheduler's process: by the spare that takes the
+    request, or by the server before it forks a child for one; the child holds it from
+    then on, as it holds a file the scheduler wrote."""
     client, exits = server
     assert client.pid is not None
     spares = _spares(client.pid)
@@ -307,7 +307,7 @@ def test_the_server_writes_a_request_s_files_before_its_child_holds_them(
 def test_a_file_the_server_cannot_write_fails_the_start_and_says_why(
     server: tuple[ForkServerClient, _Exits], tmp_path: Path
 ) -> None:
-    """Forked for: the answer is the error. Taken by a spare (answered before the write):
+    """Forked for: the server's answer is the error. Taken by a spare (which writes it):
     the child writes the reason to its error file and exits with status 3, as when its
     folder cannot be made. The probe never runs."""
     client, exits = server
@@ -325,3 +325,44 @@ def test_a_file_the_server_cannot_write_fails_the_start_and_says_why(
     assert not isinstance(second, tuple)
     assert str(missing / "forked.task") in str(second)
     assert not (tmp_path / "spared.json").exists() and not (tmp_path / "forked.json").exists()
+
+
+def test_a_request_reaches_a_spare_without_the_server(
+    server: tuple[ForkServerClient, _Exits], tmp_path: Path
+) -> None:
+    """The scheduler holds the spares' sockets: with the server stopped, requests still
+    start in them (and their exits are reported once it runs again)."""
+    client, exits = server
+    assert client.pid is not None
+    spares = _spares(client.pid)
+    os.kill(client.pid, signal.SIGSTOP)
+    try:
+        results = client.spawn_many([_child(tmp_path, f"direct{i}") for i in range(2)])
+        assert [r[1] for r in results if isinstance(r, tuple)] == spares[:2], results
+        for i in range(2):
+            assert _wait_for(lambda i=i: (tmp_path / f"direct{i}.json").exists())
+    finally:
+        os.kill(client.pid, signal.SIGCONT)
+    assert [exits.wait(r[0]) for r in results if isinstance(r, tuple)] == [0, 0]
+
+
+def test_the_spares_end_when_their_server_dies(server: tuple[ForkServerClient, _Exits], tmp_path: Path) -> None:
+    """Their sockets are closed when the client sees the server gone, so they end rather
+    than wait for a request forever; a request after that goes to a new server."""
+    client, exits = server
+    assert client.pid is not None
+    old = client.pid
+    spares = _spares(old)
+    os.kill(old, signal.SIGKILL)
+
+    def gone(pid: int) -> bool:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return True
+        return stat[stat.rfind(")") + 2] in "ZX"
+
+    assert _wait_for(lambda: all(gone(pid) for pid in spares)), "a spare outlived its dead fork server"
+    tag, pid = _spawn(client, tmp_path, "after")
+    assert client.pid != old and pid not in spares
+    assert exits.wait(tag) == 0

@@ -11,6 +11,7 @@ lost their parent (they keep running), and the next :meth:`spawn` starts a new s
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import json
@@ -32,6 +33,10 @@ ExitHook = Callable[[int, int], None]
 #: ``on_lost(tags)``: the server died; these children are still running, unwatched.
 LostHook = Callable[[list[int]], None]
 
+
+#: The largest request sent to a spare (one datagram; the socket's buffer may allow
+#: less); a larger one goes to the server, which forks for it.
+_SPARE_MESSAGE_LIMIT = 128 * 1024
 
 #: Requests sent to the server together at most: a chunk's requests (a few KiB each, the
 #: environment) and their answers stay well within a socket's buffers, so that neither
@@ -86,16 +91,33 @@ class Spawn:
 class _Server:
     """One running fork server: its process, sockets and what it has started."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], requests: socket.socket, events: socket.socket) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[bytes], requests: socket.socket, events: socket.socket, spares: socket.socket
+    ) -> None:
         self.proc = proc
         self.requests = requests
         self.events = events
+        #: Where the server's spares arrive (read by :meth:`ForkServerClient._take_spares`).
+        self.spares = spares
         self.buffer = b""  # unread reply bytes (guarded by the client's request lock)
         self.tags: dict[int, int] = {}  # pid -> request tag, children still running
         self.early: dict[int, int] = {}  # pid -> exit code, exits seen before their reply
+        #: Spares received and not used yet, oldest first: pid, our end of its socket, the
+        #: largest request it takes (guarded by the client's state lock).
+        self.ready: collections.deque[tuple[int, socket.socket, int]] = collections.deque()
+        #: Spares being sent a request (their exit, if any, waits in ``early``).
+        self.sending: set[int] = set()
         self.lost = False
         #: Its children were handed to ``on_lost``: a child answered later goes there too.
         self.orphaned = False
+
+    def close_spares(self) -> None:
+        """Lets the unused spares go (they see their socket close and end)."""
+        for _pid, sock, _limit in self.ready:
+            sock.close()
+        self.ready.clear()
+        with contextlib.suppress(OSError):
+            self.spares.close()
 
 
 class ForkServerClient:
@@ -149,9 +171,11 @@ class ForkServerClient:
         self.warmed.clear()  # a new server warms up anew
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         events_ours, events_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        spares_ours, spares_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         argv = [
             self.python, "-m", SERVER_MODULE,
             "--fd", str(theirs.fileno()), "--events-fd", str(events_theirs.fileno()),
+            "--spares-fd", str(spares_theirs.fileno()),
         ]  # fmt: skip
         for name in self.preload:
             argv += ["--preload", name]
@@ -162,7 +186,7 @@ class ForkServerClient:
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                pass_fds=(theirs.fileno(), events_theirs.fileno()),
+                pass_fds=(theirs.fileno(), events_theirs.fileno(), spares_theirs.fileno()),
                 close_fds=True,
                 # Out of the terminal's process group: Ctrl-C reaches the scheduler, which
                 # then closes the sockets; the server never outlives it for long.
@@ -171,12 +195,15 @@ class ForkServerClient:
         except OSError as err:
             ours.close()
             events_ours.close()
+            spares_ours.close()
             raise ForkServerError(f"cannot start the fork server: {err}") from err
         finally:
             theirs.close()
             events_theirs.close()
+            spares_theirs.close()
         ours.settimeout(self.reply_timeout)
-        server = _Server(proc, ours, events_ours)
+        spares_ours.setblocking(False)
+        server = _Server(proc, ours, events_ours, spares_ours)
         with self._state_lock:
             self._server = server
         threading.Thread(target=self._read_events, args=(server,), name=f"forkserver-{proc.pid}", daemon=True).start()
@@ -193,6 +220,8 @@ class ForkServerClient:
         for sock in (server.requests, server.events):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+        with self._request_lock, self._state_lock:
+            server.close_spares()
         try:
             server.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -244,55 +273,129 @@ class ForkServerClient:
         if not children:
             return []
         tags = [next(self._ids) for _ in children]
-        data = b"".join(
-            json.dumps({"id": tag, **child.message()}, separators=(",", ":")).encode() + b"\n"
+        lines = [
+            json.dumps({"id": tag, **child.message()}, separators=(",", ":")).encode()
             for tag, child in zip(tags, children, strict=True)
-        )
+        ]
+        answers: dict[int, tuple[int, int] | ForkServerError] = {}
         with self._request_lock:
-            for attempt in (1, 2):  # a server found dead is replaced once
+            try:
+                server = self._ensure_started()
+            except ForkServerError as err:
+                return [err for _ in children]  # not sent: the caller may start them another way
+            # Straight to the spares first: no round trip through the server.
+            for tag, line in zip(tags, lines, strict=True):
+                pid = self._hand_to_spare(server, tag, line)
+                if pid:
+                    answers[tag] = (tag, pid)
+            rest = [(tag, line) for tag, line in zip(tags, lines, strict=True) if tag not in answers]
+            if rest:
+                answers.update(
+                    self._send_to_server(server, [tag for tag, _ in rest], b"".join(line + b"\n" for _tag, line in rest))
+                )
+        return [answers[tag] for tag in tags]
+
+    def _send_to_server(self, server: _Server, tags: list[int], data: bytes) -> dict[int, tuple[int, int] | ForkServerError]:
+        """Sends requests to the server and reads the answers of ``tags``: ``(tag, pid)``
+        or the error, per tag."""
+        for attempt in (1, 2):  # a server found dead is replaced once
+            try:
+                server.requests.sendall(data)
+                break
+            except OSError as err:
+                self._mark_lost(server)
+                # Whole requests of a chunk may have reached the server before it died:
+                # only a lone request is safe to send again (a partial line is ignored).
+                if attempt == 2 or len(tags) != 1:
+                    gone = ForkServerError(f"the fork server is gone: {err}", sent=len(tags) > 1)
+                    return {tag: gone for tag in tags}
                 try:
                     server = self._ensure_started()
-                except ForkServerError as err:
-                    return [err for _ in children]  # not sent: the caller may start them another way
-                try:
-                    server.requests.sendall(data)
-                    break
-                except OSError as err:
-                    self._mark_lost(server)
-                    # Whole requests of a chunk may have reached the server before it died:
-                    # only a lone request is safe to send again (a partial line is ignored).
-                    if attempt == 2 or len(children) > 1:
-                        gone = ForkServerError(f"the fork server is gone: {err}", sent=len(children) > 1)
-                        return [gone for _ in children]
-            # Answers come as children exist, not in request order (spares answer first).
-            answers: dict[int, tuple[int, int] | ForkServerError] = {}
-            failure: ForkServerError | None = None
-            while len(answers) < len(tags):
-                try:
-                    reply = self._read_reply(server)
-                except OSError as err:
-                    self._mark_lost(server)
-                    failure = ForkServerError(f"no answer from the fork server: {err}", sent=True)
-                    break
-                tag = reply.get("id")
-                if tag not in tags or tag in answers:
-                    self._mark_lost(server)  # out of step with the server: start anew
-                    failure = ForkServerError(f"unexpected fork server reply {reply}", sent=True)
-                    break
-                if "pid" not in reply:
-                    why = str(reply.get("error") or f"unexpected fork server reply {reply}")
-                    answers[tag] = ForkServerError(why, sent=True)
-                    continue
-                answers[tag] = (tag, int(reply["pid"]))
-                self._register(server, tag, int(reply["pid"]))
-        results: list[tuple[int, int] | ForkServerError] = []
+                except ForkServerError as err2:
+                    return {tag: err2 for tag in tags}
+        # Answers come as children exist, not in request order.
+        answers: dict[int, tuple[int, int] | ForkServerError] = {}
+        failure: ForkServerError | None = None
+        while len(answers) < len(tags):
+            try:
+                reply = self._read_reply(server)
+            except OSError as err:
+                self._mark_lost(server)
+                failure = ForkServerError(f"no answer from the fork server: {err}", sent=True)
+                break
+            tag = reply.get("id")
+            if tag not in tags or tag in answers:
+                self._mark_lost(server)  # out of step with the server: start anew
+                failure = ForkServerError(f"unexpected fork server reply {reply}", sent=True)
+                break
+            if "pid" not in reply:
+                why = str(reply.get("error") or f"unexpected fork server reply {reply}")
+                answers[tag] = ForkServerError(why, sent=True)
+                continue
+            answers[tag] = (tag, int(reply["pid"]))
+            self._register(server, tag, int(reply["pid"]))
         for tag in tags:
-            answer = answers.get(tag)
-            if answer is None:
+            if tag not in answers:
                 assert failure is not None
-                answer = failure
-            results.append(answer)
-        return results
+                answers[tag] = failure
+        return answers
+
+    def _hand_to_spare(self, server: _Server, tag: int, line: bytes) -> int:
+        """Sends request ``tag`` to a waiting spare of ``server`` (the oldest); its pid, or
+        0 when none took it (none waits, the request is too large, or the server is gone).
+        The spare's exit is watched from before the request can run."""
+        self._take_spares(server)
+        while True:
+            with self._state_lock:
+                if server.lost or not server.ready or len(line) > server.ready[0][2]:
+                    return 0
+                pid, sock, _limit = server.ready.popleft()
+                server.sending.add(pid)
+            try:
+                sock.send(line)  # one datagram: the spare takes it whole, or not at all
+                sent = True
+            except OSError:
+                sent = False  # it died waiting (killed): its exit is no task's
+            sock.close()
+            if not sent:
+                with self._state_lock:
+                    server.sending.discard(pid)
+                    server.early.pop(pid, None)
+                continue
+            # Watched first (an exit seen while it was being sent waits in ``early``), then
+            # no longer "being sent": no moment where its exit would pass for a spare's.
+            self._register(server, tag, pid)
+            with self._state_lock:
+                server.sending.discard(pid)
+            return pid
+
+    def _take_spares(self, server: _Server) -> None:
+        """Receives the spares the server has handed over since the last look."""
+        while True:
+            try:
+                data, fds, _flags, _address = socket.recv_fds(server.spares, 256, 1)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return  # closed: the server is gone
+            if not data and not fds:
+                return
+            sock = socket.socket(fileno=fds[0]) if fds else None
+            try:
+                pid = int(json.loads(data)["spare"])
+            except (ValueError, KeyError, TypeError):
+                if sock is not None:
+                    sock.close()
+                continue
+            if sock is None:
+                continue
+            sock.setblocking(True)
+            limit = min(_SPARE_MESSAGE_LIMIT, sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2)
+            with self._state_lock:
+                if server.lost:
+                    sock.close()
+                else:
+                    server.ready.append((pid, sock, limit))
 
     def _register(self, server: _Server, tag: int, pid: int) -> None:
         """Watches the child ``pid`` of request ``tag``, as soon as its answer is read:
@@ -324,6 +427,8 @@ class ForkServerClient:
         server.lost = True
         with contextlib.suppress(OSError):
             server.requests.close()
+        with self._state_lock:
+            server.close_spares()
 
     # ----- the events thread ------------------------------------------------------------
 
@@ -356,6 +461,12 @@ class ForkServerClient:
         with self._state_lock:
             tag = server.tags.pop(pid, None)
             if tag is None:
+                if message.get("spare") and pid not in server.sending:
+                    # A spare that never ran a request (it died waiting): no task's exit.
+                    for spare in [spare for spare in server.ready if spare[0] == pid]:
+                        server.ready.remove(spare)
+                        spare[1].close()
+                    return
                 server.early[pid] = code  # its spawn() has not read the reply yet
                 return
         self._call_on_exit(tag, code)
@@ -372,6 +483,7 @@ class ForkServerClient:
             server.orphaned = not self._closed
             orphans, server.tags = list(server.tags.values()), {}
             closed = self._closed
+            server.close_spares()
         with contextlib.suppress(OSError):
             server.events.close()
         if not closed:

@@ -39,9 +39,16 @@ keep running (they are in their own sessions), so a restarted scheduler adopts t
 
 A request is usually not forked for: whenever it has had no request for 2 ms, the server
 forks *spare* children (two per CPU, from two to eight), which leave the server's session
-and sockets and wait on sockets of their own. A request goes to one of them (the ``hold``
-files as descriptors), the answer naming its pid; a request while no spare waits (a long
-burst) is forked for. A spare that never got a request ends unreported.
+and sockets and wait on sockets of their own. The server hands the scheduler's end of
+each spare's socket over (``--spares-fd N``, a ``SOCK_SEQPACKET`` socket: ``{"spare":
+PID}`` with the socket as a descriptor) and keeps none: the scheduler sends a request
+straight to a spare, which writes the request's ``files``, holds the ``hold`` files and
+runs it, with no round trip through the server. A spare that gets a request tells the
+server so (its pid, on a pipe all spares share), and the server forks a new one; the
+exits of the server's spares are reported with ``"spare": true``, the scheduler ignoring
+those of spares it never used. A spare whose socket closes
+before a request came (the scheduler is gone) ends. No spare is forked while the
+warm-up below runs, so that the spares share what it warmed.
 
 ``inline`` modules (Stepwell's and KFP's executors) skip the second interpreter start
 and the second process: when the launcher's user command is ``[sys.executable, "-m",
@@ -69,6 +76,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import sys
 import time
 import traceback
@@ -114,28 +122,29 @@ class ForkServer:
 
     Whenever no request has come for ``_SPARE_IDLE_MS``, the server forks *spare*
     children ahead of the next requests, up to ``SPARES`` of them, checking for a
-    request between two forks: a spare leaves the server's session and sockets, then
-    waits for a request on a socket of its own. A request goes to a spare (with the files
-    it must hold, passed as descriptors), so neither the ``fork`` nor the copy-on-write
-    faults that follow it in the server stand between a request and the task's start.
-    The server answers with the spare's pid *before* it hands the request over: a task
-    woken first takes the CPU the scheduler's thread would wake on, and on two cores
-    that thread then waits milliseconds for its answer. A warm-up round replaces the
-    spares, so that the next ones share what the round warmed.
+    request between two forks, and hands each one's socket to the scheduler, which sends
+    it a request directly: neither the ``fork`` nor the copy-on-write faults that follow
+    it in the server, nor a round trip through the server, stand between a request and
+    the task's start. Requests the server receives (no spare was free, or the request
+    was too large for one datagram) are forked for.
     """
 
-    def __init__(self, sock: socket.socket, events: socket.socket | None = None) -> None:
+    def __init__(
+        self, sock: socket.socket, events: socket.socket | None = None, spares: socket.socket | None = None
+    ) -> None:
         self.sock = sock  # requests in, one reply out per request
         self.events = events or sock  # ready and exit notices
+        self.spares_out = spares  # the spares' sockets, out to the scheduler (None: no spares)
         self._wake_r, self._wake_w = os.pipe()
+        #: Spares write their pid here when they get a request (one 4-byte record each).
+        self._taken_r, self._taken_w = os.pipe()
         self._children: set[int] = set()
         self._last_request = 0.0
         self._spare_failed = -_SPARE_RETRY_S
-        self._spare_limit = _SPARE_MESSAGE_LIMIT
-        #: The spare children waiting for a request, oldest first: pid, the server's end of its socket.
-        self._spares: list[tuple[int, socket.socket]] = []
-        #: Spares that never got a request (their ends are no task's: not reported).
-        self._unused: set[int] = set()
+        #: Every spare forked and not reaped yet (its exit is reported as a spare's).
+        self._spare_pids: set[int] = set()
+        #: Spares handed to the scheduler that it has not said it took.
+        self._given: set[int] = set()
 
     # ----- the loop -------------------------------------------------------------------
 
@@ -144,6 +153,7 @@ class ForkServer:
         whenever no request has come for a moment."""
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+        os.set_blocking(self._taken_r, False)
         signal.set_wakeup_fd(self._wake_w)
         signal.signal(signal.SIGCHLD, lambda _s, _f: None)
         # The scheduler's death is noticed through the socket; a terminal's Ctrl-C is its business.
@@ -155,12 +165,13 @@ class ForkServer:
         poller = select.poll()
         poller.register(self.sock.fileno(), select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
+        poller.register(self._taken_r, select.POLLIN)
         while True:
             warming = warm is not None and warm.left > 0
             # Spares are forked after a pause in the requests, one per turn of the loop (a
-            # request between two is not kept waiting); one only while the warm-up runs
-            # (each round replaces them).
-            want_spare = len(self._spares) < (1 if warming else SPARES)
+            # request between two is not kept waiting); none while the warm-up runs, so
+            # that they share what it warmed.
+            want_spare = self.spares_out is not None and not warming and len(self._given) < SPARES
             # After a failure to fork one, none for a while (rather than a busy loop).
             want_spare = want_spare and time.monotonic() - self._spare_failed > _SPARE_RETRY_S
             if want_spare:
@@ -174,7 +185,6 @@ class ForkServer:
                 if not warm.step():
                     _send(self.events, {"warmed": warm.ran})
                 gc.freeze()  # what the round left behind is shared too
-                self._drop_spares()  # forked before the round: the next ones share what it warmed
             self._reap()
             for fd, _mask in events:
                 if fd == self._wake_r:
@@ -182,10 +192,12 @@ class ForkServer:
                         while os.read(self._wake_r, 4096):
                             pass
                     continue
+                if fd == self._taken_r:
+                    self._note_taken()
+                    continue
                 data = self.sock.recv(1 << 16)
                 if not data:
-                    self._drop_spares()
-                    return  # the scheduler is gone; children keep running
+                    return  # the scheduler is gone; children keep running (spares end)
                 buf += data
                 if len(buf) > _LINE_LIMIT:
                     return
@@ -203,54 +215,28 @@ class ForkServer:
             if pid == 0:
                 return
             self._children.discard(pid)
-            if pid in self._unused:
-                self._unused.discard(pid)
-                for spare in [spare for spare in self._spares if spare[0] == pid]:
-                    self._spares.remove(spare)  # it died waiting
-                    spare[1].close()
-                continue
-            _send(self.events, {"exit": pid, "code": _exit_code(status)})
+            message: dict[str, Any] = {"exit": pid, "code": _exit_code(status)}
+            if pid in self._spare_pids:
+                # Used or not: only the scheduler knows (it ignores the unused ones).
+                self._spare_pids.discard(pid)
+                self._given.discard(pid)
+                message["spare"] = True
+            _send(self.events, message)
 
     def _handle(self, requests: list[tuple[dict[str, Any], bytes]]) -> None:
-        """Starts a child per request (as read together: a fan-out). The requests that
-        spares take are all answered first and handed over after, so that no task woken
-        by a hand-over stands between the scheduler and an answer; the rest are forked
-        for, each answered once its child exists."""
+        """Forks a child per request (as read together: a fan-out)."""
         if not requests:
             return
         self._last_request = time.monotonic()
-        self._reap()  # a spare that died waiting is dropped here, not answered with
-        handed: list[tuple[int, socket.socket, bytes, dict[str, Any]]] = []
-        forked: list[dict[str, Any]] = []
-        for request, line in requests:
-            if self._spares and len(line) <= self._spare_limit:
-                pid, sock = self._spares.pop(0)
-                self._unused.discard(pid)
-                self._children.add(pid)
-                _send(self.sock, {"id": request.get("id"), "pid": pid})
-                handed.append((pid, sock, line, request))
-            else:
-                forked.append(request)
-        for pid, sock, line, request in handed:
-            # Written after the answer, here rather than in the scheduler: its process
-            # (and its GIL) is spared the file's creation. A write that fails is the
-            # child's start error, as a folder it cannot make would be.
-            why = _write_files(request)
-            if why:
-                line = json.dumps({**request, "start_error": why}, separators=(",", ":")).encode()
-            held = _hold(request)
-            try:
-                socket.send_fds(sock, [line], held)
-            except OSError:
-                # It died since (killed from outside): its exit is reported as the task's,
-                # which fails without a result. Killed in case it lives on without the request.
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-            sock.close()
-            for fd in held:
-                os.close(fd)
-        for request in forked:
+        for request, _line in requests:
             self._fork_for(request)
+
+    def _note_taken(self) -> None:
+        """Reads which spares got a request (the scheduler sent it to them directly)."""
+        with contextlib.suppress(BlockingIOError):
+            while data := os.read(self._taken_r, 4096):
+                self._given.difference_update(pid for (pid,) in struct.iter_unpack("i", data))
+                self._last_request = time.monotonic()  # new spares after a pause, as for requests
 
     def _fork_for(self, request: dict[str, Any]) -> None:
         why = _write_files(request)
@@ -276,13 +262,12 @@ class ForkServer:
     # ----- the spare child ------------------------------------------------------------
 
     def _fork_spare(self) -> None:
+        assert self.spares_out is not None
         try:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         except OSError:
             self._spare_failed = time.monotonic()  # out of descriptors: requests fork for themselves
             return
-        # A datagram larger than the socket's buffer cannot be handed over.
-        self._spare_limit = min(_SPARE_MESSAGE_LIMIT, ours.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2)
         sys.stdout.flush()
         sys.stderr.flush()
         try:
@@ -297,14 +282,13 @@ class ForkServer:
             self._exit_child(lambda: self._await_request(theirs))
         theirs.close()
         self._children.add(pid)
-        self._unused.add(pid)
-        self._spares.append((pid, ours))
-
-    def _drop_spares(self) -> None:
-        """Lets the waiting spares go: their sockets close, they exit (unreported)."""
-        for _pid, sock in self._spares:
-            sock.close()
-        self._spares.clear()
+        self._spare_pids.add(pid)
+        try:
+            socket.send_fds(self.spares_out, [json.dumps({"spare": pid}).encode()], [ours.fileno()])
+            self._given.add(pid)
+        except OSError:
+            pass  # the scheduler is gone: the spare sees its socket close and ends
+        ours.close()
 
     # ----- in the child ---------------------------------------------------------------
 
@@ -338,30 +322,38 @@ class ForkServer:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         self.sock.close()
         self.events.close()
+        if self.spares_out is not None:
+            self.spares_out.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
-        for _pid, sock in self._spares:
-            sock.close()
+        os.close(self._taken_r)
 
     def _await_request(self, sock: socket.socket) -> int:
-        """The spare's life: ready ahead of time, it waits for one request and runs it."""
+        """The spare's life: ready ahead of time, it waits for one request (from the
+        scheduler, one datagram) and runs it, as a child forked for it would: its files
+        written, its ``hold`` files held for its life."""
         self._leave_server("stepwell-spare")
         try:
-            data, fds, _flags, _address = socket.recv_fds(sock, _SPARE_MESSAGE_LIMIT, 16)
+            data = sock.recv(_SPARE_MESSAGE_LIMIT)
         except OSError:
             return 0
         sock.close()
-        # Held open for the task's life, as a forked child's are; close-on-exec, which
-        # Python 3.11's recv_fds drops (it ignores MSG_CMSG_CLOEXEC).
-        for fd in fds:
-            os.set_inheritable(fd, False)
         if not data:
-            return 0  # the server is gone before a request came
+            return 0  # the scheduler is gone before a request came
+        with contextlib.suppress(OSError):
+            os.write(self._taken_w, struct.pack("i", os.getpid()))  # the server forks another
+        os.close(self._taken_w)
         forkchild.set_process_name("stepwell-task")
-        return self._run(json.loads(data))
+        request = json.loads(data)
+        why = _write_files(request)
+        if why:
+            request["start_error"] = why
+        request["held"] = _hold(request)  # open for the task's life (close-on-exec)
+        return self._run(request)
 
     def _child(self, request: dict[str, Any]) -> int:
         self._leave_server("stepwell-task")
+        os.close(self._taken_w)
         return self._run(request)
 
     def _run(self, request: dict[str, Any]) -> int:
@@ -419,6 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stepwell_scheduler.executors.forkserver")
     parser.add_argument("--fd", type=int, required=True, help="this server's end of the request socket pair")
     parser.add_argument("--events-fd", type=int, default=-1, help="this server's end of the events socket pair")
+    parser.add_argument(
+        "--spares-fd", type=int, default=-1, help="the socket the spares' sockets go out on (none: no spares)"
+    )
     parser.add_argument("--preload", action="append", default=[], help="a module to import before serving")
     parser.add_argument(
         "--warm-up", action="append", default=[], help="an in-process module to warm up on while idle"
@@ -428,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sock = socket.socket(fileno=args.fd)
     sock.setblocking(True)
     events = socket.socket(fileno=args.events_fd) if args.events_fd >= 0 else None
+    spares = socket.socket(fileno=args.spares_fd) if args.spares_fd >= 0 else None
     for name in (*DEFAULT_PRELOAD, *args.preload):
         try:
             importlib.import_module(name)
@@ -440,7 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     inprocess.cache_main_details([*DEFAULT_PRELOAD, *args.preload, *inprocess.CONDITIONAL_PRELOAD])
     warm = warmup.WarmUp(frozenset(args.warm_up)) if args.warm_up else None
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        ForkServer(sock, events).serve(warm)
+        ForkServer(sock, events, spares).serve(warm)
     return 0
 
 
