@@ -125,7 +125,7 @@ def test_a_run_read_directly_is_the_run_the_orm_reads(database: Database) -> Non
     direct = DirectRows(database.engine)
     with database.session() as s:
         orm = s.execute(select(RunRow).where(RunRow.run_id == "r1")).scalar_one()
-        expected = {c: getattr(orm, c) for c in RunRow.__table__.columns.keys() if c != "spec"}
+        expected = {c.key: getattr(orm, c.key) for c in RunRow.__table__.columns if c.key != "spec"}
     with database.session() as s:
         run = direct.lock_run(s, "r1")
         assert run is not None
