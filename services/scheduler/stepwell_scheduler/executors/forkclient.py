@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import json
 import logging
+import select
 import socket
 import subprocess
 import sys
@@ -344,7 +345,8 @@ class ForkServerClient:
         """Sends request ``tag`` to a waiting spare of ``server`` (the oldest); its pid, or
         0 when none took it (none waits, the request is too large, or the server is gone).
         The spare's exit is watched from before the request can run."""
-        self._take_spares(server)
+        if not server.ready:
+            self._take_spares(server)  # none came in yet (the events thread takes them in)
         while True:
             with self._state_lock:
                 if server.lost or not server.ready or len(line) > server.ready[0][2]:
@@ -434,8 +436,22 @@ class ForkServerClient:
 
     def _read_events(self, server: _Server) -> None:
         buf = b""
+        # Also takes the spares in as they come (a couple of ms after a start), so that a
+        # start finds them waiting rather than receiving them itself.
+        poller = select.poll()
+        events, spares = server.events.fileno(), server.spares.fileno()
+        poller.register(events, select.POLLIN)
+        poller.register(spares, select.POLLIN)
         try:
             while True:
+                ready = dict(poller.poll())
+                if spares in ready:
+                    if ready[spares] & (select.POLLHUP | select.POLLNVAL | select.POLLERR):
+                        poller.unregister(spares)  # closed: the server is gone, or we are
+                    else:
+                        self._take_spares(server)
+                if events not in ready:
+                    continue
                 try:
                     data = server.events.recv(1 << 16)
                 except OSError:
