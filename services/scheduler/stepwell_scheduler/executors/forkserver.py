@@ -47,8 +47,8 @@ runs it, with no round trip through the server. A spare that gets a request tell
 server so (its pid, on a pipe all spares share), and the server forks a new one; the
 exits of the server's spares are reported with ``"spare": true``, the scheduler ignoring
 those of spares it never used. A spare whose socket closes
-before a request came (the scheduler is gone) ends. No spare is forked while the
-warm-up below runs, so that the spares share what it warmed.
+before a request came (the scheduler is gone) ends. Only one spare waits while the
+warm-up below runs, so that the later ones share what it warmed.
 
 ``inline`` modules (Stepwell's and KFP's executors) skip the second interpreter start
 and the second process: when the launcher's user command is ``[sys.executable, "-m",
@@ -169,9 +169,9 @@ class ForkServer:
         while True:
             warming = warm is not None and warm.left > 0
             # Spares are forked after a pause in the requests, one per turn of the loop (a
-            # request between two is not kept waiting); none while the warm-up runs, so
-            # that they share what it warmed.
-            want_spare = self.spares_out is not None and not warming and len(self._given) < SPARES
+            # request between two is not kept waiting); one only while the warm-up runs
+            # (the later ones share what it warmed; under steady load it may never end).
+            want_spare = self.spares_out is not None and len(self._given) < (1 if warming else SPARES)
             # After a failure to fork one, none for a while (rather than a busy loop).
             want_spare = want_spare and time.monotonic() - self._spare_failed > _SPARE_RETRY_S
             if want_spare:
