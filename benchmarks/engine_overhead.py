@@ -15,7 +15,8 @@ service), which a link it overlaps waits for:
 
 * upstream exit → submit: the executor reported the last upstream process's exit; the
   engine then harvested it (result file, metadata, database), advanced the DAG, resolved
-  inputs, checked the cache, wrote the task file and called ``submit`` — all engine work;
+  inputs, checked the cache, built the task file and called ``submit`` — all engine work
+  (since the eighth round the task's own process writes the task file, after ``submit``);
 * submit → started: ``submit`` returned (the task's process exists);
 * exit → downstream started: the sum, the issue's "process exit → downstream started"
   (equal to "dependencies satisfied → process started" plus the harvest of the upstream).
