@@ -76,8 +76,9 @@ def _ping_idle_connections(engine: Engine) -> None:
             engine.dialect.do_ping(dbapi_conn)
         except engine.dialect.loaded_dbapi.Error as err:
             if engine.dialect.is_disconnect(err, dbapi_conn, None):
-                # The pool drops it and hands out another (a new one if need be).
-                raise exc.DisconnectionError(str(err)) from err
+                # The pool drops it, and every connection older (as pool_pre_ping does:
+                # a restarted server dropped them all), and hands out a new one.
+                raise exc.InvalidatePoolError(str(err)) from err
             raise
 
 

@@ -134,7 +134,9 @@ class DirectRows:
                 self._insert_row(cursor, row)
         finally:
             cursor.close()
-        # As the ORM leaves them after a flush: persistent, their values committed.
+        # As the ORM leaves them after a flush: persistent, their values committed. (Unlike
+        # the ORM's, a rollback after this does not turn the new rows back to transient:
+        # the engine forgets the views holding them when its transaction fails.)
         for row, _keys in changes:
             _committed(s, row)
         for row in added:

@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import select
 import socket
 import subprocess
@@ -113,12 +114,15 @@ class _Server:
         self.orphaned = False
 
     def close_spares(self) -> None:
-        """Lets the unused spares go (they see their socket close and end)."""
+        """Lets the unused spares go (they see their socket close and end) and takes no
+        more in. The channel is only shut down here: the events thread polls it and
+        closes it when the server is gone (closed from another thread, its number could
+        be reused under the poll)."""
         for _pid, sock, _limit in self.ready:
             sock.close()
         self.ready.clear()
         with contextlib.suppress(OSError):
-            self.spares.close()
+            self.spares.shutdown(socket.SHUT_RDWR)
 
 
 class ForkServerClient:
@@ -382,7 +386,11 @@ class ForkServerClient:
                 return  # closed: the server is gone
             if not data and not fds:
                 return
+            for fd in fds:
+                os.set_inheritable(fd, False)  # recv_fds leaves them inheritable
             sock = socket.socket(fileno=fds[0]) if fds else None
+            for extra in fds[1:]:
+                os.close(extra)
             try:
                 pid = int(json.loads(data)["spare"])
             except (ValueError, KeyError, TypeError):
@@ -502,6 +510,8 @@ class ForkServerClient:
             server.close_spares()
         with contextlib.suppress(OSError):
             server.events.close()
+        with contextlib.suppress(OSError):
+            server.spares.close()
         if not closed:
             log.warning("the fork server (pid %d) exited unexpectedly (status %s)", server.proc.pid, server.proc.poll())
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -287,7 +287,9 @@ class ForkServer:
             socket.send_fds(self.spares_out, [json.dumps({"spare": pid}).encode()], [ours.fileno()])
             self._given.add(pid)
         except OSError:
-            pass  # the scheduler is gone: the spare sees its socket close and ends
+            # The scheduler is gone (or takes no more): the spare sees its socket close and
+            # ends; no more spares for a while rather than a fork loop.
+            self._spare_failed = time.monotonic()
         ours.close()
 
     # ----- in the child ---------------------------------------------------------------
