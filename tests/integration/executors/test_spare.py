@@ -51,6 +51,15 @@ def _wait_for(predicate: Callable[[], Any], timeout: float = WAIT) -> Any:
     return predicate()
 
 
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie counts)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rfind(")") + 2] in "ZX"
+
+
 def _children(pid: int) -> dict[int, str]:
     """The live children of ``pid`` and their process names."""
     try:
@@ -59,9 +68,8 @@ def _children(pid: int) -> dict[int, str]:
         return {}
     found = {}
     for child in map(int, listed):
-        with contextlib.suppress(OSError):
-            stat = Path(f"/proc/{child}/stat").read_text()
-            if stat[stat.rfind(")") + 2] not in "ZX":
+        if not _gone(child):
+            with contextlib.suppress(OSError):
                 found[child] = Path(f"/proc/{child}/comm").read_text().strip()
     return found
 
@@ -239,14 +247,7 @@ def test_the_spares_leave_with_the_server(server: tuple[ForkServerClient, _Exits
     spares = _spares(client.pid)
     client.close()
 
-    def gone(pid: int) -> bool:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return True
-        return stat[stat.rfind(")") + 2] in "ZX"
-
-    assert _wait_for(lambda: all(gone(pid) for pid in spares)), "a spare outlived its fork server"
+    assert _wait_for(lambda: all(_gone(pid) for pid in spares)), "a spare outlived its fork server"
 
 
 def test_a_fan_out_sent_at_once_is_answered_per_request_whatever_the_order(
@@ -355,14 +356,7 @@ def test_the_spares_end_when_their_server_dies(server: tuple[ForkServerClient, _
     spares = _spares(old)
     os.kill(old, signal.SIGKILL)
 
-    def gone(pid: int) -> bool:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return True
-        return stat[stat.rfind(")") + 2] in "ZX"
-
-    assert _wait_for(lambda: all(gone(pid) for pid in spares)), "a spare outlived its dead fork server"
+    assert _wait_for(lambda: all(_gone(pid) for pid in spares)), "a spare outlived its dead fork server"
     tag, pid = _spawn(client, tmp_path, "after")
     assert client.pid != old and pid not in spares
     assert exits.wait(tag) == 0

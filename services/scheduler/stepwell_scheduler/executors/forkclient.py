@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from stepwell_scheduler.executors.forkserver import SPARE_MESSAGE_LIMIT
+
 log = logging.getLogger(__name__)
 
 SERVER_MODULE = "stepwell_scheduler.executors.forkserver"
@@ -35,10 +37,6 @@ ExitHook = Callable[[int, int], None]
 #: ``on_lost(tags)``: the server died; these children are still running, unwatched.
 LostHook = Callable[[list[int]], None]
 
-
-#: The largest request sent to a spare (one datagram; the socket's buffer may allow
-#: less); a larger one goes to the server, which forks for it.
-_SPARE_MESSAGE_LIMIT = 128 * 1024
 
 #: Requests sent to the server together at most: a chunk's requests (a few KiB each, the
 #: environment) and their answers stay well within a socket's buffers, so that neither
@@ -400,7 +398,7 @@ class ForkServerClient:
             if sock is None:
                 continue
             sock.setblocking(True)
-            limit = min(_SPARE_MESSAGE_LIMIT, sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2)
+            limit = min(SPARE_MESSAGE_LIMIT, sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2)
             with self._state_lock:
                 if server.lost:
                     sock.close()

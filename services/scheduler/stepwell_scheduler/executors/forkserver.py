@@ -101,8 +101,9 @@ _SPARE_IDLE_MS = 2
 #: How many spares the server keeps waiting: a fan-out of this many tasks starts with no
 #: ``fork`` on its path. A waiting spare costs little beyond its page tables.
 SPARES = max(2, min(8, 2 * (os.cpu_count() or 1)))
-#: The largest request handed to a spare (one datagram); a larger one is forked for.
-_SPARE_MESSAGE_LIMIT = 128 * 1024
+#: The largest request a spare takes (one datagram; the scheduler sends a larger one to
+#: the server, which forks for it; the socket's buffer may allow less).
+SPARE_MESSAGE_LIMIT = 128 * 1024
 #: Seconds without spares after one could not be forked.
 _SPARE_RETRY_S = 1.0
 #: ``sys.path[0]`` of the server (its start-up folder under ``python -m``); children get theirs.
@@ -336,7 +337,7 @@ class ForkServer:
         written, its ``hold`` files held for its life."""
         self._leave_server("stepwell-spare")
         try:
-            data = sock.recv(_SPARE_MESSAGE_LIMIT)
+            data = sock.recv(SPARE_MESSAGE_LIMIT)
         except OSError:
             return 0
         sock.close()
@@ -350,7 +351,7 @@ class ForkServer:
         why = _write_files(request)
         if why:
             request["start_error"] = why
-        request["held"] = _hold(request)  # open for the task's life (close-on-exec)
+        _hold(request)  # open for the task's life (close-on-exec), never closed here
         return self._run(request)
 
     def _child(self, request: dict[str, Any]) -> int:
