@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from stepwell.errors import StepwellError, grpc_code_for
+from stepwell.server import local
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class RunningServer:
         return f"127.0.0.1:{self.port}"
 
     def stop(self, grace: float | None = 1.0) -> None:
+        local.withdraw(self.port)
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
 
@@ -110,8 +112,10 @@ def start_server(
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [health.SERVICE_NAME, reflection.SERVICE_NAME]
+    in_process = local.HandlerCollector()
     for binding in bindings:
         binding.add_to_server(binding.servicer, server)
+        binding.add_to_server(binding.servicer, in_process)  # type: ignore[arg-type]
         names.append(binding.full_name)
         health_servicer.set(binding.full_name, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -120,12 +124,23 @@ def start_server(
     if bound == 0:
         raise OSError(f"could not bind a gRPC server to {host}:{port}; is the port in use?")
     server.start()
+    # Callers in this process reach these services without the network (see .local).
+    local.serve_locally(bound, in_process.handlers)
     log.info("gRPC server for %s listening on %s:%d", ", ".join(names[2:]), host, bound)
     return RunningServer(server=server, port=bound, health=health_servicer)
 
 
 def make_channel(address: str) -> grpc.Channel:
-    """An insecure channel to a peer service at ``host:port``."""
+    """An insecure channel to a peer service at ``host:port``. For a loopback address it
+    is a :class:`~stepwell.server.local.LocalChannel`: unary calls to a server of this
+    process (the embedded stack) run in the caller's thread, the rest go over the network."""
+    port = local.loopback_port(address)
+    if port is not None:
+        return local.LocalChannel(address, port, _network_channel)
+    return _network_channel(address)
+
+
+def _network_channel(address: str) -> grpc.Channel:
     return grpc.insecure_channel(
         address,
         options=[

@@ -37,7 +37,7 @@ from stepwell_scheduler.engine.leases import Leases, new_worker_id
 from stepwell_scheduler.engine.loops import LoopProgress
 from stepwell_scheduler.engine.outbox import OutboxMixin
 from stepwell_scheduler.engine.plan import PipelinePlan
-from stepwell_scheduler.engine.processes import _SEP
+from stepwell_scheduler.engine.processes import _SEP, _Prepared
 from stepwell_scheduler.engine.processes import task_key as _key
 from stepwell_scheduler.engine.provision import attempt_root
 from stepwell_scheduler.engine.recovery import RecoveryMixin
@@ -92,6 +92,8 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         #: start (so that a harvest need not read them back), and the lease epoch of its
         #: claim (after a lapse, they are read back).
         self._started: dict[str, tuple[RunRow, TaskRow, int]] = {}
+        self._pending_starts: list[_Prepared] = []
+        self._to_clear: list[int] = []
         #: Runs this engine has begun to cancel (their rows are read at harvest).
         self._canceling: set[str] = set()
         self._timed_out: dict[str, str] = {}
@@ -207,16 +209,20 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
                 if not self._step_once(later):
                     return
         finally:
+            self._record_pending_starts()
             if later:
                 self._record_later(later)
                 for run_id in {e.run.run_id for e in later}:
                     self.on_change(run_id)
+            self._clear_left()
 
     def _step_once(self, later: list[_Ended]) -> bool:
         """One round of :meth:`step`; True when there is more to do."""
         with self._lock:
             exited = list(self._exited)
             self._exited.clear()
+        # An attempt whose execution is not recorded yet (it ended that soon) is first.
+        self._record_pending_starts(set(exited))
         handles = {key: self._handles[key] for key in exited if key in self._handles}
         try:
             touched, ended, ended_later, known = self._collect(exited)
@@ -241,6 +247,10 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         changed = dirty | self._start(claimed)
         with self._lock:
             waiting = bool(self._exited)
+        if not waiting:
+            self._record_pending_starts()
+            with self._lock:
+                waiting = bool(self._exited)
         if later and (not waiting or len(later) >= _CARRY_LIMIT):
             # After the starts: off the path from an exit to the next task's start. Taken
             # out of the carried list first: if recording raises, step() does not repeat it.
@@ -272,8 +282,10 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         other runs; the runs that could not be advanced are returned with their error."""
         fused = sorted(dirty)
         finals: dict[str, str | None] = {}
+        clearing: list[int] = []
         try:
             with self.db.session() as s:
+                clearing = self._clear_in(s)
                 self._end_rows(s, ended, known)
                 for run_id in fused:
                     finals[run_id] = self._advance_in(s, run_id)
@@ -282,6 +294,7 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
             self._claim_committed(s)
         except Exception:
             log.warning("one transaction for the step failed; ending, advancing and claiming one by one", exc_info=True)
+            self._to_clear += clearing
             self._queue_changed()
             for run_id in {*fused, *(item[0] for item in ended)}:
                 self._forget_view(run_id)

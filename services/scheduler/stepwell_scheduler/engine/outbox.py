@@ -22,10 +22,13 @@ sees a run SUCCEEDED whose last results the metadata service does not have yet.
 
 from __future__ import annotations
 
+import collections
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from stepwell.server import Database
 from stepwell_scheduler.engine.leases import Leases
@@ -54,6 +57,10 @@ class OutboxMixin:
 
     db: Database
     leases: Leases
+    _lock: threading.Lock
+    _exited: collections.deque[str]
+    #: Rows whose results are recorded and whose flag the next transaction clears.
+    _to_clear: list[int]
 
     if TYPE_CHECKING:
 
@@ -66,10 +73,14 @@ class OutboxMixin:
         """Records the executions of attempts whose rows were ended ``unrecorded`` (one
         metadata call), their cache entries, then clears the flag (one statement). A
         metadata failure is logged, as for any result; a failure to clear the flag leaves
-        the rows to the next sweep, which records them again (idempotent)."""
-        self._record_unrecorded([(e.run, e.row, e.outputs, e.state) for e in ended], replay=False)
+        the rows to the next sweep, which records them again (idempotent). When an exit
+        waits by then, the flag is cleared in the transaction that ends it instead
+        (:meth:`_clear_in`), off the path to the next start."""
+        self._record_unrecorded([(e.run, e.row, e.outputs, e.state) for e in ended], replay=False, engine=True)
 
-    def _record_unrecorded(self, ends: list[tuple[RunRow, TaskRow, dict[str, Any], str]], replay: bool) -> None:
+    def _record_unrecorded(
+        self, ends: list[tuple[RunRow, TaskRow, dict[str, Any], str]], replay: bool, engine: bool = False
+    ) -> None:
         """Ends the executions of ``(run, row, outputs, state)`` in the metadata service,
         adds the cache entries of the successful ones and clears the rows' flag."""
         if not ends:
@@ -78,7 +89,34 @@ class OutboxMixin:
         for run, row, outputs, state in ends:
             if row.fingerprint and row.execution_id and state == SUCCEEDED:
                 self._put_cache_entry(run, row, outputs, replay=replay)
-        self._clear_unrecorded([row.id for _run, row, _outputs, _state in ends])
+        ids = [row.id for _run, row, _outputs, _state in ends]
+        if engine and self._exit_waits():
+            self._to_clear += ids
+        else:
+            self._clear_unrecorded(ids)
+
+    def _exit_waits(self) -> bool:
+        with self._lock:
+            return bool(self._exited)
+
+    def _clear_in(self, s: Session) -> list[int]:
+        """Clears, in the transaction ``s``, the flags :meth:`_record_later` left to the
+        engine's next transaction; returns their rows (put them back if it rolls back)."""
+        ids, self._to_clear = self._to_clear, []
+        if ids:
+            s.execute(
+                update(TaskRow)
+                .where(TaskRow.id.in_(ids), TaskRow.unrecorded.is_(True))
+                .values(unrecorded=False)
+                .execution_options(synchronize_session=False)
+            )
+        return ids
+
+    def _clear_left(self) -> None:
+        """Clears the flags left for a transaction that did not come (or rolled back)."""
+        ids, self._to_clear = self._to_clear, []
+        if ids:
+            self._clear_unrecorded(ids)
 
     def _clear_unrecorded(self, row_ids: list[int]) -> None:
         try:

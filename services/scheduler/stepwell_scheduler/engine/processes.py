@@ -62,6 +62,8 @@ class ProcessMixin:
     work_dir: Path
     _handles: dict[str, TaskHandle]
     _started: dict[str, tuple[RunRow, TaskRow, int]]
+    #: Attempts started whose executions are not recorded yet (_record_pending_starts).
+    _pending_starts: list[_Prepared]
     _timers: bool
     failpoint: Failpoints
     leases: Leases
@@ -115,11 +117,13 @@ class ProcessMixin:
     def _launch(self, attempts: list[_Prepared]) -> None:
         """Starts a process for each stored attempt, in the durable order, batch by
         batch: task files written; the runs' leases renewed again if the claim is no
-        longer recent; processes started; pids stored (one statement); executions
-        recorded (one metadata call); execution ids stored (one statement).
+        longer recent; processes started; pids stored (one statement). Then, once no
+        exit waits (:meth:`_record_pending_starts`): executions recorded (one metadata
+        call); execution ids stored (one statement).
 
         The execution is recorded after the process starts, so that it is not on the
-        path from a claim to a running process. A crash before its id is stored leaves
+        path from a claim to a running process, nor on the path from the next exit to
+        the next start. A crash before its id is stored leaves
         the attempt with ``lookup_execution``: a recovery re-attaches to the process by
         its pid and finds the execution by run, task and attempt (or records it) before
         it ends it.
@@ -184,6 +188,20 @@ class ProcessMixin:
                 deadline_at=stamp + timedelta(seconds=p.timeout) if p.timeout else None,
             )
             self._started[p.request.key] = (p.run, p.row, p.epoch)
+        # Their executions are recorded once no exit waits (see _record_pending_starts).
+        self._pending_starts += started
+
+    def _record_pending_starts(self, keys: set[str] | None = None) -> None:
+        """Records the executions of attempts started and not yet recorded (one metadata
+        call) and stores their ids (one statement). The engine calls it once no exit waits
+        to be harvested, so that the next task's start does not wait behind the previous
+        one's bookkeeping; and before it harvests an attempt of these (``keys``: only if
+        one of them is among them), whose end needs its execution."""
+        if not self._pending_starts:
+            return
+        if keys is not None and not any(p.request is not None and p.request.key in keys for p in self._pending_starts):
+            return
+        started, self._pending_starts = self._pending_starts, []
         self._record_starts(started)
         self.failpoint("execution-created", len(started))
         recorded = [p for p in started if p.execution_id]
