@@ -6,7 +6,6 @@ a real kill, the real metadata service."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 
@@ -16,61 +15,7 @@ from stepwell_scheduler.models import RunRow, TaskRow
 from stepwell_scheduler.status import StatusCache
 from tests.integration.durability.conftest import Peers
 from tests.integration.durability.harness import Scheduler
-
-WRITE = r"""
-import os, sys
-value, out = sys.argv[1:3]
-os.makedirs(os.path.dirname(out), exist_ok=True)
-with open(out, "w") as f:
-    f.write(value + "!")
-"""
-
-
-def _chain(names: list[str]) -> dict[str, Any]:
-    """Tasks in a line, each passing a parameter (and no artifact) to the next."""
-    tasks: dict[str, Any] = {}
-    for i, name in enumerate(names):
-        source = (
-            {"taskOutputParameter": {"producerTask": names[i - 1], "outputParameterKey": "out"}}
-            if i
-            else {"componentInputParameter": "salt"}
-        )
-        tasks[name] = {
-            "taskInfo": {"name": name},
-            "componentRef": {"name": "comp-write"},
-            "inputs": {"parameters": {"value": source}},
-            "dependentTasks": [names[i - 1]] if i else [],
-            "cachingOptions": {"enableCache": False},
-        }
-    return {
-        "pipelineInfo": {"name": "outbox"},
-        "schemaVersion": "2.1.0",
-        "deploymentSpec": {
-            "executors": {
-                "exec-write": {
-                    "container": {
-                        "image": "python:3.11",
-                        "command": ["python3", "-c", WRITE],
-                        "args": [
-                            "{{$.inputs.parameters['value']}}",
-                            "{{$.outputs.parameters['out'].output_file}}",
-                        ],
-                    }
-                }
-            }
-        },
-        "components": {
-            "comp-write": {
-                "executorLabel": "exec-write",
-                "inputDefinitions": {"parameters": {"value": {"parameterType": "STRING"}}},
-                "outputDefinitions": {"parameters": {"out": {"parameterType": "STRING"}}},
-            }
-        },
-        "root": {
-            "inputDefinitions": {"parameters": {"salt": {"parameterType": "STRING"}}},
-            "dag": {"tasks": tasks},
-        },
-    }
+from tests.integration.scheduler.pipelines import parameter_chain
 
 
 def _executions(md_address: str, run_id: str) -> dict[str, list[metadata_pb2.Execution]]:
@@ -91,7 +36,7 @@ def test_a_kill_before_the_record_loses_no_result(sqlite_peers: Peers, tmp_path:
     # after it, before recording "c" in the metadata service.
     first = Scheduler(sqlite_peers.env(db_url, STEPWELL_SCHEDULER_FAILPOINTS="task-finished@3"))
     try:
-        first.start_run("run-o", _chain(names), salt="x")
+        first.start_run("run-o", parameter_chain(names), salt="x")
         first.wait_killed()
     finally:
         first.close()

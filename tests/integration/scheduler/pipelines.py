@@ -253,3 +253,59 @@ def parallel_pipeline(seconds: float = 1.0, width: int = 3) -> dict[str, Any]:
         },
         "root": {"dag": {"tasks": tasks}},
     }
+
+
+WRITE_VALUE = r"""
+import os, sys
+value, out = sys.argv[1:3]
+os.makedirs(os.path.dirname(out), exist_ok=True)
+with open(out, "w") as f:
+    f.write(value + "!")
+"""
+
+
+def parameter_chain(names: list[str], pipeline: str = "outbox") -> dict[str, Any]:
+    """Tasks in a line, each passing a parameter (and no artifact) to the next."""
+    tasks: dict[str, Any] = {}
+    for i, name in enumerate(names):
+        source = (
+            {"taskOutputParameter": {"producerTask": names[i - 1], "outputParameterKey": "out"}}
+            if i
+            else {"componentInputParameter": "salt"}
+        )
+        tasks[name] = {
+            "taskInfo": {"name": name},
+            "componentRef": {"name": "comp-write"},
+            "inputs": {"parameters": {"value": source}},
+            "dependentTasks": [names[i - 1]] if i else [],
+            "cachingOptions": {"enableCache": False},
+        }
+    return {
+        "pipelineInfo": {"name": pipeline},
+        "schemaVersion": "2.1.0",
+        "deploymentSpec": {
+            "executors": {
+                "exec-write": {
+                    "container": {
+                        "image": "python:3.11",
+                        "command": ["python3", "-c", WRITE_VALUE],
+                        "args": [
+                            "{{$.inputs.parameters['value']}}",
+                            "{{$.outputs.parameters['out'].output_file}}",
+                        ],
+                    }
+                }
+            }
+        },
+        "components": {
+            "comp-write": {
+                "executorLabel": "exec-write",
+                "inputDefinitions": {"parameters": {"value": {"parameterType": "STRING"}}},
+                "outputDefinitions": {"parameters": {"out": {"parameterType": "STRING"}}},
+            }
+        },
+        "root": {
+            "inputDefinitions": {"parameters": {"salt": {"parameterType": "STRING"}}},
+            "dag": {"tasks": tasks},
+        },
+    }

@@ -175,6 +175,10 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         self._tick_due = True
         self._wake.set()
 
+    def _exit_waits(self) -> bool:
+        with self._lock:
+            return bool(self._exited)
+
     def _exited_callback(self, key: str) -> None:
         with self._lock:
             self._exited.append(key)
@@ -209,12 +213,11 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
                 if not self._step_once(later):
                     return
         finally:
-            self._record_pending_starts()
             if later:
                 self._record_later(later)
-                for run_id in {e.run.run_id for e in later}:
-                    self.on_change(run_id)
-            self._clear_left()
+            self._record_pending_starts()  # and the flags of those results
+            for run_id in {e.run.run_id for e in later}:
+                self.on_change(run_id)
 
     def _step_once(self, later: list[_Ended]) -> bool:
         """One round of :meth:`step`; True when there is more to do."""
@@ -245,19 +248,17 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
                 dirty.add(run_id)
         claimed, failed = self._settle(ended, dirty, known)
         changed = dirty | self._start(claimed)
-        with self._lock:
-            waiting = bool(self._exited)
-        if not waiting:
-            self._record_pending_starts()
-            with self._lock:
-                waiting = bool(self._exited)
-        if later and (not waiting or len(later) >= _CARRY_LIMIT):
-            # After the starts: off the path from an exit to the next task's start. Taken
-            # out of the carried list first: if recording raises, step() does not repeat it.
+        # After the starts, and only while no exit waits: off the path from an exit to
+        # the next task's start. Results first (taken out of the carried list: if
+        # recording raises, step() does not repeat it), then the starts' executions, whose
+        # ids are stored with the results' flags cleared.
+        if later and (not self._exit_waits() or len(later) >= _CARRY_LIMIT):
             recording = list(later)
             later.clear()
             self._record_later(recording)
             changed |= {e.run.run_id for e in recording}
+        if not self._exit_waits():
+            self._record_pending_starts()
         for run_id in changed:
             if run_id in self._written:
                 self.on_rows(run_id, self._written.pop(run_id))
@@ -282,10 +283,8 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         other runs; the runs that could not be advanced are returned with their error."""
         fused = sorted(dirty)
         finals: dict[str, str | None] = {}
-        clearing: list[int] = []
         try:
             with self.db.session() as s:
-                clearing = self._clear_in(s)
                 self._end_rows(s, ended, known)
                 for run_id in fused:
                     finals[run_id] = self._advance_in(s, run_id)
@@ -294,7 +293,6 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
             self._claim_committed(s)
         except Exception:
             log.warning("one transaction for the step failed; ending, advancing and claiming one by one", exc_info=True)
-            self._to_clear += clearing
             self._queue_changed()
             for run_id in {*fused, *(item[0] for item in ended)}:
                 self._forget_view(run_id)

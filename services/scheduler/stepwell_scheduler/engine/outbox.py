@@ -22,13 +22,10 @@ sees a run SUCCEEDED whose last results the metadata service does not have yet.
 
 from __future__ import annotations
 
-import collections
 import logging
-import threading
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Update, select, update
 
 from stepwell.server import Database
 from stepwell_scheduler.engine.leases import Leases
@@ -52,14 +49,17 @@ def may_record_later(state: str, outputs: dict[str, Any], replay: bool) -> bool:
     return not any(records for records in (outputs.get("artifacts") or {}).values())
 
 
+def recorded(row_ids: list[int]) -> Update:
+    """The statement that clears the ``unrecorded`` flag of these rows."""
+    return update(TaskRow).where(TaskRow.id.in_(row_ids), TaskRow.unrecorded.is_(True)).values(unrecorded=False)
+
+
 class OutboxMixin:
     """Results recorded after the starts they allow (part of the engine)."""
 
     db: Database
     leases: Leases
-    _lock: threading.Lock
-    _exited: collections.deque[str]
-    #: Rows whose results are recorded and whose flag the next transaction clears.
+    #: Rows whose results are recorded and whose flag is not cleared yet.
     _to_clear: list[int]
 
     if TYPE_CHECKING:
@@ -73,9 +73,9 @@ class OutboxMixin:
         """Records the executions of attempts whose rows were ended ``unrecorded`` (one
         metadata call), their cache entries, then clears the flag (one statement). A
         metadata failure is logged, as for any result; a failure to clear the flag leaves
-        the rows to the next sweep, which records them again (idempotent). When an exit
-        waits by then, the flag is cleared in the transaction that ends it instead
-        (:meth:`_clear_in`), off the path to the next start."""
+        the rows to the next sweep, which records them again (idempotent). The flags are
+        cleared with the next execution ids the engine stores (one transaction for both,
+        :meth:`~.processes.ProcessMixin._record_pending_starts`)."""
         self._record_unrecorded([(e.run, e.row, e.outputs, e.state) for e in ended], replay=False, engine=True)
 
     def _record_unrecorded(
@@ -90,42 +90,15 @@ class OutboxMixin:
             if row.fingerprint and row.execution_id and state == SUCCEEDED:
                 self._put_cache_entry(run, row, outputs, replay=replay)
         ids = [row.id for _run, row, _outputs, _state in ends]
-        if engine and self._exit_waits():
-            self._to_clear += ids
+        if engine:
+            self._to_clear += ids  # with the next execution ids the engine stores
         else:
-            self._clear_unrecorded(ids)
-
-    def _exit_waits(self) -> bool:
-        with self._lock:
-            return bool(self._exited)
-
-    def _clear_in(self, s: Session) -> list[int]:
-        """Clears, in the transaction ``s``, the flags :meth:`_record_later` left to the
-        engine's next transaction; returns their rows (put them back if it rolls back)."""
-        ids, self._to_clear = self._to_clear, []
-        if ids:
-            s.execute(
-                update(TaskRow)
-                .where(TaskRow.id.in_(ids), TaskRow.unrecorded.is_(True))
-                .values(unrecorded=False)
-                .execution_options(synchronize_session=False)
-            )
-        return ids
-
-    def _clear_left(self) -> None:
-        """Clears the flags left for a transaction that did not come (or rolled back)."""
-        ids, self._to_clear = self._to_clear, []
-        if ids:
             self._clear_unrecorded(ids)
 
     def _clear_unrecorded(self, row_ids: list[int]) -> None:
         try:
             with self.db.autocommit() as connection:
-                connection.execute(
-                    update(TaskRow)
-                    .where(TaskRow.id.in_(row_ids), TaskRow.unrecorded.is_(True))
-                    .values(unrecorded=False)
-                )
+                connection.execute(recorded(row_ids))
         except Exception as err:
             log.warning("could not mark %d recorded result(s) as such (%s); recording them again later", len(row_ids), err)
 

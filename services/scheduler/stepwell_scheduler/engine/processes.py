@@ -27,6 +27,7 @@ from stepwell.server import Database
 from stepwell_scheduler.engine.dag import job_placeholders, now
 from stepwell_scheduler.engine.failpoints import Failpoints
 from stepwell_scheduler.engine.leases import Leases
+from stepwell_scheduler.engine.outbox import recorded
 from stepwell_scheduler.engine.plan import PipelinePlan
 from stepwell_scheduler.engine.provision import (
     attempt_log_uri,
@@ -64,6 +65,8 @@ class ProcessMixin:
     _started: dict[str, tuple[RunRow, TaskRow, int]]
     #: Attempts started whose executions are not recorded yet (_record_pending_starts).
     _pending_starts: list[_Prepared]
+    #: Rows whose results are recorded and whose outbox flag is not cleared yet.
+    _to_clear: list[int]
     _timers: bool
     failpoint: Failpoints
     leases: Leases
@@ -193,28 +196,35 @@ class ProcessMixin:
 
     def _record_pending_starts(self, keys: set[str] | None = None) -> None:
         """Records the executions of attempts started and not yet recorded (one metadata
-        call) and stores their ids (one statement). The engine calls it once no exit waits
-        to be harvested, so that the next task's start does not wait behind the previous
-        one's bookkeeping; and before it harvests an attempt of these (``keys``: only if
-        one of them is among them), whose end needs its execution."""
-        if not self._pending_starts:
-            return
+        call), then stores their ids and clears the outbox flags of results recorded
+        since (:meth:`~.outbox.OutboxMixin._record_later`), in one transaction. The
+        engine calls it once no exit waits to be harvested, so that the next task's start
+        does not wait behind the previous one's bookkeeping; and before it harvests an
+        attempt of these (``keys``: only if one of them is among them), whose end needs
+        its execution."""
         if keys is not None and not any(p.request is not None and p.request.key in keys for p in self._pending_starts):
             return
         started, self._pending_starts = self._pending_starts, []
-        self._record_starts(started)
-        self.failpoint("execution-created", len(started))
-        recorded = [p for p in started if p.execution_id]
-        if recorded:
+        if started:
+            self._record_starts(started)
+            self.failpoint("execution-created", len(started))
+        ids = [{"row_id": p.row.id, "execution_id": p.execution_id, "lookup_execution": False} for p in started if p.execution_id]
+        clearing, self._to_clear = self._to_clear, []
+        if not ids and not clearing:
+            return
+        try:
             with self.db.autocommit() as connection:
-                self._update_claimed(
-                    connection,
-                    [{"row_id": p.row.id, "execution_id": p.execution_id, "lookup_execution": False} for p in recorded],
-                )
-            for p in recorded:
+                self._update_claimed(connection, ids)
+                if clearing:
+                    connection.execute(recorded(clearing))
+        except Exception:
+            self._to_clear += clearing  # left to the next transaction or the sweep
+            raise
+        for p in started:
+            if p.execution_id:
                 stored(p.row, execution_id=p.execution_id, lookup_execution=False)
-            if not all(self.leases.unbroken(p.epoch) for p in recorded):
-                self._close_orphaned(recorded)
+        if not all(self.leases.unbroken(p.epoch) for p in started if p.execution_id):
+            self._close_orphaned([p for p in started if p.execution_id])
 
     def _close_orphaned(self, recorded: list[_Prepared]) -> None:
         """After a lapse of the leases (this process stalled between a start and the

@@ -1,0 +1,114 @@
+"""An exit that waits is harvested before the engine's bookkeeping of earlier tasks
+(``ProcessMixin._record_pending_starts``, ``OutboxMixin._record_later``): a start's
+execution is recorded once no exit waits, or just before its own harvest; a result's
+outbox flag
+is cleared with the next execution ids the engine stores. Nothing is lost either way:
+every task ends with exactly one execution, COMPLETE with its output, its id stored, and
+no flag left. Real scheduler, metadata service and task processes, both back ends."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+
+from stepwell.v1 import common_pb2, metadata_pb2
+from stepwell_scheduler.models import TaskRow
+from tests.integration.scheduler.pipelines import parameter_chain
+from tests.integration.scheduler.stack import Stack
+
+NAMES = ["a", "b", "c", "d"]
+
+
+def _until(engine: Any, done: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def _exit_queued(engine: Any) -> bool:
+    with engine._lock:
+        return bool(engine._exited)
+
+
+def _run_chain(stack: Stack) -> str:
+    run_id = uuid.uuid4().hex
+    stack.start(run_id, parameter_chain(NAMES, pipeline="exits-first"), {"salt": "s"})
+    status = stack.wait(run_id, timeout=60)
+    assert status.state == common_pb2.SUCCEEDED, status.error
+    return run_id
+
+
+def _assert_all_recorded(stack: Stack, run_id: str) -> None:
+    with stack.scheduler.database.session() as s:
+        rows = {r.qualified_name: r for r in s.scalars(select(TaskRow).where(TaskRow.run_id == run_id))}
+    assert set(rows) == set(NAMES)
+    for name, row in rows.items():
+        assert row.execution_id and not row.lookup_execution and not row.unrecorded, (name, row.execution_id)
+    ctx = stack.metadata_stub.GetContext(metadata_pb2.GetContextRequest(type="system.PipelineRun", name=run_id))
+    executions = stack.metadata_stub.GetExecutions(metadata_pb2.GetExecutionsRequest(context_id=ctx.id)).executions
+    assert sorted(e.name for e in executions) == NAMES  # one each
+    expected = "s"
+    for name in NAMES:
+        (execution,) = [e for e in executions if e.name == name]
+        expected += "!"
+        assert execution.id == rows[name].execution_id
+        assert execution.state == metadata_pb2.Execution.COMPLETE
+        assert dict(execution.outputs)["out"] == expected
+
+
+def test_a_start_recorded_after_the_next_exit(stack: Stack) -> None:
+    # Each submit returns only once its processes' exits are queued: every start's
+    # bookkeeping then finds an exit waiting and is left for later.
+    engine = stack.scheduler.engine
+    real_submit, real_record = engine.executor.submit_many, engine._record_pending_starts
+    deferred: list[int] = []
+
+    def submit_many(requests: Any) -> Any:
+        handles = real_submit(requests)
+        _until(engine, lambda: _exit_queued(engine))
+        return handles
+
+    def record(keys: set[str] | None = None) -> None:
+        if keys is not None and any(p.request.key in keys for p in engine._pending_starts):
+            deferred.append(len(engine._pending_starts))  # recorded just before its harvest
+        real_record(keys)
+
+    engine.executor.submit_many = submit_many
+    engine._record_pending_starts = record
+    try:
+        run_id = _run_chain(stack)
+    finally:
+        engine.executor.submit_many = real_submit
+        engine._record_pending_starts = real_record
+    assert len(deferred) >= len(NAMES) - 1, deferred
+    _assert_all_recorded(stack, run_id)
+
+
+def test_flags_cleared_with_the_next_execution_ids(stack: Stack) -> None:
+    # A result recorded after the starts leaves its row's flag to the transaction that
+    # stores the next started attempt's execution id: one transaction for both.
+    engine = stack.scheduler.engine
+    real_record = engine._record_pending_starts
+    together: list[tuple[int, int]] = []
+
+    def record(keys: set[str] | None = None) -> None:
+        if engine._pending_starts and engine._to_clear:
+            together.append((len(engine._pending_starts), len(engine._to_clear)))
+        real_record(keys)
+
+    engine._record_pending_starts = record
+    # Without the heartbeat's sweep, which would clear a flag left behind (and let the
+    # run end): the run ends only if the engine clears them all.
+    real_sweep = engine._record_left
+    engine._record_left = lambda: 0
+    try:
+        run_id = _run_chain(stack)
+    finally:
+        engine._record_pending_starts = real_record
+        engine._record_left = real_sweep
+    assert together, "no flag was cleared with an execution id"
+    _assert_all_recorded(stack, run_id)
