@@ -2,7 +2,7 @@
 (``ProcessMixin._record_pending_starts``, ``OutboxMixin._record_later``): a start's
 execution is recorded once no exit waits, or just before its own harvest; a result's
 outbox flag
-is cleared with the next execution ids the engine stores. Nothing is lost either way:
+is cleared once no exit waits, and the run reported then. Nothing is lost either way:
 every task ends with exactly one execution, COMPLETE with its output, its id stored, and
 no flag left. Real scheduler, metadata service and task processes, both back ends."""
 
@@ -23,7 +23,7 @@ from tests.integration.scheduler.stack import Stack
 NAMES = ["a", "b", "c", "d"]
 
 
-def _until(engine: Any, done: Callable[[], bool], seconds: float = 30.0) -> None:
+def _until(_engine: Any, done: Callable[[], bool], seconds: float = 30.0) -> None:
     deadline = time.monotonic() + seconds
     while not done() and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -39,6 +39,9 @@ def _run_chain(stack: Stack) -> str:
     stack.start(run_id, parameter_chain(NAMES, pipeline="exits-first"), {"salt": "s"})
     status = stack.wait(run_id, timeout=60)
     assert status.state == common_pb2.SUCCEEDED, status.error
+    # The API service hears of the end too: a report follows the last flag's clearing.
+    _until(stack, lambda: any(r.state == common_pb2.SUCCEEDED for r in stack.api.for_run(run_id)), seconds=10)
+    assert any(r.state == common_pb2.SUCCEEDED for r in stack.api.for_run(run_id)), "the end was never reported"
     return run_id
 
 
@@ -88,27 +91,28 @@ def test_a_start_recorded_after_the_next_exit(stack: Stack) -> None:
     _assert_all_recorded(stack, run_id)
 
 
-def test_flags_cleared_with_the_next_execution_ids(stack: Stack) -> None:
-    # A result recorded after the starts leaves its row's flag to the transaction that
-    # stores the next started attempt's execution id: one transaction for both.
+def test_a_flag_cleared_after_the_next_exit(stack: Stack) -> None:
+    # Recording a result returns only once the next task's exit is queued: the flag is
+    # then cleared after that exit's harvest and start, and the run's end is reported
+    # once the last flag is cleared. The heartbeat's sweep, which would clear a flag
+    # left behind (and let the run end), is off: the engine must clear them all.
     engine = stack.scheduler.engine
-    real_record = engine._record_pending_starts
-    together: list[tuple[int, int]] = []
+    real_finish, real_sweep = engine.metadata.finish_executions, engine._record_left
+    waited: list[int] = []
 
-    def record(keys: set[str] | None = None) -> None:
-        if engine._pending_starts and engine._to_clear:
-            together.append((len(engine._pending_starts), len(engine._to_clear)))
-        real_record(keys)
+    def finish_executions(ends: Any) -> Any:
+        result = real_finish(ends)
+        _until(engine, lambda: _exit_queued(engine), seconds=5)
+        if _exit_queued(engine):
+            waited.append(len(engine._to_clear))
+        return result
 
-    engine._record_pending_starts = record
-    # Without the heartbeat's sweep, which would clear a flag left behind (and let the
-    # run end): the run ends only if the engine clears them all.
-    real_sweep = engine._record_left
+    engine.metadata.finish_executions = finish_executions
     engine._record_left = lambda: 0
     try:
         run_id = _run_chain(stack)
     finally:
-        engine._record_pending_starts = real_record
+        engine.metadata.finish_executions = real_finish
         engine._record_left = real_sweep
-    assert together, "no flag was cleared with an execution id"
+    assert waited, "no exit came while a result was recorded"
     _assert_all_recorded(stack, run_id)

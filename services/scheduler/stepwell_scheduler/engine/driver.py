@@ -93,7 +93,7 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         #: claim (after a lapse, they are read back).
         self._started: dict[str, tuple[RunRow, TaskRow, int]] = {}
         self._pending_starts: list[_Prepared] = []
-        self._to_clear: list[int] = []
+        self._to_clear: list[tuple[str, int]] = []
         #: Runs this engine has begun to cancel (their rows are read at harvest).
         self._canceling: set[str] = set()
         self._timed_out: dict[str, str] = {}
@@ -249,16 +249,17 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         claimed, failed = self._settle(ended, dirty, known)
         changed = dirty | self._start(claimed)
         # After the starts, and only while no exit waits: off the path from an exit to
-        # the next task's start. Results first (taken out of the carried list: if
-        # recording raises, step() does not repeat it), then the starts' executions, whose
-        # ids are stored with the results' flags cleared.
+        # the next task's start. The starts' executions first (an attempt whose exit
+        # came before has it recorded on that path), their ids stored with the flags of
+        # results recorded before; then the results (taken out of the carried list: if
+        # recording raises, step() does not repeat it), whose flags wait for the next.
+        if not self._exit_waits():
+            self._record_pending_starts()
         if later and (not self._exit_waits() or len(later) >= _CARRY_LIMIT):
             recording = list(later)
             later.clear()
             self._record_later(recording)
             changed |= {e.run.run_id for e in recording}
-        if not self._exit_waits():
-            self._record_pending_starts()
         for run_id in changed:
             if run_id in self._written:
                 self.on_rows(run_id, self._written.pop(run_id))

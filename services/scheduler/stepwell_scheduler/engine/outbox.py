@@ -59,8 +59,9 @@ class OutboxMixin:
 
     db: Database
     leases: Leases
-    #: Rows whose results are recorded and whose flag is not cleared yet.
-    _to_clear: list[int]
+    #: ``(run id, row id)`` of rows whose results are recorded and whose flag is not
+    #: cleared yet.
+    _to_clear: list[tuple[str, int]]
 
     if TYPE_CHECKING:
 
@@ -74,8 +75,8 @@ class OutboxMixin:
         metadata call), their cache entries, then clears the flag (one statement). A
         metadata failure is logged, as for any result; a failure to clear the flag leaves
         the rows to the next sweep, which records them again (idempotent). The flags are
-        cleared with the next execution ids the engine stores (one transaction for both,
-        :meth:`~.processes.ProcessMixin._record_pending_starts`)."""
+        cleared once no exit waits, with any execution ids the engine has to store (one
+        transaction for both, :meth:`~.processes.ProcessMixin._record_pending_starts`)."""
         self._record_unrecorded([(e.run, e.row, e.outputs, e.state) for e in ended], replay=False, engine=True)
 
     def _record_unrecorded(
@@ -89,11 +90,12 @@ class OutboxMixin:
         for run, row, outputs, state in ends:
             if row.fingerprint and row.execution_id and state == SUCCEEDED:
                 self._put_cache_entry(run, row, outputs, replay=replay)
-        ids = [row.id for _run, row, _outputs, _state in ends]
         if engine:
-            self._to_clear += ids  # with the next execution ids the engine stores
+            # Cleared once no exit waits; their runs are reported again then (not final
+            # until the flag is gone).
+            self._to_clear += [(run.run_id, row.id) for run, row, _outputs, _state in ends]
         else:
-            self._clear_unrecorded(ids)
+            self._clear_unrecorded([row.id for _run, row, _outputs, _state in ends])
 
     def _clear_unrecorded(self, row_ids: list[int]) -> None:
         try:

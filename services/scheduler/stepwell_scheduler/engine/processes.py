@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -65,8 +66,10 @@ class ProcessMixin:
     _started: dict[str, tuple[RunRow, TaskRow, int]]
     #: Attempts started whose executions are not recorded yet (_record_pending_starts).
     _pending_starts: list[_Prepared]
-    #: Rows whose results are recorded and whose outbox flag is not cleared yet.
-    _to_clear: list[int]
+    #: ``(run id, row id)`` of rows whose results are recorded and whose outbox flag is
+    #: not cleared yet.
+    _to_clear: list[tuple[str, int]]
+    on_change: Callable[[str], None]
     _timers: bool
     failpoint: Failpoints
     leases: Leases
@@ -216,10 +219,12 @@ class ProcessMixin:
             with self.db.autocommit() as connection:
                 self._update_claimed(connection, ids)
                 if clearing:
-                    connection.execute(recorded(clearing))
+                    connection.execute(recorded([row_id for _run_id, row_id in clearing]))
         except Exception:
             self._to_clear += clearing  # left to the next transaction or the sweep
             raise
+        for run_id in {run_id for run_id, _row_id in clearing}:
+            self.on_change(run_id)  # it may be final now
         for p in started:
             if p.execution_id:
                 stored(p.row, execution_id=p.execution_id, lookup_execution=False)
