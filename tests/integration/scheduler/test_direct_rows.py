@@ -121,6 +121,57 @@ def test_an_update_of_a_row_that_is_gone_fails(database: Database) -> None:
         direct.flush(s)
 
 
+def test_an_update_of_a_row_that_is_gone_fails_beside_an_insert(database: Database) -> None:
+    # On Postgres the two go in one statement; the stale UPDATE fails it all.
+    direct = DirectRows(database.engine)
+    with database.session() as s:
+        kept = s.scalars(select(TaskRow).where(TaskRow.qualified_name == "kept")).one()
+    with database.session() as s:
+        s.delete(s.get(TaskRow, kept.id))
+    with pytest.raises(StaleDataError), database.session() as s:
+        copy = s.merge(kept, load=False)
+        copy.state = SUCCEEDED
+        s.add(_task("beside"))
+        direct.flush(s)
+    with database.session() as s:
+        assert s.scalars(select(TaskRow).where(TaskRow.qualified_name == "beside")).first() is None
+
+
+def test_many_rows_in_one_flush_store_what_the_orm_stores(database: Database) -> None:
+    # Several changed and new rows (one statement on Postgres), as a fan-out's step writes.
+    direct = DirectRows(database.engine)
+    with database.session() as s:
+        for name in ("x1", "x2"):
+            s.add(_task(name, state=RUNNING, attempt=1))
+    with database.session() as s:
+        for name in ("x1", "x2"):
+            row = s.scalars(select(TaskRow).where(TaskRow.qualified_name == name)).one()
+            row.state, row.outputs, row.finished_at = SUCCEEDED, {"parameters": {"n": name}}, STAMP
+        for i in range(3):
+            s.add(_task(f"orm-{i}", state=RUNNING, started_at=STAMP, attempt=1, lookup_execution=True))
+    orm = {name: _columns(database, name) for name in ("x1", "x2", "orm-0", "orm-1", "orm-2")}
+    with database.session() as s:
+        for name in ("x1", "x2"):
+            s.scalars(select(TaskRow).where(TaskRow.qualified_name == name)).one().state = RUNNING
+    with database.session() as s:
+        for name in ("x1", "x2"):
+            row = s.scalars(select(TaskRow).where(TaskRow.qualified_name == name)).one()
+            row.state, row.outputs, row.finished_at = SUCCEEDED, {"parameters": {"n": name}}, STAMP
+        added = [_task(f"direct-{i}", state=RUNNING, started_at=STAMP, attempt=1, lookup_execution=True) for i in range(3)]
+        s.add_all(added)
+        assert direct.flush(s)
+        assert not s.new and not s.dirty
+    # On Postgres: one statement for the five rows.
+    assert bool(direct._together_sql) == (database.engine.dialect.name == "postgresql")
+    for name in ("x1", "x2"):
+        assert _columns(database, name) == orm[name]
+    for i, row in enumerate(added):
+        assert row.id and _clean(row) and inspect(row).detached
+        stored = _columns(database, f"direct-{i}")
+        assert {**stored, "qualified_name": "", "name": ""} == {**orm[f"orm-{i}"], "qualified_name": "", "name": ""}
+    assert len({row.id for row in added}) == 3
+
+
 def test_a_run_read_directly_is_the_run_the_orm_reads(database: Database) -> None:
     direct = DirectRows(database.engine)
     with database.session() as s:

@@ -20,6 +20,7 @@ session once :attr:`DirectRows.enabled` is off.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
@@ -78,6 +79,10 @@ class DirectRows:
         self._lock_run = self._compile(lock, ())
         self._updates: dict[tuple[str, ...], _Compiled] = {}
         self._inserts: dict[tuple[tuple[str, ...], tuple[str, ...]], _Compiled] = {}
+        #: Several rows in one statement (:meth:`_write_together`): Postgres with named
+        #: parameters (psycopg2's), where a statement may hold data-modifying WITH queries.
+        self._together = self.dialect.name == "postgresql" and self.dialect.paramstyle == "pyformat"
+        self._together_sql: dict[Any, str] = {}
 
     def lock_run(self, s: Session, run_id: str) -> RunRow | None:
         """The run, row-locked and read afresh in the transaction ``s`` (None: no such
@@ -125,19 +130,22 @@ class DirectRows:
                 return False  # changed, then expired: the ORM knows what to do
             changes.append((row, keys))
         added = sorted(new, key=lambda o: inspect(o).insert_order)
+        changes = [(row, keys) for row, keys in changes if keys]
         cursor = s.connection().connection.cursor()
         try:
-            for row, keys in changes:
-                if keys:
+            if self._together and len(changes) + len(added) > 1:
+                self._write_together(cursor, changes, added)
+            else:
+                for row, keys in changes:
                     self._update_row(cursor, row, keys)
-            for row in added:
-                self._insert_row(cursor, row)
+                for row in added:
+                    self._insert_row(cursor, row)
         finally:
             cursor.close()
         # As the ORM leaves them after a flush: persistent, their values committed. (Unlike
         # the ORM's, a rollback after this does not turn the new rows back to transient:
         # the engine forgets the views holding them when its transaction fails.)
-        for row, _keys in changes:
+        for row in dirty:
             _committed(s, row)
         for row in added:
             s.expunge(row)
@@ -146,14 +154,24 @@ class DirectRows:
         return True
 
     def _update_row(self, cursor: Any, row: TaskRow, keys: tuple[str, ...]) -> None:
-        sql, order, params = self._update(keys)
+        sql, order, _params = self._update(keys)
+        cursor.execute(sql, _ordered(self._update_values(row, keys), order))
+        _check_updated(row, cursor.rowcount)
+
+    def _update_values(self, row: TaskRow, keys: tuple[str, ...]) -> dict[str, Any]:
         values = vars(row)
-        bound = {"row_id": row.id, **{name: _bind(proc, values.get(name[2:])) for name, proc in params}}
-        cursor.execute(sql, _ordered(bound, order))
-        if cursor.rowcount != 1:
-            raise StaleDataError(f"UPDATE of task row {row.id} matched {cursor.rowcount} rows, not 1")
+        return {"row_id": row.id, **{name: _bind(proc, values.get(name[2:])) for name, proc in self._update(keys)[2]}}
 
     def _insert_row(self, cursor: Any, row: TaskRow) -> None:
+        given, returned = self._insert_columns(row)
+        sql, order, params = self._insert(tuple(given), returned)
+        bound = {name: _bind(proc, given[name[2:]]) for name, proc in params}
+        cursor.execute(sql, _ordered(bound, order))
+        self._inserted(row, given, returned, cursor.fetchone())
+
+    def _insert_columns(self, row: TaskRow) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """The values an INSERT of ``row`` gives (with the Python-side defaults of the
+        columns it leaves unset), and the columns it returns (server defaults, the id)."""
         values = vars(row)
         given: dict[str, Any] = {}
         for key, column in self._columns.items():
@@ -164,20 +182,63 @@ class DirectRows:
             elif column.default is not None:
                 given[key] = _default(column)
             # else: a server default, returned by the INSERT
-        keys = tuple(given)
-        returned = tuple(k for k in self._columns if k not in given)
-        sql, order, params = self._insert(keys, returned)
-        bound = {name: _bind(proc, given[name[2:]]) for name, proc in params}
-        cursor.execute(sql, _ordered(bound, order))
-        found = cursor.fetchone()
+        return given, tuple(k for k in self._columns if k not in given)
+
+    def _inserted(self, row: TaskRow, given: dict[str, Any], returned: tuple[str, ...], found: Any) -> None:
         if found is None:
             raise StaleDataError(f"INSERT of task {row.qualified_name!r} returned no row")
+        values = vars(row)
         for key, value in given.items():
             if key not in values:
                 set_committed_value(row, key, value)
         for key, value in zip(returned, found, strict=True):
             proc = self._results[key]
             set_committed_value(row, key, proc(value) if proc is not None else value)
+
+    def _write_together(
+        self, cursor: Any, changes: list[tuple[TaskRow, tuple[str, ...]]], added: list[TaskRow]
+    ) -> None:
+        """Postgres: every UPDATE and INSERT of the flush in one statement (data-modifying
+        ``WITH`` queries), one round trip instead of one each. The statement returns, in
+        one row, how many rows each UPDATE matched and what each INSERT returned."""
+        inserts = [(row, *self._insert_columns(row)) for row in added]
+        shape = (
+            tuple(keys for _row, keys in changes),
+            tuple((tuple(given), returned) for _row, given, returned in inserts),
+        )
+        sql = self._together_sql.get(shape)
+        if sql is None:
+            sql = self._together_sql[shape] = self._compose(shape)
+        bound: dict[str, Any] = {}
+        for i, (row, keys) in enumerate(changes):
+            bound.update((f"u{i}_{name}", value) for name, value in self._update_values(row, keys).items())
+        for j, (_row, given, returned) in enumerate(inserts):
+            params = self._insert(tuple(given), returned)[2]
+            bound.update((f"i{j}_{name}", _bind(proc, given[name[2:]])) for name, proc in params)
+        cursor.execute(sql, bound)
+        found = cursor.fetchone()
+        if found is None:  # an INSERT returned no row: the cross join of their results is empty
+            raise StaleDataError(f"INSERT of {len(inserts)} task rows returned no row")
+        for (row, _keys), count in zip(changes, found, strict=False):
+            _check_updated(row, count)
+        at = len(changes)
+        for row, given, returned in inserts:
+            self._inserted(row, given, returned, found[at : at + len(returned)])
+            at += len(returned)
+
+    def _compose(self, shape: tuple[tuple[tuple[str, ...], ...], tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]]) -> str:
+        """The statement of :meth:`_write_together` for one shape of flush: its UPDATEs'
+        and INSERTs' own compiled SQL, their parameters renamed apart."""
+        updates, inserts = shape
+        parts: list[str] = []
+        for i, keys in enumerate(updates):
+            parts.append(f"u{i} AS ({_renamed(self._update(keys)[0], f'u{i}_')} RETURNING 1)")
+        for j, (keys, returned) in enumerate(inserts):
+            parts.append(f"i{j} AS ({_renamed(self._insert(keys, returned)[0], f'i{j}_')})")
+        counts = [f"(SELECT count(*) FROM u{i})" for i in range(len(updates))]
+        rows = [f"i{j}.*" for j in range(len(inserts))]
+        source = f" FROM {', '.join(f'i{j}' for j in range(len(inserts)))}" if inserts else ""
+        return f"WITH {', '.join(parts)} SELECT {', '.join(counts + rows)}{source}"
 
     def _update(self, keys: tuple[str, ...]) -> _Compiled:
         found = self._updates.get(keys)
@@ -202,6 +263,16 @@ class DirectRows:
         compiled = stmt.compile(dialect=self.dialect)
         order = tuple(compiled.positiontup) if compiled.positional else None
         return compiled.string, order, [(f"v_{k}", self._binds[k]) for k in keys]
+
+
+def _check_updated(row: TaskRow, count: int) -> None:
+    if count != 1:
+        raise StaleDataError(f"UPDATE of task row {row.id} matched {count} rows, not 1")
+
+
+def _renamed(sql: str, prefix: str) -> str:
+    """``sql`` with its named parameters (``%(name)s``) renamed ``%(<prefix>name)s``."""
+    return re.sub(r"%\((\w+)\)s", lambda m: f"%({prefix}{m.group(1)})s", sql)
 
 
 def _committed(s: Session, row: TaskRow) -> None:
