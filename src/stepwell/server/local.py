@@ -25,6 +25,7 @@ does not bound how many such calls run at once.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -35,6 +36,8 @@ import grpc
 #: Hosts whose ports are this machine's loopback: an address with one of them and a port
 #: a server of this process serves is that server.
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "[::1]", "::1", "0.0.0.0", "[::]"})
+
+log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 #: port -> the generic handlers of the services a server of this process serves there.
@@ -235,18 +238,27 @@ class _UnaryUnary(grpc.UnaryUnaryMultiCallable):  # type: ignore[misc]
         if found is None or found.unary_unary is None:
             return self._remote()(request, timeout=timeout, metadata=metadata, **kwargs)
         payload = self._serializer(request) if self._serializer else request
-        parsed = found.request_deserializer(payload) if found.request_deserializer else payload
+        try:
+            parsed = found.request_deserializer(payload) if found.request_deserializer else payload
+        except Exception as err:
+            raise LocalRpcError(grpc.StatusCode.INTERNAL, "Exception deserializing request!") from err
         context = _Context(tuple(metadata or ()), timeout)
         try:
             answer = found.unary_unary(parsed, context)
         except _Aborted:
             raise LocalRpcError(context.status or grpc.StatusCode.UNKNOWN, context.message, context.trailing) from None
         except Exception as err:
-            # What the gRPC server answers when a servicer raises.
-            raise LocalRpcError(grpc.StatusCode.UNKNOWN, f"Exception calling application: {err}") from err
+            # What the gRPC server does when a servicer raises: logs it, and answers with
+            # the code the servicer set, else UNKNOWN.
+            log.exception("Exception calling application: %s", err)
+            code = context.status if context.status not in (None, grpc.StatusCode.OK) else grpc.StatusCode.UNKNOWN
+            raise LocalRpcError(code, context.message or f"Exception calling application: {err}") from err
         if context.status not in (None, grpc.StatusCode.OK):
             raise LocalRpcError(context.status, context.message, context.trailing)
-        data = found.response_serializer(answer) if found.response_serializer else answer
+        try:
+            data = found.response_serializer(answer) if found.response_serializer else answer
+        except Exception as err:
+            raise LocalRpcError(grpc.StatusCode.INTERNAL, "Failed to serialize response!") from err
         return self._deserializer(data) if self._deserializer else data
 
     def with_call(self, request: Any, timeout: float | None = None, metadata: Any = None, **kwargs: Any) -> Any:

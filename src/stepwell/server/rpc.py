@@ -124,8 +124,11 @@ def start_server(
     if bound == 0:
         raise OSError(f"could not bind a gRPC server to {host}:{port}; is the port in use?")
     server.start()
-    # Callers in this process reach these services without the network (see .local).
-    local.serve_locally(bound, in_process.handlers)
+    # Callers in this process reach these services without the network (see .local):
+    # what they address on loopback at this port is this server, unless it listens
+    # elsewhere only (loopback's port may then be another process's).
+    if host in local.LOOPBACK:
+        local.serve_locally(bound, in_process.handlers)
     log.info("gRPC server for %s listening on %s:%d", ", ".join(names[2:]), host, bound)
     return RunningServer(server=server, port=bound, health=health_servicer)
 

@@ -5,6 +5,7 @@ a real kill, the real metadata service."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from sqlalchemy import select
@@ -61,6 +62,11 @@ def test_a_kill_before_the_record_loses_no_result(sqlite_peers: Peers, tmp_path:
     second = Scheduler(sqlite_peers.env(db_url))
     try:
         status = second.wait(["run-o"], timeout=30)["run-o"]
+        # The API service hears of the end too (the sweep reports the run it cleared).
+        deadline = time.monotonic() + 15
+        while not any(r.state == common_pb2.SUCCEEDED for r in sqlite_peers.api.for_run("run-o")):
+            assert time.monotonic() < deadline, ("the end was never reported", second.log())
+            time.sleep(0.05)
     finally:
         second.close()
     assert status.state == common_pb2.SUCCEEDED, (status.error, second.log())

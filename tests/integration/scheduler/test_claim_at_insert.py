@@ -31,22 +31,24 @@ def inserted(stack: Stack) -> Iterator[list[tuple[str, str]]]:
     ORM's flush or by the engine's direct writes (``engine.direct``)."""
     rows: list[tuple[str, str]] = []
     direct = stack.scheduler.engine.direct
-    real_insert = direct._insert_row
+    # Every row the direct writes insert (one by one, or several in one statement on
+    # Postgres) passes through _inserted once stored.
+    real_inserted = direct._inserted
 
     def before_insert(_mapper: Any, _connection: Any, target: TaskRow) -> None:
         rows.append((target.qualified_name, target.state))
 
-    def insert_row(cursor: Any, row: TaskRow) -> None:
+    def inserted_row(row: TaskRow, *args: Any) -> None:
         rows.append((row.qualified_name, row.state))
-        real_insert(cursor, row)
+        real_inserted(row, *args)
 
     event.listen(TaskRow, "before_insert", before_insert)
-    direct._insert_row = insert_row  # type: ignore[method-assign]
+    direct._inserted = inserted_row  # type: ignore[method-assign]
     try:
         yield rows
     finally:
         event.remove(TaskRow, "before_insert", before_insert)
-        direct._insert_row = real_insert  # type: ignore[method-assign]
+        direct._inserted = real_inserted  # type: ignore[method-assign]
 
 
 def _attempts(stack: Stack, run_id: str) -> dict[str, int]:

@@ -116,3 +116,33 @@ def test_a_flag_cleared_after_the_next_exit(stack: Stack) -> None:
         engine._record_left = real_sweep
     assert waited, "no exit came while a result was recorded"
     _assert_all_recorded(stack, run_id)
+
+
+def test_a_failure_to_store_execution_ids_loses_no_exit(stack: Stack) -> None:
+    # The statement that stores execution ids fails (a database gone for a moment), on
+    # the path just before a harvest: the exit is harvested all the same, each attempt's
+    # execution found by run, task and attempt, and the run ends.
+    engine = stack.scheduler.engine
+    real_submit, real_update = engine.executor.submit_many, engine._update_claimed
+    failed: list[int] = []
+
+    def submit_many(requests: Any) -> Any:
+        handles = real_submit(requests)
+        _until(engine, lambda: _exit_queued(engine))
+        return handles
+
+    def update_claimed(connection: Any, values: list[dict[str, Any]]) -> None:
+        if values and "execution_id" in values[0] and len(failed) < 2:
+            failed.append(len(values))
+            raise OSError("the database went away")
+        real_update(connection, values)
+
+    engine.executor.submit_many = submit_many
+    engine._update_claimed = update_claimed
+    try:
+        run_id = _run_chain(stack)
+    finally:
+        engine.executor.submit_many = real_submit
+        engine._update_claimed = real_update
+    assert len(failed) == 2
+    _assert_all_recorded(stack, run_id)

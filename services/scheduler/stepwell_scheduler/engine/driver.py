@@ -56,8 +56,9 @@ from stepwell_scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
 
-#: Results waiting to be recorded after the starts are recorded at the latest once this
-#: many have gathered, even while exits keep coming.
+#: Results waiting to be recorded after the starts, and starts whose executions wait to be
+#: recorded, are recorded at the latest once this many have gathered, even while exits
+#: keep coming.
 _CARRY_LIMIT = 256
 
 
@@ -253,7 +254,7 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         # came before has it recorded on that path), their ids stored with the flags of
         # results recorded before; then the results (taken out of the carried list: if
         # recording raises, step() does not repeat it), whose flags wait for the next.
-        if not self._exit_waits():
+        if not self._exit_waits() or len(self._pending_starts) >= _CARRY_LIMIT:
             self._record_pending_starts()
         if later and (not self._exit_waits() or len(later) >= _CARRY_LIMIT):
             recording = list(later)

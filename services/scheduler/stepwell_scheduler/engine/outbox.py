@@ -23,6 +23,7 @@ sees a run SUCCEEDED whose last results the metadata service does not have yet.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Update, select, update
@@ -62,6 +63,7 @@ class OutboxMixin:
     #: ``(run id, row id)`` of rows whose results are recorded and whose flag is not
     #: cleared yet.
     _to_clear: list[tuple[str, int]]
+    on_change: Callable[[str], None]
 
     if TYPE_CHECKING:
 
@@ -75,8 +77,8 @@ class OutboxMixin:
         metadata call), their cache entries, then clears the flag (one statement). A
         metadata failure is logged, as for any result; a failure to clear the flag leaves
         the rows to the next sweep, which records them again (idempotent). The flags are
-        cleared once no exit waits, with any execution ids the engine has to store (one
-        transaction for both, :meth:`~.processes.ProcessMixin._record_pending_starts`)."""
+        cleared once no exit waits, with any execution ids the engine has to store (on one
+        connection, :meth:`~.processes.ProcessMixin._record_pending_starts`)."""
         self._record_unrecorded([(e.run, e.row, e.outputs, e.state) for e in ended], replay=False, engine=True)
 
     def _record_unrecorded(
@@ -94,15 +96,19 @@ class OutboxMixin:
             # Cleared once no exit waits; their runs are reported again then (not final
             # until the flag is gone).
             self._to_clear += [(run.run_id, row.id) for run, row, _outputs, _state in ends]
-        else:
-            self._clear_unrecorded([row.id for _run, row, _outputs, _state in ends])
+        elif self._clear_unrecorded([row.id for _run, row, _outputs, _state in ends]):
+            for run_id in {run.run_id for run, _row, _outputs, _state in ends}:
+                self.on_change(run_id)  # it may be final now (after a crash, say)
 
-    def _clear_unrecorded(self, row_ids: list[int]) -> None:
+    def _clear_unrecorded(self, row_ids: list[int]) -> bool:
+        """Clears the rows' flags; False (logged) when it could not."""
         try:
             with self.db.autocommit() as connection:
                 connection.execute(recorded(row_ids))
+            return True
         except Exception as err:
             log.warning("could not mark %d recorded result(s) as such (%s); recording them again later", len(row_ids), err)
+            return False
 
     def _record_left(self) -> int:
         """Records results that a scheduler ended ``unrecorded`` and never recorded: of

@@ -66,6 +66,8 @@ class ProcessMixin:
     _started: dict[str, tuple[RunRow, TaskRow, int]]
     #: Attempts started whose executions are not recorded yet (_record_pending_starts).
     _pending_starts: list[_Prepared]
+    #: The runs this engine holds (see :mod:`.recovery`).
+    _owned: set[str]
     #: ``(run id, row id)`` of rows whose results are recorded and whose outbox flag is
     #: not cleared yet.
     _to_clear: list[tuple[str, int]]
@@ -200,36 +202,52 @@ class ProcessMixin:
     def _record_pending_starts(self, keys: set[str] | None = None) -> None:
         """Records the executions of attempts started and not yet recorded (one metadata
         call), then stores their ids and clears the outbox flags of results recorded
-        since (:meth:`~.outbox.OutboxMixin._record_later`), in one transaction. The
-        engine calls it once no exit waits to be harvested, so that the next task's start
-        does not wait behind the previous one's bookkeeping; and before it harvests an
-        attempt of these (``keys``: only if one of them is among them), whose end needs
-        its execution."""
+        since (:meth:`~.outbox.OutboxMixin._record_later`), on one connection. The engine
+        calls it once no exit waits to be harvested, so that the next task's start does
+        not wait behind the previous one's bookkeeping; and before it harvests an attempt
+        of these (``keys``: only if one of them is among them), whose end needs its
+        execution.
+
+        It does not raise: an attempt whose execution id could not be stored keeps its
+        lookup mark (its harvest finds the execution by run, task and attempt), and flags
+        not cleared are tried again at the next call (or by the sweep). Attempts of runs
+        this engine let go of meanwhile are left to the runs' new owners, who look them up
+        the same way."""
         if keys is not None and not any(p.request is not None and p.request.key in keys for p in self._pending_starts):
             return
-        started, self._pending_starts = self._pending_starts, []
+        started = [p for p in self._pending_starts if p.run.run_id in self._owned]
+        self._pending_starts = []
         if started:
             self._record_starts(started)
             self.failpoint("execution-created", len(started))
-        ids = [{"row_id": p.row.id, "execution_id": p.execution_id, "lookup_execution": False} for p in started if p.execution_id]
+        recorded_ids = [p for p in started if p.execution_id]
         clearing, self._to_clear = self._to_clear, []
-        if not ids and not clearing:
+        if not recorded_ids and not clearing:
             return
         try:
             with self.db.autocommit() as connection:
-                self._update_claimed(connection, ids)
+                self._update_claimed(
+                    connection,
+                    [{"row_id": p.row.id, "execution_id": p.execution_id, "lookup_execution": False} for p in recorded_ids],
+                )
                 if clearing:
                     connection.execute(recorded([row_id for _run_id, row_id in clearing]))
-        except Exception:
-            self._to_clear += clearing  # left to the next transaction or the sweep
-            raise
+        except Exception as err:
+            log.warning(
+                "could not store %d execution id(s) and clear %d result flag(s) (%s); the harvests look the "
+                "executions up, the flags are cleared later", len(recorded_ids), len(clearing), err,
+            )
+            self._to_clear += clearing
+            return
         for run_id in {run_id for run_id, _row_id in clearing}:
             self.on_change(run_id)  # it may be final now
-        for p in started:
-            if p.execution_id:
-                stored(p.row, execution_id=p.execution_id, lookup_execution=False)
-        if not all(self.leases.unbroken(p.epoch) for p in started if p.execution_id):
-            self._close_orphaned([p for p in started if p.execution_id])
+        for p in recorded_ids:
+            stored(p.row, execution_id=p.execution_id, lookup_execution=False)
+        if not all(self.leases.unbroken(p.epoch) for p in recorded_ids):
+            try:
+                self._close_orphaned(recorded_ids)
+            except Exception as err:
+                log.warning("could not check %d execution(s) recorded across a lapse of the leases: %s", len(recorded_ids), err)
 
     def _close_orphaned(self, recorded: list[_Prepared]) -> None:
         """After a lapse of the leases (this process stalled between a start and the
