@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from stepwell.server.process import settle_heap, shorten_switch_interval
+from stepwell.server.process import settle_heap
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,8 @@ class EmbeddedStack:
     ``overrides`` are settings every service gets (e.g. ``database_url``, ``artifact_root``).
     ``own_process``: the stack is what this process is for (``stepwell run``, ``stepwell
     server``): once started, its heap is moved out of the garbage collector's view
-    (:func:`~stepwell.server.process.settle_heap`) and its threads take turns with the
-    interpreter lock more often (:func:`~stepwell.server.process.shorten_switch_interval`).
-    Left False where the stack is a guest (a notebook, a test), whose later garbage the
-    freeze would keep and whose threads are its own business.
+    (:func:`~stepwell.server.process.settle_heap`). Left False where the stack is a guest
+    (a notebook, a test), whose later garbage the freeze would keep.
     """
 
     home: Path
@@ -80,7 +78,6 @@ class EmbeddedStack:
             raise
         if self.own_process:
             settle_heap()
-            shorten_switch_interval()
         return self
 
     def stop(self) -> None:

@@ -44,22 +44,6 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-#: How long a thread may keep the interpreter lock while another waits for it, in a
-#: service's own process (CPython's default: 5 ms).
-SWITCH_INTERVAL_S = 0.001
-
-
-def shorten_switch_interval() -> None:
-    """Once a service owns its process: threads that wait on sockets and databases (the
-    scheduler's engine, gRPC servers) run beside threads that compute (answering a
-    ``GetRun``, building a status report). Every blocking call gives up the interpreter
-    lock, and taking it back waits until the computing thread's turn ends: up to 5 ms
-    by default. Measured in the embedded stack: handing a fan-out of four tasks to
-    waiting spares took 4.0-5.6 ms at the median (one hand-over of the four waited 2-6
-    ms for the lock), 0.4-0.9 ms with a 1 ms interval."""
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
-
-
 def serve(name: str, app: Any, start: Callable[[], str], log_level: str = "INFO") -> int:
     """Starts ``app`` via ``start`` (which returns ``HOST:PORT[ extra]``) and runs until a signal.
 
@@ -85,7 +69,6 @@ def serve(name: str, app: Any, start: Callable[[], str], log_level: str = "INFO"
         app.stop()
         return 1
     settle_heap()
-    shorten_switch_interval()
     print(f"stepwell-{name} listening on {where}", flush=True)
     try:
         while not stopping.wait(0.5):
