@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from stepwell.v1 import common_pb2, metadata_pb2
@@ -63,41 +64,43 @@ def _assert_all_recorded(stack: Stack, run_id: str) -> None:
         assert dict(execution.outputs)["out"] == expected
 
 
-def test_a_start_recorded_after_the_next_exit(stack: Stack) -> None:
-    # Each submit returns only once its processes' exits are queued: every start's
-    # bookkeeping then finds an exit waiting and is left for later.
-    engine = stack.scheduler.engine
-    real_submit, real_record = engine.executor.submit_many, engine._record_pending_starts
-    deferred: list[int] = []
+def _submits_wait_for_exits(engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each submit returns only once an exit is queued (its processes' own, in a chain):
+    every start's bookkeeping then finds an exit waiting."""
+    real_submit = engine.executor.submit_many
 
     def submit_many(requests: Any) -> Any:
         handles = real_submit(requests)
         _until(engine, lambda: _exit_queued(engine))
         return handles
 
+    monkeypatch.setattr(engine.executor, "submit_many", submit_many)
+
+
+def test_a_start_recorded_after_the_next_exit(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = stack.scheduler.engine
+    _submits_wait_for_exits(engine, monkeypatch)
+    real_record = engine._record_pending_starts
+    deferred: list[int] = []
+
     def record(keys: set[str] | None = None) -> None:
         if keys is not None and any(p.request.key in keys for p in engine._pending_starts):
             deferred.append(len(engine._pending_starts))  # recorded just before its harvest
         real_record(keys)
 
-    engine.executor.submit_many = submit_many
-    engine._record_pending_starts = record
-    try:
-        run_id = _run_chain(stack)
-    finally:
-        engine.executor.submit_many = real_submit
-        engine._record_pending_starts = real_record
+    monkeypatch.setattr(engine, "_record_pending_starts", record)
+    run_id = _run_chain(stack)
     assert len(deferred) >= len(NAMES) - 1, deferred
     _assert_all_recorded(stack, run_id)
 
 
-def test_a_flag_cleared_after_the_next_exit(stack: Stack) -> None:
+def test_a_flag_cleared_after_the_next_exit(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     # Recording a result returns only once the next task's exit is queued: the flag is
     # then cleared after that exit's harvest and start, and the run's end is reported
     # once the last flag is cleared. The heartbeat's sweep, which would clear a flag
     # left behind (and let the run end), is off: the engine must clear them all.
     engine = stack.scheduler.engine
-    real_finish, real_sweep = engine.metadata.finish_executions, engine._record_left
+    real_finish = engine.metadata.finish_executions
     waited: list[int] = []
 
     def finish_executions(ends: Any) -> Any:
@@ -107,29 +110,21 @@ def test_a_flag_cleared_after_the_next_exit(stack: Stack) -> None:
             waited.append(len(engine._to_clear))
         return result
 
-    engine.metadata.finish_executions = finish_executions
-    engine._record_left = lambda: 0
-    try:
-        run_id = _run_chain(stack)
-    finally:
-        engine.metadata.finish_executions = real_finish
-        engine._record_left = real_sweep
+    monkeypatch.setattr(engine.metadata, "finish_executions", finish_executions)
+    monkeypatch.setattr(engine, "_record_left", lambda: 0)
+    run_id = _run_chain(stack)
     assert waited, "no exit came while a result was recorded"
     _assert_all_recorded(stack, run_id)
 
 
-def test_a_failure_to_store_execution_ids_loses_no_exit(stack: Stack) -> None:
+def test_a_failure_to_store_execution_ids_loses_no_exit(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     # The statement that stores execution ids fails (a database gone for a moment), on
     # the path just before a harvest: the exit is harvested all the same, each attempt's
     # execution found by run, task and attempt, and the run ends.
     engine = stack.scheduler.engine
-    real_submit, real_update = engine.executor.submit_many, engine._update_claimed
+    _submits_wait_for_exits(engine, monkeypatch)
+    real_update = engine._update_claimed
     failed: list[int] = []
-
-    def submit_many(requests: Any) -> Any:
-        handles = real_submit(requests)
-        _until(engine, lambda: _exit_queued(engine))
-        return handles
 
     def update_claimed(connection: Any, values: list[dict[str, Any]]) -> None:
         if values and "execution_id" in values[0] and len(failed) < 2:
@@ -137,12 +132,7 @@ def test_a_failure_to_store_execution_ids_loses_no_exit(stack: Stack) -> None:
             raise OSError("the database went away")
         real_update(connection, values)
 
-    engine.executor.submit_many = submit_many
-    engine._update_claimed = update_claimed
-    try:
-        run_id = _run_chain(stack)
-    finally:
-        engine.executor.submit_many = real_submit
-        engine._update_claimed = real_update
+    monkeypatch.setattr(engine, "_update_claimed", update_claimed)
+    run_id = _run_chain(stack)
     assert len(failed) == 2
     _assert_all_recorded(stack, run_id)
