@@ -103,6 +103,7 @@ def measure(backend: str, repeat: int, poll: float = 0.1) -> dict[str, list[floa
                 result["engine"] += engine
                 result["start"] += start
                 result["total"] += total
+                result.setdefault(f"total {name}", []).extend(total)
                 result["files"] += result_file_overheads(work_dir, run.run_id, spec)
                 finish_to_exit, submit_to_launcher = split_links(clock, work_dir, run.run_id, spec)
                 result["finish_to_exit"] += finish_to_exit
@@ -188,6 +189,9 @@ def main() -> None:
             print(f"  upstream exit -> submit (engine):      {summary(r['engine'])}")
             print(f"  submit -> process started (executor):  {summary(r['start'])}")
             print(f"  exit -> downstream started (total):    {summary(r['total'])}")
+            for key in sorted(k for k in r if k.startswith("total ")):
+                # A chain's links and a fan-out's (whose tasks share one submit) differ.
+                print(f"    of which {key[6:]:10s}                {summary(r[key])}")
             total = r["total"]
         print(f"  upstream finished -> downstream started (result files): {summary(r['files'])}")
         if not args.standalone:
