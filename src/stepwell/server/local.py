@@ -234,6 +234,8 @@ class _UnaryUnary(grpc.UnaryUnaryMultiCallable):  # type: ignore[misc]
         )
 
     def __call__(self, request: Any, timeout: float | None = None, metadata: Any = None, **kwargs: Any) -> Any:
+        if self._channel.closed:
+            raise ValueError("Cannot invoke RPC on closed channel!")  # as grpc's own channel
         found = _handler(self._channel.port, self._method, tuple(metadata or ()))
         if found is None or found.unary_unary is None:
             return self._remote()(request, timeout=timeout, metadata=metadata, **kwargs)
@@ -277,6 +279,8 @@ class LocalChannel(grpc.Channel):  # type: ignore[misc]
         self._connect = connect
         self._lock = threading.Lock()
         self._channel: grpc.Channel | None = None
+        #: Set by :meth:`close`: later calls fail, as on a closed gRPC channel.
+        self.closed = False
 
     def remote(self) -> grpc.Channel:
         """The real channel to the address."""
@@ -311,6 +315,7 @@ class LocalChannel(grpc.Channel):  # type: ignore[misc]
 
     def close(self) -> None:
         with self._lock:
+            self.closed = True
             channel, self._channel = self._channel, None
         if channel is not None:
             channel.close()

@@ -118,3 +118,12 @@ def test_a_stopped_server_fails_as_over_the_network(served: MetadataApp) -> None
     code, _details = _outcome(lambda: stub.GetContext(pb.GetContextRequest(type="system.Pipeline", name="p"), timeout=2))
     assert code == "UNAVAILABLE"
     channel.close()
+
+
+def test_a_closed_channel_takes_no_calls(served: MetadataApp) -> None:
+    assert served.server is not None
+    for channel in (make_channel(served.server.address), grpc.insecure_channel(served.server.address)):
+        stub = metadata_pb2_grpc.MetadataStub(channel)
+        channel.close()
+        with pytest.raises(ValueError, match="closed channel"):
+            stub.GetOrCreateContext(pb.GetOrCreateContextRequest(type="system.Pipeline", name="p"))

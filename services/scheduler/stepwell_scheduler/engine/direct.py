@@ -36,6 +36,8 @@ from stepwell_scheduler.models import RunRow, TaskRow
 
 #: More rows than this are left to the ORM, which writes them in one statement.
 BATCH = 16
+#: At most this many statements of several rows (one per shape of flush) are kept.
+_SHAPES = 256
 
 _Processor = Callable[[Any], Any] | None
 #: A compiled statement: its SQL, the order of its parameters (None: by name) and, per
@@ -208,6 +210,8 @@ class DirectRows:
         )
         sql = self._together_sql.get(shape)
         if sql is None:
+            if len(self._together_sql) >= _SHAPES:
+                self._together_sql.clear()  # shapes seldom vary; a bound all the same
             sql = self._together_sql[shape] = self._compose(shape)
         bound: dict[str, Any] = {}
         for i, (row, keys) in enumerate(changes):
