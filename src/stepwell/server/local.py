@@ -9,9 +9,12 @@ takes the request, and the two pass the interpreter lock back and forth. That co
 records every task start and end in the metadata service).
 
 :func:`~stepwell.server.rpc.start_server` registers the unary methods of the services it
-serves here under its port; :func:`~stepwell.server.rpc.make_channel` returns a
-:class:`LocalChannel` for an address on loopback. A unary call on it whose port a server
-of this process serves runs the servicer's method in the caller's thread. The contract
+serves here under its port, when it listens on loopback or a wildcard address;
+:func:`~stepwell.server.rpc.make_channel` returns a :class:`LocalChannel` for an address
+on loopback. A unary call on it whose port a server of this process serves runs the
+servicer's method in the caller's thread; that holds for any caller of ``make_channel``
+in the process, the SDK's :class:`~stepwell.client.Client` beside an embedded stack too
+(``stepwell run`` follows its run that way). The contract
 is the one the network carries: the request and the answer are serialised and parsed
 again (neither side sees the other's objects), a servicer's ``context.abort`` becomes a
 :class:`grpc.RpcError` with the same code and details, and an exception that escapes a
@@ -19,8 +22,9 @@ servicer becomes UNKNOWN, as the gRPC server answers it. Streaming methods, and 
 a port no server of this process serves (any more), go over a real channel.
 
 What differs: a call's ``timeout`` is not enforced (the servicer runs to its end in the
-caller's thread; ``context.time_remaining()`` reports it), and the server's thread pool
-does not bound how many such calls run at once.
+caller's thread; ``context.time_remaining()`` reports it), the server's thread pool
+does not bound how many such calls run at once, and stopping the server does not wait
+for such calls in flight.
 """
 
 from __future__ import annotations
