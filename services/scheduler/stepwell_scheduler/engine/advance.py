@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from stepwell.server import Database
 from stepwell_scheduler.engine.dag import DagAdvancer
+from stepwell_scheduler.engine.direct import DirectRows
 from stepwell_scheduler.engine.failpoints import Failpoints
 from stepwell_scheduler.engine.harvest import new_rows, read_rows
 from stepwell_scheduler.engine.loops import LoopProgress
@@ -47,6 +48,7 @@ class AdvanceMixin:
     """Advancing runs (part of the engine)."""
 
     db: Database
+    direct: DirectRows
     metadata: MetadataClient
     failpoint: Failpoints
     _plans: dict[str, PipelinePlan]
@@ -68,6 +70,7 @@ class AdvanceMixin:
         def _queue_changed(self) -> None: ...
 
     def _forget_view(self, run_id: str) -> None:
+        self.direct.versions.forget(run_id)
         self._views.pop(run_id, None)
         self._touched.pop(run_id, None)
         self._loops.pop(run_id, None)

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, bindparam, insert, inspect, select, update
+from sqlalchemy import Engine, Table, bindparam, insert, inspect, literal_column, select, update
 from sqlalchemy.orm import Session, make_transient, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -32,12 +32,23 @@ from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.schema import Column
 
+from stepwell_scheduler.engine.fences import (
+    FENCES,
+    FENCING,
+    FenceFailed,
+    RunVersions,
+    fence_cte,
+    fence_params,
+)
+from stepwell_scheduler.engine.prepared import PreparedStatements
 from stepwell_scheduler.models import RunRow, TaskRow
 
 #: More rows than this are left to the ORM, which writes them in one statement.
 BATCH = 16
 #: At most this many statements of several rows (one per shape of flush) are kept.
 _SHAPES = 256
+#: libpq's PQTRANS_IDLE: a connection in no transaction.
+_PQTRANS_IDLE = 0
 
 _Processor = Callable[[Any], Any] | None
 #: A compiled statement: its SQL, the order of its parameters (None: by name) and, per
@@ -61,6 +72,9 @@ class DirectRows:
     def __init__(self, engine: Engine, enabled: bool = True) -> None:
         #: Off: every session is flushed by the ORM (for comparing the two).
         self.enabled = enabled
+        #: Off: runs are read and locked first, never fenced, and a transaction's
+        #: BEGIN and COMMIT are the driver's (for comparing the two).
+        self.fencing = True
         self.dialect = engine.dialect
         self._table = cast(Table, TaskRow.__table__)
         self._columns: dict[str, Column[Any]] = {c.key: c for c in self._table.columns}
@@ -73,25 +87,46 @@ class DirectRows:
         }
         # The run's columns but its (deferred) spec: read whole, as the ORM reads it.
         runs = cast(Table, RunRow.__table__)
+        self._runs_table = runs.name
         self._run_keys = tuple(c.key for c in runs.columns if c.key != "spec")
         self._run_results: list[_Processor] = [
             runs.c[k].type.dialect_impl(self.dialect).result_processor(self.dialect, None) for k in self._run_keys
         ]
-        lock = select(*(runs.c[k] for k in self._run_keys)).where(runs.c.run_id == bindparam("run_id")).with_for_update()
+        #: Several rows in one statement (:meth:`_write_together`): Postgres with named
+        #: parameters (psycopg2's), where a statement may hold data-modifying WITH queries
+        #: and a run's row version (``xmin``) can fence the write (see :mod:`.fences`).
+        self._together = self.dialect.name == "postgresql" and self.dialect.paramstyle == "pyformat"
+        self._together_sql: dict[Any, str] = {}
+        #: Off: the statements of several rows go as text each time (for comparing).
+        self.prepare = True
+        self._prepared = PreparedStatements()
+        columns: list[Any] = [runs.c[k] for k in self._run_keys]
+        if self._together:
+            columns.append(literal_column("xmin::text"))
+        lock = select(*columns).where(runs.c.run_id == bindparam("run_id")).with_for_update()
         self._lock_run = self._compile(lock, ())
         self._updates: dict[tuple[str, ...], _Compiled] = {}
         self._inserts: dict[tuple[tuple[str, ...], tuple[str, ...]], _Compiled] = {}
-        #: Several rows in one statement (:meth:`_write_together`): Postgres with named
-        #: parameters (psycopg2's), where a statement may hold data-modifying WITH queries.
-        self._together = self.dialect.name == "postgresql" and self.dialect.paramstyle == "pyformat"
-        self._together_sql: dict[Any, str] = {}
+        #: Each run's row as last read locked here, for transactions that fence it.
+        self.versions = RunVersions()
+        self._lease_column = self._run_keys.index("lease_expires_at")
 
     def lock_run(self, s: Session, run_id: str) -> RunRow | None:
         """The run, row-locked and read afresh in the transaction ``s`` (None: no such
         run), as :data:`RUN_FOR_UPDATE` reads it; through the ORM when ``s`` holds the
-        run already (it refreshes that object)."""
+        run already (it refreshes that object).
+
+        In a transaction marked :data:`~.fences.FENCING` (Postgres), a run read here
+        before is taken as it was then, unread and unlocked: its version is checked, and
+        its row locked, by the statement that writes the transaction (:meth:`flush`)."""
         if not self.enabled or identity_key(RunRow, run_id) in s.identity_map:
             return s.execute(RUN_FOR_UPDATE, {"run_id": run_id}).scalar_one_or_none()
+        if self._together and self.fencing and s.info.get(FENCING):
+            kept = self.versions.get(run_id)
+            if kept is not None:
+                values, xmin = kept
+                s.info.setdefault(FENCES, {})[run_id] = xmin
+                return self._run_from(s, values)
         sql, order, _params = self._lock_run
         cursor = s.connection().connection.cursor()
         try:
@@ -100,7 +135,15 @@ class DirectRows:
         finally:
             cursor.close()
         if found is None:
+            self.versions.forget(run_id)
             return None
+        if self._together:
+            values = tuple(found[:-1])
+            self.versions.put(run_id, values, found[-1])
+            return self._run_from(s, values)
+        return self._run_from(s, tuple(found))
+
+    def _run_from(self, s: Session, found: tuple[Any, ...]) -> RunRow:
         # Filled in as an ORM load fills an instance in: straight into its dict, no
         # attribute events (a constructor's would be most of this method's time).
         run = _new_run()
@@ -113,36 +156,92 @@ class DirectRows:
         s.add(run)
         return run
 
-    def flush(self, s: Session) -> bool:
+    def renewed(self, changes: list[tuple[str, Any, str]]) -> None:
+        """The lease heartbeat wrote ``(run_id, lease_expires_at, xmin)``."""
+        self.versions.renewed(changes, self._lease_column)
+
+    def check_fences(self, s: Session) -> None:
+        """Checks (and row-locks) the runs ``s`` took unread, now, in its transaction:
+        before a statement that writes one of them, or what the ORM is left to flush.
+        Raises :class:`~.fences.FenceFailed` when one has changed."""
+        fences = s.info.pop(FENCES, None)
+        if not fences:
+            return
+        sql = f"WITH {fence_cte(self._runs_table, len(fences))} SELECT count(*) FROM fence"
+        cursor: Any = s.connection().connection.cursor()
+        try:
+            cursor.execute(sql, fence_params(fences))
+            matched = cursor.fetchone()[0]
+        finally:
+            cursor.close()
+        self._check_fences(fences, matched)
+
+    def _check_fences(self, fences: dict[str, str], matched: int) -> None:
+        if matched != len(fences):
+            for run_id in fences:
+                self.versions.forget(run_id)
+            raise FenceFailed(f"{len(fences) - matched} of runs {', '.join(sorted(fences))} changed since read")
+
+    def flush(self, s: Session, commit: bool = False) -> bool:
         """Writes what ``s`` holds to write when it is a few task rows: changed rows first
         (by id), then new rows in the order they were added. Returns False, having
         written nothing, when the ORM's flush must do it (a large batch too: the ORM
-        sends it as one statement)."""
+        sends it as one statement). Runs the transaction took unread (see
+        :mod:`.fences`) are checked by the same statement, or before the ORM's flush.
+
+        ``commit``: the commit is all that follows in the transaction. On Postgres, when
+        nothing has been sent in it yet, its ``BEGIN`` goes in one round trip with the
+        write and its ``COMMIT`` right after, here (the session's own commit then has
+        nothing to do): two round trips instead of three."""
+        fences: dict[str, str] = s.info.get(FENCES) or {}
         if not self.enabled or s.deleted:
+            self.check_fences(s)
             return False
         new, dirty = list(s.new), list(s.dirty)
         if not new and not dirty:
+            if fences and _idle(s):
+                s.info.pop(FENCES)  # nothing was sent, nothing is written: nothing to check
+            self.check_fences(s)
             return True
         if len(new) + len(dirty) > BATCH or any(type(o) is not TaskRow for o in (*new, *dirty)):
+            self.check_fences(s)
             return False
         changes: list[tuple[TaskRow, tuple[str, ...]]] = []
         for row in sorted(dirty, key=lambda o: o.id):
             keys = tuple(sorted(k for k in inspect(row).committed_state if k != "id"))
             if any(k not in vars(row) for k in keys):
+                self.check_fences(s)
                 return False  # changed, then expired: the ORM knows what to do
             changes.append((row, keys))
         added = sorted(new, key=lambda o: inspect(o).insert_order)
         changes = [(row, keys) for row, keys in changes if keys]
-        cursor = s.connection().connection.cursor()
+        begin = commit and self._together and self.fencing and _idle(s)
+        connection = s.connection().connection
+        cursor = connection.cursor()
+        dbapi_connection: Any = connection.dbapi_connection
         try:
-            if self._together and len(changes) + len(added) > 1:
-                self._write_together(cursor, changes, added)
-            else:
-                for row, keys in changes:
-                    self._update_row(cursor, row, keys)
-                for row in added:
-                    self._insert_row(cursor, row)
+            if begin:
+                # Transaction control by hand for this one statement, as SQLAlchemy's own
+                # psycopg2 ping does: the driver would send its BEGIN alone.
+                dbapi_connection.autocommit = True
+            try:
+                if self._together and (fences or begin or len(changes) + len(added) > 1):
+                    s.info.pop(FENCES, None)
+                    self._write_together(cursor, changes, added, fences, begin, connection.info)
+                else:
+                    for row, keys in changes:
+                        self._update_row(cursor, row, keys)
+                    for row in added:
+                        self._insert_row(cursor, row)
+                if begin:
+                    cursor.execute("COMMIT")
+            except BaseException:
+                if begin and not dbapi_connection.closed:
+                    cursor.execute("ROLLBACK")
+                raise
         finally:
+            if begin and not dbapi_connection.closed:
+                dbapi_connection.autocommit = False
             cursor.close()
         # As the ORM leaves them after a flush: persistent, their values committed. (Unlike
         # the ORM's, a rollback after this does not turn the new rows back to transient:
@@ -198,31 +297,55 @@ class DirectRows:
             set_committed_value(row, key, proc(value) if proc is not None else value)
 
     def _write_together(
-        self, cursor: Any, changes: list[tuple[TaskRow, tuple[str, ...]]], added: list[TaskRow]
+        self,
+        cursor: Any,
+        changes: list[tuple[TaskRow, tuple[str, ...]]],
+        added: list[TaskRow],
+        fences: dict[str, str] | None = None,
+        begin: bool = False,
+        info: dict[str, Any] | None = None,
     ) -> None:
         """Postgres: every UPDATE and INSERT of the flush in one statement (data-modifying
         ``WITH`` queries), one round trip instead of one each. The statement returns, in
-        one row, how many rows each UPDATE matched and what each INSERT returned."""
+        one row, how many runs of ``fences`` are unchanged (when there are any), how many
+        rows each UPDATE matched and what each INSERT returned. ``begin``: the statement
+        opens the transaction too. With the connection's ``info``, the statement is
+        prepared on it (see :mod:`.prepared`)."""
+        fences = fences or {}
         inserts = [(row, *self._insert_columns(row)) for row in added]
         shape = (
             tuple(keys for _row, keys in changes),
             tuple((tuple(given), returned) for _row, given, returned in inserts),
+            len(fences),
         )
         sql = self._together_sql.get(shape)
         if sql is None:
             if len(self._together_sql) >= _SHAPES:
                 self._together_sql.clear()  # shapes seldom vary; a bound all the same
             sql = self._together_sql[shape] = self._compose(shape)
-        bound: dict[str, Any] = {}
+        bound: dict[str, Any] = fence_params(fences)
         for i, (row, keys) in enumerate(changes):
             bound.update((f"u{i}_{name}", value) for name, value in self._update_values(row, keys).items())
         for j, (_row, given, returned) in enumerate(inserts):
             params = self._insert(tuple(given), returned)[2]
             bound.update((f"i{j}_{name}", _bind(proc, given[name[2:]])) for name, proc in params)
-        cursor.execute(sql, bound)
+        prepared = None
+        if self.prepare and info is not None:
+            sql, prepared = self._prepared.text(info, shape, sql)
+        try:
+            cursor.execute(f"BEGIN; {sql}" if begin else sql, bound)
+        except Exception:
+            if prepared is not None:
+                self._prepared.refuse(shape)
+            raise
+        if prepared is not None:
+            prepared()
         found = cursor.fetchone()
         if found is None:  # an INSERT returned no row: the cross join of their results is empty
             raise StaleDataError(f"INSERT of {len(inserts)} task rows returned no row")
+        if fences:
+            self._check_fences(fences, found[0])
+            found = found[1:]
         for (row, _keys), count in zip(changes, found, strict=False):
             _check_updated(row, count)
         at = len(changes)
@@ -230,16 +353,17 @@ class DirectRows:
             self._inserted(row, given, returned, found[at : at + len(returned)])
             at += len(returned)
 
-    def _compose(self, shape: tuple[tuple[tuple[str, ...], ...], tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]]) -> str:
+    def _compose(self, shape: tuple[Any, ...]) -> str:
         """The statement of :meth:`_write_together` for one shape of flush: its UPDATEs'
         and INSERTs' own compiled SQL, their parameters renamed apart."""
-        updates, inserts = shape
-        parts: list[str] = []
+        updates, inserts, fenced = shape
+        parts: list[str] = [fence_cte(self._runs_table, fenced)] if fenced else []
         for i, keys in enumerate(updates):
             parts.append(f"u{i} AS ({_renamed(self._update(keys)[0], f'u{i}_')} RETURNING 1)")
         for j, (keys, returned) in enumerate(inserts):
             parts.append(f"i{j} AS ({_renamed(self._insert(keys, returned)[0], f'i{j}_')})")
-        counts = [f"(SELECT count(*) FROM u{i})" for i in range(len(updates))]
+        counts = ["(SELECT count(*) FROM fence)"] if fenced else []
+        counts += [f"(SELECT count(*) FROM u{i})" for i in range(len(updates))]
         rows = [f"i{j}.*" for j in range(len(inserts))]
         source = f" FROM {', '.join(f'i{j}' for j in range(len(inserts)))}" if inserts else ""
         return f"WITH {', '.join(parts)} SELECT {', '.join(counts + rows)}{source}"
@@ -267,6 +391,12 @@ class DirectRows:
         compiled = stmt.compile(dialect=self.dialect)
         order = tuple(compiled.positiontup) if compiled.positional else None
         return compiled.string, order, [(f"v_{k}", self._binds[k]) for k in keys]
+
+
+def _idle(s: Session) -> bool:
+    """Whether nothing has been sent in the transaction ``s`` yet (Postgres, psycopg2)."""
+    dbapi_connection: Any = s.connection().connection.dbapi_connection
+    return not dbapi_connection.autocommit and dbapi_connection.get_transaction_status() == _PQTRANS_IDLE
 
 
 def _check_updated(row: TaskRow, count: int) -> None:

@@ -31,6 +31,7 @@ from stepwell_scheduler.engine.advance import _GONE, _NEEDS_CONTEXTS, AdvanceMix
 from stepwell_scheduler.engine.dag import now
 from stepwell_scheduler.engine.direct import DirectRows
 from stepwell_scheduler.engine.failpoints import Failpoints
+from stepwell_scheduler.engine.fences import FENCING, FenceFailed
 from stepwell_scheduler.engine.harvest import HarvestMixin, _Ended, _Known, _RowEnd
 from stepwell_scheduler.engine.launch import LaunchMixin, _Claim
 from stepwell_scheduler.engine.leases import Leases, new_worker_id
@@ -122,6 +123,7 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         self._queue_seen = -1
         self.failpoint = Failpoints(settings.scheduler_failpoints)
         self.leases = Leases(database, settings.scheduler_worker_id or new_worker_id(), settings.scheduler_lease_seconds)
+        self.leases.on_renewed = self.direct.renewed
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -286,13 +288,17 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         fused = sorted(dirty)
         finals: dict[str, str | None] = {}
         try:
-            with self.db.session() as s:
-                self._end_rows(s, ended, known)
-                for run_id in fused:
-                    finals[run_id] = self._advance_in(s, run_id)
-                claimed = self._claim(s)
-                self.direct.flush(s)
-            self._claim_committed(s)
+            try:
+                claimed = self._settle_once(ended, fused, known, finals, fencing=True)
+            except FenceFailed as err:
+                # A run changed since this engine read it (the lease heartbeat, mostly):
+                # nothing was written; again, with the runs read and locked first.
+                log.debug("%s; settling again with the runs locked first", err)
+                self._queue_changed()
+                for run_id in {*fused, *(item[0] for item in ended)}:
+                    self._forget_view(run_id)
+                finals.clear()
+                claimed = self._settle_once(ended, fused, known, finals, fencing=False)
         except Exception:
             log.warning("one transaction for the step failed; ending, advancing and claiming one by one", exc_info=True)
             self._queue_changed()
@@ -343,6 +349,26 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
             except Exception as err:
                 failed.append((starting[0], err))
         return claimed, failed
+
+    def _settle_once(
+        self,
+        ended: list[_RowEnd],
+        fused: list[str],
+        known: _Known | None,
+        finals: dict[str, str | None],
+        fencing: bool,
+    ) -> list[_Claim]:
+        """The one transaction of :meth:`_settle`; ``fencing``: runs read before may be
+        taken unread (see :mod:`.fences`)."""
+        with self.db.session() as s:
+            s.info[FENCING] = fencing
+            self._end_rows(s, ended, known)
+            for run_id in fused:
+                finals[run_id] = self._advance_in(s, run_id)
+            claimed = self._claim(s)
+            self.direct.flush(s, commit=True)
+        self._claim_committed(s)
+        return claimed
 
     def _plan(self, run: RunRow) -> PipelinePlan:
         plan = self._plans.get(run.run_id)

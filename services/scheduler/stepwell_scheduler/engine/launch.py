@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from stepwell.ir.cache_key import fingerprint_for_task
 from stepwell.storage import LocalStore, StoreRouter, is_s3_uri
 from stepwell_scheduler.engine.dag import now
+from stepwell_scheduler.engine.direct import DirectRows
 from stepwell_scheduler.engine.harvest import new_rows
 from stepwell_scheduler.engine.leases import utc
 from stepwell_scheduler.engine.plan import IMPORTER
@@ -72,6 +73,7 @@ class LaunchMixin(ProcessMixin):
 
     # The engine's attributes and methods it uses beyond ProcessMixin's.
     stores: StoreRouter
+    direct: DirectRows
     _timers: bool
     #: Bumped by :meth:`_queue_changed`; ``_queue_seen`` is the generation whose queue
     #: a claim's query saw whole (-1: none).
@@ -121,7 +123,11 @@ class LaunchMixin(ProcessMixin):
                 self._queue_changed()  # left queued: the next claim looks for it
         leased = self._recent_leases(s)
         wanted = {run.run_id for _, run in queued}
-        held = (wanted & leased.keys()) | self.leases.hold_on(s.connection(), wanted - leased.keys())
+        renew = wanted - leased.keys()
+        if renew:
+            # A renewal writes the run's row: a run taken unread is checked first.
+            self.direct.check_fences(s)
+        held = (wanted & leased.keys()) | self.leases.hold_on(s.connection(), renew)
         claimed: list[_Claim] = []
         for row, run in queued:
             if run.run_id not in held:

@@ -25,8 +25,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Update, literal_column, select, update
 
 from stepwell.server import Database
 from stepwell_scheduler.models import FINAL_STATES, RunRow
@@ -94,6 +95,9 @@ class Leases:
         self.epoch = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Told ``(run_id, lease_expires_at, xmin)`` of each run whose lease a renewal
+        #: wrote (Postgres only): the engine keeps run rows as last seen (see ``fences``).
+        self.on_renewed: Callable[[list[tuple[str, datetime | None, str]]], None] | None = None
 
     def expiry(self) -> datetime:
         return datetime.now(timezone.utc) + timedelta(seconds=self.seconds)
@@ -125,14 +129,28 @@ class Leases:
         """Extends every lease this scheduler holds on an unfinished run."""
         started = time.monotonic()
         with self.db.session() as s:
-            s.execute(
+            renewed = self._renewing(
+                s.connection(),
                 update(RunRow)
                 .where(RunRow.lease_owner == self.owner, RunRow.state.not_in(FINAL_STATES))
-                .values(lease_expires_at=self.expiry())
+                .values(lease_expires_at=self.expiry()),
             )
+        if renewed and self.on_renewed is not None:
+            self.on_renewed(renewed)
         if started >= self._valid_until:
             self.epoch += 1
         self._valid_until = started + self.seconds
+
+    def _renewing(self, connection: Connection, statement: Update) -> list[tuple[str, datetime | None, str]] | None:
+        """Runs a renewal; on Postgres, when someone listens, returns what it wrote
+        (``(run_id, lease_expires_at, xmin)``), else None (the row count stands in)."""
+        if self.on_renewed is None or connection.dialect.name != "postgresql":
+            count = connection.execute(statement).rowcount
+            return None if count else []
+        found: Any = connection.execute(
+            statement.returning(RunRow.run_id, RunRow.lease_expires_at, literal_column("xmin::text"))
+        )
+        return [(str(run_id), expires, str(xmin)) for run_id, expires, xmin in found]
 
     def unbroken(self, epoch: int) -> bool:
         """Whether the leases have held without a lapse since ``epoch`` was read, and
@@ -146,14 +164,21 @@ class Leases:
         together with the renewals; once committed, nobody can take those runs over for
         a whole lease, whatever this process's heartbeat did meanwhile."""
         held: set[str] = set()
+        written: list[tuple[str, datetime | None, str]] = []
         for run_id in sorted(set(run_ids)):
-            renewed = connection.execute(
+            renewed = self._renewing(
+                connection,
                 update(RunRow)
                 .where(RunRow.run_id == run_id, RunRow.lease_owner == self.owner)
-                .values(lease_expires_at=self.expiry())
-            ).rowcount
-            if renewed:
+                .values(lease_expires_at=self.expiry()),
+            )
+            if renewed is None or renewed:
                 held.add(run_id)
+                written += renewed or []
+        if written and self.on_renewed is not None:
+            # Not committed yet: should the caller roll back, the engine's fence finds
+            # the version told here missing, and reads the run again.
+            self.on_renewed(written)
         return held
 
     def healthy(self) -> bool:

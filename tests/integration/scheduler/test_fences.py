@@ -1,0 +1,275 @@
+"""Runs taken unread in the engine's hot transaction and checked by its write
+(``engine.fences``), the write's BEGIN sent with it, its statement prepared once per
+connection (``engine.prepared``). Postgres only: SQLite takes no such shortcut. A real
+database; the last test a real scheduler, metadata service and task processes."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from stepwell.server import Database
+from stepwell.v1 import common_pb2, metadata_pb2
+from stepwell_scheduler.app import migrate
+from stepwell_scheduler.engine.direct import DirectRows, _idle
+from stepwell_scheduler.engine.fences import FENCES, FENCING, FenceFailed
+from stepwell_scheduler.engine.leases import Leases
+from stepwell_scheduler.engine.prepared import positional
+from stepwell_scheduler.models import CANCELING, PENDING, RUNNING, SUCCEEDED, RunRow, TaskRow
+from tests.integration.scheduler.pipelines import parameter_chain
+from tests.integration.scheduler.stack import Stack
+
+STAMP = datetime(2026, 11, 29, 12, 0, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def database(fresh_pg_url: str) -> Iterator[Database]:
+    db = Database(fresh_pg_url)
+    migrate(db.engine)
+    with db.session() as s:
+        s.add(
+            RunRow(
+                run_id="r1", pipeline_name="p", spec={"big": "spec"}, parameters={"n": 3},
+                pipeline_root="/tmp/r1", state=RUNNING, created_at=STAMP, options={},
+                lease_owner="me", lease_expires_at=STAMP + timedelta(seconds=30),
+            )
+        )
+        s.add(_task("kept", state=RUNNING, pid=42, attempt=1))
+    yield db
+    db.dispose()
+
+
+def _task(name: str, **values: Any) -> TaskRow:
+    fields: dict[str, Any] = {
+        "run_id": "r1", "qualified_name": name, "name": name, "kind": "container", "component": "comp-x",
+        "state": PENDING, "inputs": {"parameters": {"n": 3}}, "ready_at": STAMP,
+    }
+    return TaskRow(**{**fields, **values})
+
+
+@contextlib.contextmanager
+def _fenced(db: Database) -> Iterator[Session]:
+    with db.session() as s:
+        s.info[FENCING] = True
+        yield s
+
+
+def _kept(db: Database) -> TaskRow:
+    """The running row as the engine keeps it between transactions (detached, clean)."""
+    with db.session() as s:
+        return s.scalars(select(TaskRow).where(TaskRow.qualified_name == "kept")).one()
+
+
+def _end_and_claim(s: Session, kept: TaskRow, suffix: str = "") -> None:
+    """What a chain's step writes: the ended row (a copy of the kept one, unread) and the
+    next task's row, claimed as it is inserted."""
+    copy = s.merge(kept, load=False)
+    copy.state, copy.outputs, copy.finished_at = SUCCEEDED, {"parameters": {"Output": 1}}, STAMP
+    s.add(_task(f"next{suffix}", state=RUNNING, attempt=1, started_at=STAMP))
+
+
+def _states(db: Database) -> dict[str, str]:
+    with db.engine.connect() as conn:
+        return {name: state for name, state in conn.execute(select(TaskRow.qualified_name, TaskRow.state))}
+
+
+def _change_run(db: Database) -> None:
+    """Another writer (a cancel, a retry, another scheduler) writes the run's row."""
+    with db.session() as s:
+        s.execute(update(RunRow).where(RunRow.run_id == "r1").values(cancel_requested=True))
+
+
+def test_a_run_read_before_is_taken_unread_and_checked_by_the_write(database: Database) -> None:
+    direct = DirectRows(database.engine)
+    kept = _kept(database)
+    with _fenced(database) as s:
+        assert direct.lock_run(s, "r1") is not None  # first: read, locked, kept
+        assert not _idle(s)
+    with _fenced(database) as s:
+        run = direct.lock_run(s, "r1")
+        assert run is not None and run.parameters == {"n": 3} and run.lease_owner == "me"
+        assert _idle(s), "a run read before took a round trip"
+        assert set(s.info[FENCES]) == {"r1"}
+        _end_and_claim(s, kept)
+        assert direct.flush(s, commit=True)
+        # Committed by the flush itself (BEGIN, the write, COMMIT): another connection sees it.
+        assert _states(database) == {"kept": SUCCEEDED, "next": RUNNING}
+        assert _idle(s) and not s.info.get(FENCES)
+    with database.engine.connect() as conn:  # the pool's connections are back to normal
+        assert conn.connection.dbapi_connection.autocommit is False  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("commit", [True, False], ids=["begin-with-write", "in-transaction"])
+def test_a_run_changed_since_fails_the_fence_and_nothing_is_written(database: Database, commit: bool) -> None:
+    direct = DirectRows(database.engine)
+    kept = _kept(database)
+    with _fenced(database) as s:
+        direct.lock_run(s, "r1")
+    _change_run(database)
+    with pytest.raises(FenceFailed, match="r1"), _fenced(database) as s:
+        taken = direct.lock_run(s, "r1")
+        assert taken is not None and not taken.cancel_requested  # as read before the change
+        _end_and_claim(s, kept)
+        direct.flush(s, commit=commit)
+    assert _states(database) == {"kept": RUNNING}  # neither the end nor the claim
+    assert len(direct.versions) == 0  # forgotten: the next transaction reads it
+    with _fenced(database) as s:
+        fresh = direct.lock_run(s, "r1")
+        assert fresh is not None and fresh.cancel_requested
+        assert not _idle(s)
+        _end_and_claim(s, kept)
+        assert direct.flush(s, commit=commit)
+    assert _states(database) == {"kept": SUCCEEDED, "next": RUNNING}
+
+
+def test_the_fence_holds_the_run_locked_until_the_commit(database: Database) -> None:
+    direct = DirectRows(database.engine)
+    kept = _kept(database)
+    with _fenced(database) as s:
+        direct.lock_run(s, "r1")
+    other = database.engine.connect()
+    try:
+        with _fenced(database) as s:
+            direct.lock_run(s, "r1")
+            _end_and_claim(s, kept)
+            assert direct.flush(s)  # the commit is the session's, after this block
+            with pytest.raises(OperationalError, match="could not obtain lock"):
+                other.execute(text("SELECT 1 FROM sched_runs WHERE run_id = 'r1' FOR UPDATE NOWAIT"))
+            other.rollback()
+        assert other.execute(text("SELECT 1 FROM sched_runs WHERE run_id = 'r1' FOR UPDATE NOWAIT")).scalar() == 1
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("changed", [False, True], ids=["unchanged", "changed"])
+def test_a_run_the_orm_writes_is_checked_before_its_flush(database: Database, changed: bool) -> None:
+    direct = DirectRows(database.engine)
+    with _fenced(database) as s:
+        direct.lock_run(s, "r1")
+    if changed:
+        _change_run(database)
+    with contextlib.ExitStack() as stack:
+        if changed:
+            stack.enter_context(pytest.raises(FenceFailed))
+        with _fenced(database) as s:
+            run = direct.lock_run(s, "r1")
+            assert run is not None
+            run.state = CANCELING
+            assert not direct.flush(s, commit=True)  # the ORM's to write, once checked
+            assert not s.info.get(FENCES)
+    with database.engine.connect() as conn:
+        state = conn.execute(select(RunRow.state)).scalar()
+    assert state == (RUNNING if changed else CANCELING)
+    assert len(direct.versions) == 0  # written (or failed): its version is new
+
+
+def test_lease_renewals_keep_the_run_taken_unread(database: Database) -> None:
+    direct = DirectRows(database.engine)
+    leases = Leases(database, "me", 30.0)
+    leases.on_renewed = direct.renewed
+    kept = _kept(database)
+    with _fenced(database) as s:
+        direct.lock_run(s, "r1")
+    leases.renew()  # the heartbeat: a new version of the run's row
+    with database.engine.connect() as conn:
+        stored = conn.execute(select(RunRow.lease_expires_at)).scalar()
+    with _fenced(database) as s:
+        run = direct.lock_run(s, "r1")
+        assert run is not None and _idle(s)
+        assert run.lease_expires_at == stored
+        _end_and_claim(s, kept)
+        assert direct.flush(s, commit=True)  # the fence holds: the version was told
+    with _fenced(database) as s:  # a claim's renewal, inside a transaction
+        run = direct.lock_run(s, "r1")
+        direct.check_fences(s)
+        assert leases.hold_on(s.connection(), ["r1"]) == {"r1"}
+    with _fenced(database) as s:
+        direct.lock_run(s, "r1")
+        assert _idle(s)
+        direct.check_fences(s)  # raises if the renewal's version was not kept
+
+
+def test_a_statement_is_prepared_once_per_connection(database: Database) -> None:
+    direct = DirectRows(database.engine)
+    with _fenced(database) as s:
+        direct.lock_run(s, "r1")
+    with database.session() as s:
+        for i in range(3):
+            s.add(_task(f"a{i}"))
+            s.add(_task(f"b{i}"))
+            assert direct.flush(s)
+        prepared = s.execute(text("SELECT name, statement FROM pg_prepared_statements")).all()
+    assert len(prepared) == 1, prepared
+    name, statement = prepared[0]
+    assert name.startswith("stepwell_") and "INSERT INTO sched_tasks" in statement and "$1" in statement
+    assert set(_states(database)) == {"kept", "a0", "a1", "a2", "b0", "b1", "b2"}
+
+
+def test_named_parameters_become_positional() -> None:
+    assert positional("UPDATE t SET a=%(x)s, b=%(y)s WHERE c = %(x)s AND d LIKE 'p%%'") == (
+        "UPDATE t SET a=$1, b=$2 WHERE c = $1 AND d LIKE 'p%'",
+        ("x", "y"),
+    )
+
+
+@pytest.mark.parametrize("stack", ["postgres-s3"], indirect=True)
+def test_a_chain_survives_writers_of_its_run(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before each of the first fenced writes, another writer changes the run's row: every
+    such step is done again with the run read first, and nothing is lost or repeated."""
+    engine = stack.scheduler.engine
+    db = stack.scheduler.database
+    real_flush = engine.direct.flush
+    failed: list[str] = []
+    real_check = engine.direct._check_fences
+
+    def check(fences: dict[str, str], matched: int) -> None:
+        if matched != len(fences):
+            failed.extend(fences)
+        real_check(fences, matched)
+
+    def flush(s: Session, commit: bool = False) -> bool:
+        fences = s.info.get(FENCES)
+        if fences and len(failed) < 3:
+            with db.session() as other:  # committed before the fenced write
+                other.execute(update(RunRow).where(RunRow.run_id.in_(list(fences))).values(options=RunRow.options))
+        return real_flush(s, commit=commit)
+
+    monkeypatch.setattr(engine.direct, "flush", flush)
+    monkeypatch.setattr(engine.direct, "_check_fences", check)
+    renewing = threading.Event()
+
+    def heartbeats() -> None:
+        # Renewals as often as steps. One that commits between a step's taking the run
+        # and its write fails that step's fence too (the new version is told right after
+        # the commit): a step done twice, nothing else.
+        while not renewing.wait(0.01):
+            engine.leases.renew()
+
+    beat = threading.Thread(target=heartbeats, daemon=True)
+    names = ["a", "b", "c", "d", "e", "f"]
+    run_id = uuid.uuid4().hex
+    beat.start()
+    try:
+        stack.start(run_id, parameter_chain(names, pipeline="fences"), {"salt": "s"})
+        status = stack.wait(run_id, timeout=60)
+    finally:
+        renewing.set()
+        beat.join()
+    assert status.state == common_pb2.SUCCEEDED, status.error
+    assert set(failed) == {run_id} and len(failed) >= 3
+    ctx = stack.metadata_stub.GetContext(metadata_pb2.GetContextRequest(type="system.PipelineRun", name=run_id))
+    executions = stack.metadata_stub.GetExecutions(metadata_pb2.GetExecutionsRequest(context_id=ctx.id)).executions
+    assert sorted(e.name for e in executions) == names  # one each
+    with db.session() as s:
+        rows = {r.qualified_name: r for r in s.scalars(select(TaskRow).where(TaskRow.run_id == run_id))}
+    assert {name: row.state for name, row in rows.items()} == dict.fromkeys(names, SUCCEEDED)
+    assert all(row.attempt == 1 for row in rows.values())
