@@ -46,6 +46,9 @@ class SchedulerSettings(ServiceSettings):
       the same host);
     * ``STEPWELL_SCHEDULER_WORKER_ID`` — this scheduler's lease owner id (default: host,
       pid, process start time and a random suffix; must be unique among live schedulers);
+    * ``STEPWELL_SCHEDULER_PREPARED_STATEMENTS`` — on Postgres, prepare the engine's
+      hot write once per connection (default true); false behind a connection pooler
+      that does not keep prepared statements (PgBouncer in transaction mode);
     * ``STEPWELL_SCHEDULER_FAILPOINTS`` — for durability tests only: crash points
       (:mod:`stepwell_scheduler.engine.failpoints`).
     """
@@ -61,6 +64,7 @@ class SchedulerSettings(ServiceSettings):
     local_inline_python: bool = True
     scheduler_lease_seconds: float = Field(default=15.0, gt=0)
     scheduler_worker_id: str = ""
+    scheduler_prepared_statements: bool = True
     scheduler_failpoints: str = ""
 
     def scheduler_db_url(self) -> str:

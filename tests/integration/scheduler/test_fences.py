@@ -19,12 +19,13 @@ from sqlalchemy.orm import Session
 
 from stepwell.server import Database
 from stepwell.v1 import common_pb2, metadata_pb2
-from stepwell_scheduler.app import migrate
+from stepwell_scheduler.app import SchedulerApp, migrate
 from stepwell_scheduler.engine.direct import DirectRows, _idle
 from stepwell_scheduler.engine.fences import FENCES, FENCING, FenceFailed
 from stepwell_scheduler.engine.leases import Leases
 from stepwell_scheduler.engine.prepared import positional
 from stepwell_scheduler.models import CANCELING, PENDING, RUNNING, SUCCEEDED, RunRow, TaskRow
+from stepwell_scheduler.settings import SchedulerSettings
 from tests.integration.scheduler.pipelines import parameter_chain
 from tests.integration.scheduler.stack import Stack
 
@@ -212,6 +213,26 @@ def test_a_statement_is_prepared_once_per_connection(database: Database) -> None
     name, statement = prepared[0]
     assert name.startswith("stepwell_") and "INSERT INTO sched_tasks" in statement and "$1" in statement
     assert set(_states(database)) == {"kept", "a0", "a1", "a2", "b0", "b1", "b2"}
+
+
+def test_prepared_statements_can_be_turned_off(
+    database: Database, fresh_pg_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``STEPWELL_SCHEDULER_PREPARED_STATEMENTS=false`` (a pooler that drops them)."""
+    monkeypatch.setenv("STEPWELL_SCHEDULER_PREPARED_STATEMENTS", "false")
+    app = SchedulerApp(SchedulerSettings(home=tmp_path), database_url=fresh_pg_url)
+    try:
+        direct = app.engine.direct
+        assert direct.prepare is False
+        with database.session() as s:
+            for i in range(2):
+                s.add(_task(f"a{i}"))
+                s.add(_task(f"b{i}"))
+                assert direct.flush(s)
+            assert s.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar() == 0
+    finally:
+        app.database.dispose()
+    assert set(_states(database)) == {"kept", "a0", "a1", "b0", "b1"}
 
 
 def test_named_parameters_become_positional() -> None:

@@ -78,6 +78,7 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         self.db = database
         #: Writes the hot transaction's task rows without the ORM's unit of work.
         self.direct = DirectRows(database.engine)
+        self.direct.prepare = settings.scheduler_prepared_statements
         self.settings = settings
         self.executor = executor
         self.metadata = metadata
