@@ -12,14 +12,17 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import psycopg2.errors
 import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_dirty
 
 from stepwell.server import Database
 from stepwell.v1 import common_pb2, metadata_pb2
 from stepwell_scheduler.app import SchedulerApp, migrate
+from stepwell_scheduler.engine import prepared
 from stepwell_scheduler.engine.direct import DirectRows, _idle
 from stepwell_scheduler.engine.fences import FENCES, FENCING, FenceFailed
 from stepwell_scheduler.engine.leases import Leases
@@ -215,6 +218,93 @@ def test_a_statement_is_prepared_once_per_connection(database: Database) -> None
     assert set(_states(database)) == {"kept", "a0", "a1", "a2", "b0", "b1", "b2"}
 
 
+def test_a_renewal_keeps_the_whole_row_as_written(database: Database) -> None:
+    """A writer the engine does not hear of (another process), then a renewal: the run
+    kept is the renewal's row, not the old values under the new version."""
+    direct = DirectRows(database.engine)
+    leases = Leases(database, "me", 30.0)
+    leases.on_renewed = direct.renewed
+    with _fenced(database) as s:
+        direct.lock_run(s, "r1")
+    with database.engine.begin() as conn:  # no ORM object, no event: as from elsewhere
+        conn.execute(update(RunRow).where(RunRow.run_id == "r1").values(cancel_requested=True, options={"x": 1}))
+    leases.renew()
+    with _fenced(database) as s:
+        run = direct.lock_run(s, "r1")
+        assert _idle(s)
+        assert run is not None and run.cancel_requested and run.options == {"x": 1}
+        direct.check_fences(s)
+
+
+def test_a_run_the_transaction_writes_early_does_not_fail_its_own_fence(database: Database) -> None:
+    """A run ended by the advance (its row dirty), then a query that flushes it before
+    the step's write: the fence is checked before that flush, not failed by it."""
+    direct = DirectRows(database.engine)
+    kept = _kept(database)
+    with _fenced(database) as s:
+        direct.lock_run(s, "r1")
+    with _fenced(database) as s:
+        run = direct.lock_run(s, "r1")
+        assert run is not None
+        run.error = "set by the advance"
+        s.scalars(select(TaskRow).where(TaskRow.qualified_name == "nothing")).all()  # autoflush
+        assert not s.info.get(FENCES)  # checked (and locked) before that flush
+        _end_and_claim(s, kept)
+        assert direct.flush(s, commit=True)
+    assert _states(database) == {"kept": SUCCEEDED, "next": RUNNING}
+
+
+def test_a_row_flagged_with_nothing_changed_writes_nothing(database: Database) -> None:
+    direct = DirectRows(database.engine)
+    kept = _kept(database)
+    with _fenced(database) as s:
+        direct.lock_run(s, "r1")
+    with _fenced(database) as s:
+        direct.lock_run(s, "r1")
+        copy = s.merge(kept, load=False)
+        flag_dirty(copy)
+        assert direct.flush(s, commit=True)
+    assert _states(database) == {"kept": RUNNING}
+
+
+def test_prepared_statements_recover_from_failed_round_trips(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On one connection: a round trip that deallocated everything and then failed, and
+    statements gone from the server behind the engine's back (a pooler): later writes
+    prepare again rather than fail for good."""
+    monkeypatch.setattr(prepared, "LIMIT", 2)
+    direct = DirectRows(database.engine)
+    connection = database.engine.connect()
+
+    @contextlib.contextmanager
+    def transaction() -> Iterator[Session]:
+        with Session(bind=connection) as s, s.begin():
+            yield s
+
+    def write(s: Session, names: list[str]) -> None:
+        for name in names:
+            s.add(_task(name))
+        assert direct.flush(s)
+
+    try:
+        with transaction() as s:
+            write(s, ["a0", "a1"])  # two shapes: the connection's limit
+            write(s, ["b0", "b1", "b2"])
+        with pytest.raises(psycopg2.errors.UniqueViolation), transaction() as s:
+            write(s, ["a0", "c1", "c2", "c3"])  # a third shape: resets, then fails
+        with transaction() as s:
+            write(s, ["d0", "d1"])  # prepared again, not "does not exist"
+        with pytest.raises(psycopg2.errors.InvalidSqlStatementName), transaction() as s:
+            s.execute(text("DEALLOCATE ALL"))
+            write(s, ["e0", "e1"])
+        with transaction() as s:
+            write(s, ["f0", "f1"])
+    finally:
+        connection.close()
+    assert set(_states(database)) == {"kept", "a0", "a1", "b0", "b1", "b2", "d0", "d1", "f0", "f1"}
+
+
 def test_prepared_statements_can_be_turned_off(
     database: Database, fresh_pg_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -236,8 +326,8 @@ def test_prepared_statements_can_be_turned_off(
 
 
 def test_named_parameters_become_positional() -> None:
-    assert positional("UPDATE t SET a=%(x)s, b=%(y)s WHERE c = %(x)s AND d LIKE 'p%%'") == (
-        "UPDATE t SET a=$1, b=$2 WHERE c = $1 AND d LIKE 'p%'",
+    assert positional("UPDATE t SET a=%(x)s, b=%(y)s WHERE c = %(x)s AND d LIKE 'p%%' AND e = '%%(z)s'") == (
+        "UPDATE t SET a=$1, b=$2 WHERE c = $1 AND d LIKE 'p%' AND e = '%(z)s'",
         ("x", "y"),
     )
 

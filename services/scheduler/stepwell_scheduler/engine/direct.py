@@ -33,6 +33,7 @@ from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.schema import Column
 
 from stepwell_scheduler.engine.fences import (
+    CHECK,
     FENCES,
     FENCING,
     FenceFailed,
@@ -92,10 +93,11 @@ class DirectRows:
         self._run_results: list[_Processor] = [
             runs.c[k].type.dialect_impl(self.dialect).result_processor(self.dialect, None) for k in self._run_keys
         ]
-        #: Several rows in one statement (:meth:`_write_together`): Postgres with named
-        #: parameters (psycopg2's), where a statement may hold data-modifying WITH queries
-        #: and a run's row version (``xmin``) can fence the write (see :mod:`.fences`).
-        self._together = self.dialect.name == "postgresql" and self.dialect.paramstyle == "pyformat"
+        #: Several rows in one statement (:meth:`_write_together`): Postgres through
+        #: psycopg2 (named parameters filled in by the driver, several statements in one
+        #: round trip), where a statement may hold data-modifying WITH queries and a
+        #: run's row version (``xmin``) can fence the write (see :mod:`.fences`).
+        self._together = self.dialect.name == "postgresql" and self.dialect.driver == "psycopg2"
         self._together_sql: dict[Any, str] = {}
         #: Off: the statements of several rows go as text each time (for comparing).
         self.prepare = True
@@ -109,7 +111,6 @@ class DirectRows:
         self._inserts: dict[tuple[tuple[str, ...], tuple[str, ...]], _Compiled] = {}
         #: Each run's row as last read locked here, for transactions that fence it.
         self.versions = RunVersions()
-        self._lease_column = self._run_keys.index("lease_expires_at")
 
     def lock_run(self, s: Session, run_id: str) -> RunRow | None:
         """The run, row-locked and read afresh in the transaction ``s`` (None: no such
@@ -126,6 +127,7 @@ class DirectRows:
             if kept is not None:
                 values, xmin = kept
                 s.info.setdefault(FENCES, {})[run_id] = xmin
+                s.info[CHECK] = self.check_fences
                 return self._run_from(s, values)
         sql, order, _params = self._lock_run
         cursor = s.connection().connection.cursor()
@@ -156,9 +158,11 @@ class DirectRows:
         s.add(run)
         return run
 
-    def renewed(self, changes: list[tuple[str, Any, str]]) -> None:
-        """The lease heartbeat wrote ``(run_id, lease_expires_at, xmin)``."""
-        self.versions.renewed(changes, self._lease_column)
+    def renewed(self, rows: list[dict[str, Any]]) -> None:
+        """A lease renewal wrote these runs: their rows as written (every column but the
+        spec, and ``xmin``). Runs kept are replaced whole, runs not kept are not added."""
+        if self._together:
+            self.versions.renewed((row["run_id"], tuple(row[k] for k in self._run_keys), row["xmin"]) for row in rows)
 
     def check_fences(self, s: Session) -> None:
         """Checks (and row-locks) the runs ``s`` took unread, now, in its transaction:
@@ -215,6 +219,13 @@ class DirectRows:
             changes.append((row, keys))
         added = sorted(new, key=lambda o: inspect(o).insert_order)
         changes = [(row, keys) for row, keys in changes if keys]
+        if not changes and not added:  # flagged, nothing changed: nothing to write
+            if fences and _idle(s):
+                s.info.pop(FENCES)
+            self.check_fences(s)
+            for row in dirty:
+                _committed(s, row)
+            return True
         begin = commit and self._together and self.fencing and _idle(s)
         connection = s.connection().connection
         cursor = connection.cursor()
@@ -240,9 +251,14 @@ class DirectRows:
                     cursor.execute("ROLLBACK")
                 raise
         finally:
-            if begin and not dbapi_connection.closed:
-                dbapi_connection.autocommit = False
             cursor.close()
+            if begin and not dbapi_connection.closed:
+                if dbapi_connection.get_transaction_status() != _PQTRANS_IDLE:
+                    # The ROLLBACK failed on a live connection: the driver, which never
+                    # saw the BEGIN, would hand the open transaction to the next user.
+                    connection.invalidate()
+                else:
+                    dbapi_connection.autocommit = False
         # As the ORM leaves them after a flush: persistent, their values committed. (Unlike
         # the ORM's, a rollback after this does not turn the new rows back to transient:
         # the engine forgets the views holding them when its transaction fails.)
@@ -329,17 +345,17 @@ class DirectRows:
         for j, (_row, given, returned) in enumerate(inserts):
             params = self._insert(tuple(given), returned)[2]
             bound.update((f"i{j}_{name}", _bind(proc, given[name[2:]])) for name, proc in params)
-        prepared = None
-        if self.prepare and info is not None:
-            sql, prepared = self._prepared.text(info, shape, sql)
+        use = self._prepared.use(info, shape, sql) if self.prepare and info is not None else None
+        if use is not None:
+            sql = use.text
         try:
             cursor.execute(f"BEGIN; {sql}" if begin else sql, bound)
-        except Exception:
-            if prepared is not None:
-                self._prepared.refuse(shape)
+        except Exception as err:
+            if use is not None:
+                use.failed(err)
             raise
-        if prepared is not None:
-            prepared()
+        if use is not None:
+            use.succeeded()
         found = cursor.fetchone()
         if found is None:  # an INSERT returned no row: the cross join of their results is empty
             raise StaleDataError(f"INSERT of {len(inserts)} task rows returned no row")

@@ -10,12 +10,22 @@ A *fence* takes the lock last instead. The engine keeps each run's row as it las
 locked, with the row's version (Postgres's ``xmin``: the transaction that wrote that
 version). In its hot transaction it may take the run from there, unread; the statement
 that writes the transaction's task rows then locks the run's row and counts it only if
-its version is still the one read (:func:`fence_cte`). Every writer of a run's row makes
-a new version, and every writer of a run's tasks writes the run's row (a retry, a cancel,
-a takeover, the lease heartbeat): so an unchanged version means that nothing the engine
-decided from is out of date, and the lock holds until the commit, as a lock taken first
-would. A changed version (most often the heartbeat's renewal) fails the fence: the
-transaction rolls back (:class:`FenceFailed`) and the engine does it again the old way.
+its version is still the one read (:func:`fence_cte`). A changed version fails the fence:
+the transaction rolls back (:class:`FenceFailed`) and the engine does it again the old
+way. Anything the ORM would write first in that transaction checks the fences before it
+(so the run's lock still comes before the writes), and so does a claim's lease renewal.
+
+Why an unchanged version is as good as the lock taken first: every writer of a run's row
+makes a new version, and the writers of a run's tasks other than this engine's own
+thread write the run's row too (RetryRun and CancelRun; another scheduler, which must
+take the run over first, writing its lease owner). What the engine's own thread writes
+to a task outside the step (pids, execution ids, outbox flags, retries) it knows. So
+this holds only while every other writer of a run's tasks also writes the run's row,
+and every write of this scheduler's to a run's tasks happens on the engine's thread.
+
+Lease renewals write the run's row (the heartbeat's, every third of a lease, and a
+claim's): they tell the engine the rows they wrote, whole, so that its runs stay
+current. A run the ORM writes is forgotten (a mapper event).
 
 Nothing changes on SQLite, where one scheduler writes and locking is the file's.
 """
@@ -29,6 +39,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from stepwell_scheduler.models import RunRow
 
@@ -36,6 +47,9 @@ from stepwell_scheduler.models import RunRow
 FENCING = "stepwell.fencing"
 #: ``Session.info`` key: ``{run_id: xmin}`` of the runs taken so, not yet checked.
 FENCES = "stepwell.fences"
+#: ``Session.info`` key: what checks them (``DirectRows.check_fences``), before the ORM
+#: writes anything in that transaction.
+CHECK = "stepwell.check_fences"
 
 
 class FenceFailed(Exception):
@@ -50,11 +64,14 @@ class RunVersions:
     def __init__(self) -> None:
         self._rows: dict[str, tuple[tuple[Any, ...], str]] = {}
         self._lock = threading.Lock()
-        _KEPT.add(self)
+        with _KEPT_LOCK:
+            _KEPT.add(self)
 
     def put(self, run_id: str, values: tuple[Any, ...], xmin: str) -> None:
+        """Keeps a copy of ``values`` (the caller's objects may change)."""
+        kept = copy.deepcopy(values)
         with self._lock:
-            self._rows[run_id] = (values, xmin)
+            self._rows[run_id] = (kept, xmin)
 
     def get(self, run_id: str) -> tuple[tuple[Any, ...], str] | None:
         """A copy of the run's values (the caller may change them) and their version."""
@@ -65,16 +82,14 @@ class RunVersions:
         values, xmin = found
         return copy.deepcopy(values), xmin
 
-    def renewed(self, changes: Iterable[tuple[str, Any, str]], column: int) -> None:
-        """The lease heartbeat wrote ``(run_id, value, xmin)``: the value of the column at
-        index ``column``, in a new version. Runs not kept are not added."""
+    def renewed(self, rows: Iterable[tuple[str, tuple[Any, ...], str]]) -> None:
+        """A lease renewal wrote ``(run_id, values, xmin)``: the whole row as written, so
+        that nothing written since the version kept is taken for unchanged. Runs not
+        kept are not added."""
         with self._lock:
-            for run_id, value, xmin in changes:
-                found = self._rows.get(run_id)
-                if found is not None:
-                    values = list(found[0])
-                    values[column] = value
-                    self._rows[run_id] = (tuple(values), xmin)
+            for run_id, values, xmin in rows:
+                if run_id in self._rows:
+                    self._rows[run_id] = (copy.deepcopy(values), xmin)
 
     def forget(self, run_id: str) -> None:
         with self._lock:
@@ -104,10 +119,25 @@ def fence_params(fences: dict[str, str]) -> dict[str, Any]:
 
 
 _KEPT: weakref.WeakSet[RunVersions] = weakref.WeakSet()
+_KEPT_LOCK = threading.Lock()
 
 
 @event.listens_for(RunRow, "after_update")
 @event.listens_for(RunRow, "after_delete")
 def _written(_mapper: Any, _connection: Any, run: RunRow) -> None:
-    for versions in list(_KEPT):
+    with _KEPT_LOCK:
+        kept = list(_KEPT)
+    for versions in kept:
         versions.forget(run.run_id)
+
+
+@event.listens_for(Session, "before_flush")
+def _check_first(session: Session, _context: Any, _instances: Any) -> None:
+    """The ORM is about to write in a transaction that took runs unread: their fences
+    are checked first, so that the run's lock comes before the writes (as it did when it
+    was taken first), and a run this transaction ends is not taken for changed by
+    someone else once its own write made a new version."""
+    if session.info.get(FENCES) and (session.new or session.dirty or session.deleted):
+        check = session.info.get(CHECK)
+        if check is not None:
+            check(session)

@@ -95,9 +95,9 @@ class Leases:
         self.epoch = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        #: Told ``(run_id, lease_expires_at, xmin)`` of each run whose lease a renewal
-        #: wrote (Postgres only): the engine keeps run rows as last seen (see ``fences``).
-        self.on_renewed: Callable[[list[tuple[str, datetime | None, str]]], None] | None = None
+        #: Told the rows a renewal wrote, whole (every column but the spec, and
+        #: ``xmin``), on Postgres: the engine keeps run rows as last seen (``fences``).
+        self.on_renewed: Callable[[list[dict[str, Any]]], None] | None = None
 
     def expiry(self) -> datetime:
         return datetime.now(timezone.utc) + timedelta(seconds=self.seconds)
@@ -141,16 +141,16 @@ class Leases:
             self.epoch += 1
         self._valid_until = started + self.seconds
 
-    def _renewing(self, connection: Connection, statement: Update) -> list[tuple[str, datetime | None, str]] | None:
-        """Runs a renewal; on Postgres, when someone listens, returns what it wrote
-        (``(run_id, lease_expires_at, xmin)``), else None (the row count stands in)."""
+    def _renewing(self, connection: Connection, statement: Update) -> list[dict[str, Any]] | None:
+        """Runs a renewal; on Postgres, when someone listens, returns the rows it wrote
+        (see :attr:`on_renewed`), else None when it wrote any (the row count tells)."""
         if self.on_renewed is None or connection.dialect.name != "postgresql":
             count = connection.execute(statement).rowcount
             return None if count else []
-        found: Any = connection.execute(
-            statement.returning(RunRow.run_id, RunRow.lease_expires_at, literal_column("xmin::text"))
-        )
-        return [(str(run_id), expires, str(xmin)) for run_id, expires, xmin in found]
+        table = RunRow.__table__
+        columns = [c for c in table.columns if c.key != "spec"]  # type: ignore[attr-defined]
+        found = connection.execute(statement.returning(*columns, literal_column("xmin::text").label("xmin")))
+        return [dict(row) for row in found.mappings()]
 
     def unbroken(self, epoch: int) -> bool:
         """Whether the leases have held without a lapse since ``epoch`` was read, and
@@ -164,7 +164,7 @@ class Leases:
         together with the renewals; once committed, nobody can take those runs over for
         a whole lease, whatever this process's heartbeat did meanwhile."""
         held: set[str] = set()
-        written: list[tuple[str, datetime | None, str]] = []
+        written: list[dict[str, Any]] = []
         for run_id in sorted(set(run_ids)):
             renewed = self._renewing(
                 connection,

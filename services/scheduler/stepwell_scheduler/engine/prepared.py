@@ -9,34 +9,71 @@ Each shape of that statement is prepared once per connection (``PREPARE``, in th
 round trip as its first ``EXECUTE``), and executed by name after that, its values sent as
 literals as psycopg2 sends them anyway. A name is used once: a round trip that failed
 leaves its name behind rather than risk preparing it twice, and past :data:`LIMIT`
-statements on a connection they are all deallocated.
+statements on a connection they are all deallocated. PREPARE and DEALLOCATE are not
+undone when the transaction rolls back: what a failed round trip did is noted
+(:meth:`Use.failed`).
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 #: Statements prepared on one connection before they are all deallocated.
 LIMIT = 256
 #: ``PoolProxiedConnection.info`` key (kept with the DBAPI connection, cleared with it).
 _KEY = "stepwell.prepared"
-_PARAM = re.compile(r"%\((\w+)\)s")
+_PARAM = re.compile(r"%%|%\((\w+)\)s")
 _names = itertools.count(1)
+#: SQLSTATE: no such prepared statement (deallocated, or a pooler's other connection).
+_NO_SUCH_STATEMENT = "26000"
 
 
 def positional(sql: str) -> tuple[str, tuple[str, ...]]:
-    """``sql`` with its named parameters (``%(name)s``) turned into ``$1``, ``$2``, ... in
-    order of first use, and that order."""
+    """``sql`` (psycopg2's ``%(name)s`` parameters, ``%%`` for a percent sign) with its
+    parameters turned into ``$1``, ``$2``, ... in order of first use, and that order."""
     order: dict[str, int] = {}
 
     def number(match: re.Match[str]) -> str:
-        return f"${order.setdefault(match.group(1), len(order) + 1)}"
+        name = match.group(1)
+        if name is None:
+            return "%"
+        return f"${order.setdefault(name, len(order) + 1)}"
 
-    body = _PARAM.sub(number, sql.replace("%%", "%"))
-    return body, tuple(order)
+    return _PARAM.sub(number, sql), tuple(order)
+
+
+@dataclass
+class Use:
+    """One use of a statement on one connection: the text to send, and what to note
+    once it succeeded or failed."""
+
+    text: str
+    prepared: dict[Any, str]
+    key: Any
+    name: str = ""  # the name this text prepares ("": it prepares nothing)
+    reset: bool = False  # the text deallocates every statement of the connection first
+    owner: PreparedStatements | None = None
+
+    def succeeded(self) -> None:
+        if self.reset:
+            self.prepared.clear()
+        if self.name:
+            self.prepared[self.key] = self.name
+
+    def failed(self, err: BaseException) -> None:
+        """What a failed round trip tells: a reset has happened all the same (PREPARE
+        and DEALLOCATE are not undone with the transaction); a statement gone from the
+        server is prepared again next time; a statement Postgres would not take
+        (SQLSTATE class 42: syntax, undeterminable parameter types) goes as text from
+        now on. Other failures (a deadlock, a lost connection) change nothing."""
+        code = str(getattr(err, "pgcode", "") or "")
+        if self.reset or code == _NO_SUCH_STATEMENT:
+            self.prepared.clear()
+        if self.name and code.startswith("42") and self.owner is not None:
+            self.owner.refuse(self.key)
 
 
 class PreparedStatements:
@@ -44,23 +81,21 @@ class PreparedStatements:
 
     def __init__(self) -> None:
         self._forms: dict[Any, tuple[str, str]] = {}
-        #: Keys whose PREPARE failed once: sent as plain text from then on.
+        #: Keys Postgres would not prepare: sent as text from then on.
         self._refused: set[Any] = set()
 
     def refuse(self, key: Any) -> None:
-        """The round trip that prepared ``key`` failed: send it unprepared from now on
-        (what failed may have been the PREPARE itself, a parameter whose type Postgres
-        cannot infer, say)."""
-        if len(self._refused) < LIMIT:
-            self._refused.add(key)
+        if len(self._refused) >= LIMIT:
+            self._refused.clear()
+        self._refused.add(key)
 
-    def text(self, info: dict[str, Any], key: Any, sql: str) -> tuple[str, Callable[[], None] | None]:
-        """What to send to run ``sql`` (named parameters, psycopg2's) on the connection
-        whose ``info`` this is: an ``EXECUTE`` of it, preceded by its ``PREPARE`` the first
-        time; and, when the text prepares it, what to call once it succeeded (else None).
-        A key whose preparing failed before gets ``sql`` itself."""
+    def use(self, info: dict[str, Any], key: Any, sql: str) -> Use:
+        """How to run ``sql`` (psycopg2's parameters) on the connection whose ``info``
+        this is: an ``EXECUTE`` of it, preceded by its ``PREPARE`` the first time; ``sql``
+        itself for a key Postgres would not prepare."""
+        prepared: dict[Any, str] = info.setdefault(_KEY, {})
         if key in self._refused:
-            return sql, None
+            return Use(sql, prepared, key)
         form = self._forms.get(key)
         if form is None:
             if len(self._forms) >= LIMIT:
@@ -69,17 +104,10 @@ class PreparedStatements:
             listed = ", ".join(f"%({name})s" for name in order)
             form = self._forms[key] = (body.replace("%", "%%"), f"({listed})" if order else "")
         body, arguments = form
-        prepared: dict[Any, str] = info.setdefault(_KEY, {})
         name = prepared.get(key)
         if name is not None:
-            return f"EXECUTE {name}{arguments}", None
+            return Use(f"EXECUTE {name}{arguments}", prepared, key)
         name = f"stepwell_{next(_names)}"
         reset = len(prepared) >= LIMIT
         text = f"{'DEALLOCATE ALL; ' if reset else ''}PREPARE {name} AS {body}; EXECUTE {name}{arguments}"
-
-        def done() -> None:
-            if reset:
-                prepared.clear()
-            prepared[key] = name
-
-        return text, done
+        return Use(text, prepared, key, name=name, reset=reset, owner=self)
