@@ -5,7 +5,6 @@ handle to the ORM untouched. A real database, SQLite and Postgres."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -16,9 +15,9 @@ from stepwell.server import Database
 from stepwell_scheduler.app import migrate
 from stepwell_scheduler.engine.direct import BATCH, DirectRows
 from stepwell_scheduler.engine.harvest import _clean
-from stepwell_scheduler.models import PENDING, RUNNING, SUCCEEDED, RunRow, TaskRow
-
-STAMP = datetime(2026, 11, 29, 6, 30, 1, 123456, tzinfo=timezone.utc)
+from stepwell_scheduler.models import RUNNING, SUCCEEDED, RunRow, TaskRow
+from tests.integration.scheduler.rows import STAMP, seed
+from tests.integration.scheduler.rows import task as _task
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -26,25 +25,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Database
     url = request.getfixturevalue("fresh_pg_url") if request.param == "postgres" else f"sqlite:///{tmp_path / 's.db'}"
     db = Database(url)
     migrate(db.engine)
-    with db.session() as s:
-        s.add(
-            RunRow(
-                run_id="r1", pipeline_name="p", spec={"big": "spec"}, parameters={"n": 3},
-                pipeline_root="/tmp/r1", state=RUNNING, created_at=STAMP, options={"disable_cache": True},
-                lease_owner="me", lease_expires_at=STAMP + timedelta(seconds=30),
-            )
-        )
-        s.add(_task("kept", state=RUNNING, pid=42, attempt=1))
+    seed(db)
     yield db
     db.dispose()
-
-
-def _task(name: str, **values: Any) -> TaskRow:
-    fields: dict[str, Any] = {
-        "run_id": "r1", "qualified_name": name, "name": name, "kind": "container", "component": "comp-x",
-        "state": PENDING, "inputs": {"parameters": {"n": 3, "xs": [1, 2.5, None], "s": "é"}}, "ready_at": STAMP,
-    }
-    return TaskRow(**{**fields, **values})
 
 
 def _columns(db: Database, name: str) -> dict[str, Any]:

@@ -9,7 +9,6 @@ import contextlib
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import psycopg2.errors
@@ -27,37 +26,21 @@ from stepwell_scheduler.engine.direct import DirectRows, _idle
 from stepwell_scheduler.engine.fences import FENCES, FENCING, FenceFailed
 from stepwell_scheduler.engine.leases import Leases
 from stepwell_scheduler.engine.prepared import positional
-from stepwell_scheduler.models import CANCELING, PENDING, RUNNING, SUCCEEDED, RunRow, TaskRow
+from stepwell_scheduler.models import CANCELING, RUNNING, SUCCEEDED, RunRow, TaskRow
 from stepwell_scheduler.settings import SchedulerSettings
 from tests.integration.scheduler.pipelines import parameter_chain
+from tests.integration.scheduler.rows import STAMP, seed
+from tests.integration.scheduler.rows import task as _task
 from tests.integration.scheduler.stack import Stack
-
-STAMP = datetime(2026, 11, 29, 12, 0, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
 def database(fresh_pg_url: str) -> Iterator[Database]:
     db = Database(fresh_pg_url)
     migrate(db.engine)
-    with db.session() as s:
-        s.add(
-            RunRow(
-                run_id="r1", pipeline_name="p", spec={"big": "spec"}, parameters={"n": 3},
-                pipeline_root="/tmp/r1", state=RUNNING, created_at=STAMP, options={},
-                lease_owner="me", lease_expires_at=STAMP + timedelta(seconds=30),
-            )
-        )
-        s.add(_task("kept", state=RUNNING, pid=42, attempt=1))
+    seed(db)
     yield db
     db.dispose()
-
-
-def _task(name: str, **values: Any) -> TaskRow:
-    fields: dict[str, Any] = {
-        "run_id": "r1", "qualified_name": name, "name": name, "kind": "container", "component": "comp-x",
-        "state": PENDING, "inputs": {"parameters": {"n": 3}}, "ready_at": STAMP,
-    }
-    return TaskRow(**{**fields, **values})
 
 
 @contextlib.contextmanager
