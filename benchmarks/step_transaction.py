@@ -5,8 +5,10 @@
 The transaction of a chain's link (``--widths 1``: end the upstream row, insert the
 claimed downstream row) or of a fan-out (``4``: four claimed rows), as the engine writes
 it (``engine.direct.DirectRows``), on a scratch Postgres database with nothing else
-running: the run taken as read before, the rows written, the commit. Four ways, one step
-of each in turn: ``fenced+prepared`` (the engine's way), ``fenced`` (the write sent as
+running: the run taken as read before, the rows written, the commit. Five ways, one step
+of each in turn: ``whole`` (the engine's way: new rows' ids taken ahead, so the statement
+checks itself and its BEGIN, write and COMMIT go in one round trip), ``fenced+prepared``
+(ids read back: the COMMIT a round trip of its own), ``fenced`` (also the write sent as
 text), ``locked+prepared`` and ``locked`` (the run read and locked first, the driver's
 BEGIN and COMMIT: the engine before the tenth round). Reports the median wall time of a
 step, in ms.
@@ -30,11 +32,13 @@ from stepwell_scheduler.engine.direct import DirectRows
 from stepwell_scheduler.engine.fences import FENCING
 from stepwell_scheduler.models import PENDING, RUNNING, SUCCEEDED, RunRow, TaskRow
 
+#: (fencing, prepared, ids ahead)
 MODES = {
-    "fenced+prepared": (True, True),
-    "fenced": (True, False),
-    "locked+prepared": (False, True),
-    "locked": (False, False),
+    "whole": (True, True, True),
+    "fenced+prepared": (True, True, False),
+    "fenced": (True, False, False),
+    "locked+prepared": (False, True, False),
+    "locked": (False, False, False),
 }
 STAMP = datetime.now(timezone.utc)
 
@@ -76,7 +80,7 @@ def measure(url: str, width: int, steps: int) -> dict[str, float]:
     db = Database(url)
     migrate(db.engine)
     runs, directs, times = {}, {}, {}
-    for mode, (fencing, prepare) in MODES.items():
+    for mode, (fencing, prepare, _ahead) in MODES.items():
         directs[mode] = DirectRows(db.engine)
         directs[mode].fencing, directs[mode].prepare = fencing, prepare
         runs[mode] = _new_run(db)
@@ -84,8 +88,10 @@ def measure(url: str, width: int, steps: int) -> dict[str, float]:
         with db.session() as s:
             directs[mode].lock_run(s, runs[mode][0])  # as read at an earlier step
     for step in range(steps + 10):
-        for mode in MODES:
+        for mode, (_fencing, _prepare, ahead) in MODES.items():
             run_id, kept = runs[mode]
+            if ahead:
+                directs[mode].refill_ids(db)  # as the engine does after a step, untimed
             start = time.perf_counter()
             _step(db, directs[mode], run_id, kept, width, step)
             if step >= 10:  # warm-up: statements prepared, plans cached

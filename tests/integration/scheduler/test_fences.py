@@ -17,6 +17,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_dirty
+from sqlalchemy.orm.exc import StaleDataError
 
 from stepwell.server import Database
 from stepwell.v1 import common_pb2, metadata_pb2
@@ -56,12 +57,14 @@ def _kept(db: Database) -> TaskRow:
         return s.scalars(select(TaskRow).where(TaskRow.qualified_name == "kept")).one()
 
 
-def _end_and_claim(s: Session, kept: TaskRow, suffix: str = "") -> None:
+def _end_and_claim(s: Session, kept: TaskRow, suffix: str = "") -> TaskRow:
     """What a chain's step writes: the ended row (a copy of the kept one, unread) and the
-    next task's row, claimed as it is inserted."""
+    next task's row, claimed as it is inserted (returned)."""
     copy = s.merge(kept, load=False)
     copy.state, copy.outputs, copy.finished_at = SUCCEEDED, {"parameters": {"Output": 1}}, STAMP
-    s.add(_task(f"next{suffix}", state=RUNNING, attempt=1, started_at=STAMP))
+    new = _task(f"next{suffix}", state=RUNNING, attempt=1, started_at=STAMP)
+    s.add(new)
+    return new
 
 
 def _states(db: Database) -> dict[str, str]:
@@ -75,8 +78,13 @@ def _change_run(db: Database) -> None:
         s.execute(update(RunRow).where(RunRow.run_id == "r1").values(cancel_requested=True))
 
 
-def test_a_run_read_before_is_taken_unread_and_checked_by_the_write(database: Database) -> None:
+@pytest.mark.parametrize("ahead", [False, True], ids=["ids-returned", "ids-ahead"])
+def test_a_run_read_before_is_taken_unread_and_checked_by_the_write(database: Database, ahead: bool) -> None:
+    """With ids taken ahead, the statement checks itself and commits in the same round
+    trip; without, the COMMIT follows once the answer was checked."""
     direct = DirectRows(database.engine)
+    if ahead:
+        direct.refill_ids(database)
     kept = _kept(database)
     with _fenced(database) as s:
         assert direct.lock_run(s, "r1") is not None  # first: read, locked, kept
@@ -86,18 +94,27 @@ def test_a_run_read_before_is_taken_unread_and_checked_by_the_write(database: Da
         assert run is not None and run.parameters == {"n": 3} and run.lease_owner == "me"
         assert _idle(s), "a run read before took a round trip"
         assert set(s.info[FENCES]) == {"r1"}
-        _end_and_claim(s, kept)
+        new = _end_and_claim(s, kept)
+        ids = list(direct._ids)
         assert direct.flush(s, commit=True)
         # Committed by the flush itself (BEGIN, the write, COMMIT): another connection sees it.
         assert _states(database) == {"kept": SUCCEEDED, "next": RUNNING}
         assert _idle(s) and not s.info.get(FENCES)
+        assert (new.id == ids[0]) if ahead else (new.id and not ids)
+        assert new.finished_at is None and new.not_before is None
     with database.engine.connect() as conn:  # the pool's connections are back to normal
         assert conn.connection.dbapi_connection.autocommit is False  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("commit", [True, False], ids=["begin-with-write", "in-transaction"])
-def test_a_run_changed_since_fails_the_fence_and_nothing_is_written(database: Database, commit: bool) -> None:
+@pytest.mark.parametrize(
+    ("commit", "ahead"), [(True, False), (True, True), (False, True)], ids=["begin-with-write", "whole", "in-transaction"]
+)
+def test_a_run_changed_since_fails_the_fence_and_nothing_is_written(
+    database: Database, commit: bool, ahead: bool
+) -> None:
     direct = DirectRows(database.engine)
+    if ahead:
+        direct.refill_ids(database)
     kept = _kept(database)
     with _fenced(database) as s:
         direct.lock_run(s, "r1")
@@ -116,6 +133,26 @@ def test_a_run_changed_since_fails_the_fence_and_nothing_is_written(database: Da
         _end_and_claim(s, kept)
         assert direct.flush(s, commit=commit)
     assert _states(database) == {"kept": SUCCEEDED, "next": RUNNING}
+
+
+def test_a_whole_statement_refuses_a_stale_update_and_writes_nothing(database: Database) -> None:
+    """The check inside the statement that commits with its write: an ended row that is
+    gone (deleted meanwhile) fails it, and the claimed row is not written either."""
+    direct = DirectRows(database.engine)
+    direct.refill_ids(database)
+    kept = _kept(database)
+    with _fenced(database) as s:
+        direct.lock_run(s, "r1")
+    with database.engine.begin() as conn:
+        conn.execute(TaskRow.__table__.delete().where(TaskRow.__table__.c.qualified_name == "kept"))
+    with pytest.raises(StaleDataError, match="matched no row"), _fenced(database) as s:
+        direct.lock_run(s, "r1")
+        _end_and_claim(s, kept)
+        direct.flush(s, commit=True)
+    assert _states(database) == {}
+    with database.engine.connect() as conn:  # the connection went back clean
+        assert conn.connection.dbapi_connection.autocommit is False  # type: ignore[union-attr]
+        assert conn.connection.dbapi_connection.get_transaction_status() == 0  # type: ignore[union-attr]
 
 
 def test_the_fence_holds_the_run_locked_until_the_commit(database: Database) -> None:

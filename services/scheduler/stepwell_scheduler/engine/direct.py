@@ -20,7 +20,7 @@ session once :attr:`DirectRows.enabled` is off.
 
 from __future__ import annotations
 
-import re
+import collections
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
@@ -42,12 +42,11 @@ from stepwell_scheduler.engine.fences import (
     fence_params,
 )
 from stepwell_scheduler.engine.prepared import PreparedStatements
+from stepwell_scheduler.engine.together import WritesTogether, _bind, _check_updated
 from stepwell_scheduler.models import RunRow, TaskRow
 
 #: More rows than this are left to the ORM, which writes them in one statement.
 BATCH = 16
-#: At most this many statements of several rows (one per shape of flush) are kept.
-_SHAPES = 256
 #: libpq's PQTRANS_IDLE: a connection in no transaction.
 _PQTRANS_IDLE = 0
 
@@ -67,7 +66,7 @@ RUN_FOR_UPDATE = (
 )
 
 
-class DirectRows:
+class DirectRows(WritesTogether):
     """Writes a session's new and changed task rows with precompiled statements."""
 
     def __init__(self, engine: Engine, enabled: bool = True) -> None:
@@ -111,6 +110,8 @@ class DirectRows:
         self._inserts: dict[tuple[tuple[str, ...], tuple[str, ...]], _Compiled] = {}
         #: Each run's row as last read locked here, for transactions that fence it.
         self.versions = RunVersions()
+        #: Ids for new task rows, taken ahead (:meth:`refill_ids`).
+        self._ids: collections.deque[int] = collections.deque()
 
     def lock_run(self, s: Session, run_id: str) -> RunRow | None:
         """The run, row-locked and read afresh in the transaction ``s`` (None: no such
@@ -180,11 +181,13 @@ class DirectRows:
             cursor.close()
         self._check_fences(fences, matched)
 
-    def _check_fences(self, fences: dict[str, str], matched: int) -> None:
+    def _check_fences(self, fences: dict[str, str], matched: int | None) -> None:
+        """Raises :class:`~.fences.FenceFailed` unless all ``fences`` held (``matched``
+        of them did; None: not all, the statement said)."""
         if matched != len(fences):
             for run_id in fences:
                 self.versions.forget(run_id)
-            raise FenceFailed(f"{len(fences) - matched} of runs {', '.join(sorted(fences))} changed since read")
+            raise FenceFailed(f"run(s) {', '.join(sorted(fences))} changed since read")
 
     def flush(self, s: Session, commit: bool = False) -> bool:
         """Writes what ``s`` holds to write when it is a few task rows: changed rows first
@@ -195,8 +198,9 @@ class DirectRows:
 
         ``commit``: the commit is all that follows in the transaction. On Postgres, when
         nothing has been sent in it yet, its ``BEGIN`` goes in one round trip with the
-        write and its ``COMMIT`` right after, here (the session's own commit then has
-        nothing to do): two round trips instead of three."""
+        write, and its ``COMMIT`` too when the new rows have ids taken ahead (else right
+        after): the session's own commit then has nothing to do. One round trip (or two)
+        instead of three."""
         fences: dict[str, str] = s.info.get(FENCES) or {}
         if not self.enabled or s.deleted:
             self.check_fences(s)
@@ -236,15 +240,16 @@ class DirectRows:
                 # psycopg2 ping does: the driver would send its BEGIN alone.
                 dbapi_connection.autocommit = True
             try:
+                committed = False
                 if self._together and (fences or begin or len(changes) + len(added) > 1):
                     s.info.pop(FENCES, None)
-                    self._write_together(cursor, changes, added, fences, begin, connection.info)
+                    committed = self._write_together(cursor, changes, added, fences, begin, connection.info)
                 else:
                     for row, keys in changes:
                         self._update_row(cursor, row, keys)
                     for row in added:
                         self._insert_row(cursor, row)
-                if begin:
+                if begin and not committed:
                     cursor.execute("COMMIT")
             except BaseException:
                 if begin and not dbapi_connection.closed:
@@ -286,9 +291,10 @@ class DirectRows:
         cursor.execute(sql, _ordered(bound, order))
         self._inserted(row, given, returned, cursor.fetchone())
 
-    def _insert_columns(self, row: TaskRow) -> tuple[dict[str, Any], tuple[str, ...]]:
+    def _insert_columns(self, row: TaskRow, complete: bool = False) -> tuple[dict[str, Any], tuple[str, ...]]:
         """The values an INSERT of ``row`` gives (with the Python-side defaults of the
-        columns it leaves unset), and the columns it returns (server defaults, the id)."""
+        columns it leaves unset), and the columns it returns (server defaults, the id).
+        ``complete``: nullable columns with no default are given as NULL, not returned."""
         values = vars(row)
         given: dict[str, Any] = {}
         for key, column in self._columns.items():
@@ -298,6 +304,8 @@ class DirectRows:
                 given[key] = values[key]
             elif column.default is not None:
                 given[key] = _default(column)
+            elif complete and column.nullable and column.server_default is None:
+                given[key] = None
             # else: a server default, returned by the INSERT
         return given, tuple(k for k in self._columns if k not in given)
 
@@ -311,78 +319,6 @@ class DirectRows:
         for key, value in zip(returned, found, strict=True):
             proc = self._results[key]
             set_committed_value(row, key, proc(value) if proc is not None else value)
-
-    def _write_together(
-        self,
-        cursor: Any,
-        changes: list[tuple[TaskRow, tuple[str, ...]]],
-        added: list[TaskRow],
-        fences: dict[str, str] | None = None,
-        begin: bool = False,
-        info: dict[str, Any] | None = None,
-    ) -> None:
-        """Postgres: every UPDATE and INSERT of the flush in one statement (data-modifying
-        ``WITH`` queries), one round trip instead of one each. The statement returns, in
-        one row, how many runs of ``fences`` are unchanged (when there are any), how many
-        rows each UPDATE matched and what each INSERT returned. ``begin``: the statement
-        opens the transaction too. With the connection's ``info``, the statement is
-        prepared on it (see :mod:`.prepared`)."""
-        fences = fences or {}
-        inserts = [(row, *self._insert_columns(row)) for row in added]
-        shape = (
-            tuple(keys for _row, keys in changes),
-            tuple((tuple(given), returned) for _row, given, returned in inserts),
-            len(fences),
-        )
-        sql = self._together_sql.get(shape)
-        if sql is None:
-            if len(self._together_sql) >= _SHAPES:
-                self._together_sql.clear()  # shapes seldom vary; a bound all the same
-            sql = self._together_sql[shape] = self._compose(shape)
-        bound: dict[str, Any] = fence_params(fences)
-        for i, (row, keys) in enumerate(changes):
-            bound.update((f"u{i}_{name}", value) for name, value in self._update_values(row, keys).items())
-        for j, (_row, given, returned) in enumerate(inserts):
-            params = self._insert(tuple(given), returned)[2]
-            bound.update((f"i{j}_{name}", _bind(proc, given[name[2:]])) for name, proc in params)
-        use = self._prepared.use(info, shape, sql) if self.prepare and info is not None else None
-        if use is not None:
-            sql = use.text
-        try:
-            cursor.execute(f"BEGIN; {sql}" if begin else sql, bound)
-        except Exception as err:
-            if use is not None:
-                use.failed(err)
-            raise
-        if use is not None:
-            use.succeeded()
-        found = cursor.fetchone()
-        if found is None:  # an INSERT returned no row: the cross join of their results is empty
-            raise StaleDataError(f"INSERT of {len(inserts)} task rows returned no row")
-        if fences:
-            self._check_fences(fences, found[0])
-            found = found[1:]
-        for (row, _keys), count in zip(changes, found, strict=False):
-            _check_updated(row, count)
-        at = len(changes)
-        for row, given, returned in inserts:
-            self._inserted(row, given, returned, found[at : at + len(returned)])
-            at += len(returned)
-
-    def _compose(self, shape: tuple[Any, ...]) -> str:
-        """The statement of :meth:`_write_together` for one shape of flush: its UPDATEs'
-        and INSERTs' own compiled SQL, their parameters renamed apart."""
-        updates, inserts, fenced = shape
-        parts: list[str] = [fence_cte(self._runs_table, fenced)] if fenced else []
-        for i, keys in enumerate(updates):
-            parts.append(f"u{i} AS ({_renamed(self._update(keys)[0], f'u{i}_')} RETURNING 1)")
-        for j, (keys, returned) in enumerate(inserts):
-            parts.append(f"i{j} AS ({_renamed(self._insert(keys, returned)[0], f'i{j}_')})")
-        counts = ["(SELECT count(*) FROM fence)"] if fenced else []
-        counts += [f"(SELECT count(*) FROM u{i})" for i in range(len(updates))]
-        rows = [f"i{j}.*" for j in range(len(inserts))]
-        source = f" FROM {', '.join(f'i{j}' for j in range(len(inserts)))}" if inserts else ""
-        return f"WITH {', '.join(parts)} SELECT {', '.join(counts + rows)}{source}"
 
     def _update(self, keys: tuple[str, ...]) -> _Compiled:
         found = self._updates.get(keys)
@@ -399,7 +335,8 @@ class DirectRows:
         found = self._inserts.get((keys, returned))
         if found is None:
             stmt = insert(self._table).values({k: bindparam(f"v_{k}") for k in keys})
-            stmt = stmt.returning(*(self._table.c[k] for k in returned))
+            if returned:
+                stmt = stmt.returning(*(self._table.c[k] for k in returned))
             found = self._inserts[(keys, returned)] = self._compile(stmt, keys)
         return found
 
@@ -413,16 +350,6 @@ def _idle(s: Session) -> bool:
     """Whether nothing has been sent in the transaction ``s`` yet (Postgres, psycopg2)."""
     dbapi_connection: Any = s.connection().connection.dbapi_connection
     return not dbapi_connection.autocommit and dbapi_connection.get_transaction_status() == _PQTRANS_IDLE
-
-
-def _check_updated(row: TaskRow, count: int) -> None:
-    if count != 1:
-        raise StaleDataError(f"UPDATE of task row {row.id} matched {count} rows, not 1")
-
-
-def _renamed(sql: str, prefix: str) -> str:
-    """``sql`` with its named parameters (``%(name)s``) renamed ``%(<prefix>name)s``."""
-    return re.sub(r"%\((\w+)\)s", lambda m: f"%({prefix}{m.group(1)})s", sql)
 
 
 def _committed(s: Session, row: TaskRow) -> None:
@@ -443,10 +370,6 @@ def _new_run() -> RunRow:
     """An empty RunRow with its ORM state, as a query makes one before filling it in."""
     run: RunRow = manager_of_class(RunRow).new_instance()
     return run
-
-
-def _bind(proc: _Processor, value: Any) -> Any:
-    return proc(value) if proc is not None else value
 
 
 def _ordered(bound: dict[str, Any], order: Sequence[str] | None) -> Any:

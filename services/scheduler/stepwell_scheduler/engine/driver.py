@@ -222,6 +222,10 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
             self._record_pending_starts()  # and the flags of those results
             for run_id in {e.run.run_id for e in later}:
                 self.on_change(run_id)
+            try:
+                self.direct.refill_ids(self.db)
+            except Exception:
+                log.warning("could not take ids for new task rows ahead", exc_info=True)
 
     def _step_once(self, later: list[_Ended]) -> bool:
         """One round of :meth:`step`; True when there is more to do."""
