@@ -151,8 +151,21 @@ class Database:
         no ORM unit of work. Anything needing two statements to agree belongs in
         :meth:`session`.
         """
-        with self._autocommit.connect() as connection:
-            yield connection
+        if self.engine.dialect.driver != "psycopg2":
+            with self._autocommit.connect() as connection:
+                yield connection
+            return
+        # psycopg2: the driver's own switch, as SQLAlchemy's ping does. The isolation
+        # level option would cost a round trip (``SET default_transaction_isolation``)
+        # each time the connection goes back to the pool.
+        with self.engine.connect() as connection:
+            dbapi_connection: Any = connection.connection.dbapi_connection
+            dbapi_connection.autocommit = True
+            try:
+                yield connection
+            finally:
+                if not dbapi_connection.closed:
+                    dbapi_connection.autocommit = False
 
     def dispose(self) -> None:
         self.engine.dispose()

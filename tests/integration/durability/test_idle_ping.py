@@ -83,3 +83,28 @@ def test_a_connection_dropped_in_steady_use_fails_one_call_then_is_replaced(
     assert failed.value.connection_invalidated
     assert _backend_pid(database) != dropped
     assert pings == []
+
+
+def test_an_autocommit_connection_commits_each_statement_without_an_extra_round_trip(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Database.autocommit`` on psycopg2 switches the driver itself: no isolation level
+    is set or reset (SQLAlchemy's option sent ``SET default_transaction_isolation`` at
+    every return to the pool), each statement is committed at once, and the connection
+    goes back to the pool transactional."""
+    levels: list[Any] = []
+    dialect: Any = database.engine.dialect
+    for name in ("set_isolation_level", "reset_isolation_level"):
+        real = getattr(dialect, name)
+        monkeypatch.setattr(dialect, name, lambda *args, _real=real: (levels.append(args), _real(*args))[1])
+    with database.autocommit() as connection:
+        connection.execute(text("CREATE TABLE probe (x int)"))
+        connection.execute(text("INSERT INTO probe VALUES (1)"))
+        with database.engine.connect() as other:  # committed: another connection sees it
+            assert other.execute(text("SELECT count(*) FROM probe")).scalar() == 1
+    assert levels == []
+    with database.engine.connect() as connection:  # the same connection (last in, first out)
+        assert connection.connection.dbapi_connection.autocommit is False  # type: ignore[union-attr]
+        connection.execute(text("INSERT INTO probe VALUES (2)"))
+        connection.rollback()
+        assert connection.execute(text("SELECT count(*) FROM probe")).scalar() == 1
