@@ -36,7 +36,7 @@ def main(argv):
         comm = f.read().strip()
     with open(argv[0], "w") as f:
         json.dump({"pid": os.getpid(), "sid": os.getsid(0), "cwd": os.getcwd(), "env": dict(os.environ),
-                   "fds": fds, "comm": comm}, f)
+                   "fds": fds, "comm": comm, "policy": os.sched_getscheduler(0)}, f)
     return int(argv[1]) if len(argv) > 1 else 0
 """
 
@@ -146,6 +146,11 @@ def test_requests_run_in_the_spares_forked_ahead_of_them_as_forked_children_woul
     assert client.pid is not None
     assert SPARES >= 2
     spares = _spares(client.pid)
+    # Waiting, a spare is SCHED_BATCH: the request that wakes it does not take the CPU
+    # from the scheduler handing over the rest of a fan-out.
+    assert _wait_for(lambda: all(os.sched_getscheduler(p) == os.SCHED_BATCH for p in spares)), [
+        os.sched_getscheduler(p) for p in spares
+    ]
     tag, pid = _spawn(client, tmp_path, "first", "4")
     assert pid == spares[0]  # the answer names the oldest spare: no fork stood between the request and it
     assert exits.wait(tag) == 4
@@ -153,6 +158,7 @@ def test_requests_run_in_the_spares_forked_ahead_of_them_as_forked_children_woul
     assert seen["pid"] == pid
     assert seen["sid"] == pid  # a session of its own: cancelling kills its whole group
     assert seen["comm"] == "stepwell-task"
+    assert seen["policy"] == os.SCHED_OTHER  # the task itself runs as an ordinary process
     assert seen["cwd"] == str(tmp_path)
     assert seen["env"] == {"PROBE": "first"}
     marker = str(tmp_path / "first.marker")
