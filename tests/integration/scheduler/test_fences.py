@@ -155,6 +155,43 @@ def test_a_whole_statement_refuses_a_stale_update_and_writes_nothing(database: D
         assert conn.connection.dbapi_connection.get_transaction_status() == 0  # type: ignore[union-attr]
 
 
+def test_a_statement_refused_by_its_own_check_stays_prepared(database: Database) -> None:
+    """The one-round-trip statement's check refuses a changed run on the shape's first
+    use: that use prepared it all the same, and the next one executes it, on the same
+    connection, rather than leave a statement behind and prepare another."""
+    direct = DirectRows(database.engine)
+    direct.refill_ids(database)
+    kept = _kept(database)
+    connection = database.engine.connect()
+
+    @contextlib.contextmanager
+    def fenced() -> Iterator[Session]:
+        with Session(bind=connection) as s, s.begin():
+            s.info[FENCING] = True
+            yield s
+
+    try:
+        with fenced() as s:
+            direct.lock_run(s, "r1")
+        _change_run(database)
+        with pytest.raises(FenceFailed), fenced() as s:
+            direct.lock_run(s, "r1")
+            _end_and_claim(s, kept)
+            direct.flush(s, commit=True)
+        with fenced() as s:
+            direct.lock_run(s, "r1")  # read again
+        with fenced() as s:
+            direct.lock_run(s, "r1")
+            _end_and_claim(s, kept)
+            assert direct.flush(s, commit=True)
+        names = connection.execute(text("SELECT name FROM pg_prepared_statements")).scalars().all()
+        connection.rollback()
+    finally:
+        connection.close()
+    assert len(names) == 1, names
+    assert _states(database) == {"kept": SUCCEEDED, "next": RUNNING}
+
+
 def test_the_fence_holds_the_run_locked_until_the_commit(database: Database) -> None:
     direct = DirectRows(database.engine)
     kept = _kept(database)

@@ -112,10 +112,15 @@ class WritesTogether:
         try:
             cursor.execute(sql, bound)
         except Exception as err:
-            if use is not None:
+            refused = _refused_by_check(err) if whole else ""
+            if use is not None and refused:
+                use.succeeded()  # prepared, and ran: its own check refused
+            elif use is not None:
                 use.failed(err)
-            if whole:
-                self._refused_by_check(err, fences)
+            if refused == _FENCE_FAILED:
+                self._check_fences(fences, None)
+            if refused == _STALE:
+                raise StaleDataError("an UPDATE of a task row matched no row") from err
             raise
         if use is not None:
             use.succeeded()
@@ -136,16 +141,6 @@ class WritesTogether:
             self._inserted(row, given, returned, found[at : at + len(returned)])
             at += len(returned)
         return False
-
-    def _refused_by_check(self, err: Exception, fences: dict[str, str]) -> None:
-        """Raises what a statement's own check (see :meth:`_compose`) refused, if that is
-        why it failed."""
-        if str(getattr(err, "pgcode", "")) != _INVALID_TEXT:
-            return
-        if _FENCE_FAILED in str(err):
-            self._check_fences(fences, None)
-        if _STALE in str(err):
-            raise StaleDataError("an UPDATE of a task row matched no row") from err
 
     def refill_ids(self, db: Any) -> None:
         """Takes ids for new task rows from the table's sequence, ahead (Postgres, when
@@ -199,3 +194,16 @@ def _check_updated(row: TaskRow, count: int) -> None:
 
 def _bind(proc: Any, value: Any) -> Any:
     return proc(value) if proc is not None else value
+
+
+def _refused_by_check(err: Exception) -> str:
+    """Which of a statement's own checks (see ``WritesTogether._compose``) refused it, if
+    that is why it failed ("" otherwise)."""
+    if str(getattr(err, "pgcode", "")) != _INVALID_TEXT:
+        return ""
+    diag = getattr(err, "diag", None)
+    message = str(getattr(diag, "message_primary", "") or "")
+    for check in (_FENCE_FAILED, _STALE):
+        if f'"{check}"' in message:  # invalid input syntax for type integer: "<check>"
+            return check
+    return ""

@@ -394,13 +394,24 @@ def _scheduling(batch: bool) -> None:
     """A waiting spare is ``SCHED_BATCH``: the request that wakes it must not take the CPU
     from the scheduler that sent it, which has the rest of a fan-out to hand over (an
     ordinary process, woken, preempted it for 2-9 ms on a 2-vCPU machine). The task then
-    runs as an ordinary process again. Best effort: where the kernel refuses, nothing
-    changes."""
-    policy = getattr(os, "SCHED_BATCH" if batch else "SCHED_OTHER", None)
-    if policy is None:
+    runs with the policy the spare had before (``batch=False`` restores it). Best effort:
+    where the kernel or the platform refuses, nothing changes."""
+    global _BEFORE_BATCH
+    if not hasattr(os, "sched_setscheduler") or not hasattr(os, "SCHED_BATCH"):
         return
     with contextlib.suppress(OSError):
-        os.sched_setscheduler(0, policy, os.sched_param(0))
+        if batch:
+            before = (os.sched_getscheduler(0), os.sched_getparam(0))
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+            _BEFORE_BATCH = before
+        elif _BEFORE_BATCH is not None:
+            policy, param = _BEFORE_BATCH
+            _BEFORE_BATCH = None
+            os.sched_setscheduler(0, policy, param)
+
+
+#: A spare's own scheduling policy and parameters while it waits as ``SCHED_BATCH``.
+_BEFORE_BATCH: tuple[int, Any] | None = None
 
 
 def _write_files(request: dict[str, Any]) -> str:
