@@ -57,6 +57,15 @@ def _kept(db: Database) -> TaskRow:
         return s.scalars(select(TaskRow).where(TaskRow.qualified_name == "kept")).one()
 
 
+def _read_once(database: Database) -> tuple[DirectRows, TaskRow]:
+    """Direct writes that have read (and keep) run "r1", and its running row as kept."""
+    direct = DirectRows(database.engine)
+    kept = _kept(database)
+    with _fenced(database) as s:
+        direct.lock_run(s, "r1")
+    return direct, kept
+
+
 def _end_and_claim(s: Session, kept: TaskRow, suffix: str = "") -> TaskRow:
     """What a chain's step writes: the ended row (a copy of the kept one, unread) and the
     next task's row, claimed as it is inserted (returned)."""
@@ -193,10 +202,7 @@ def test_a_statement_refused_by_its_own_check_stays_prepared(database: Database)
 
 
 def test_the_fence_holds_the_run_locked_until_the_commit(database: Database) -> None:
-    direct = DirectRows(database.engine)
-    kept = _kept(database)
-    with _fenced(database) as s:
-        direct.lock_run(s, "r1")
+    direct, kept = _read_once(database)
     other = database.engine.connect()
     try:
         with _fenced(database) as s:
@@ -296,10 +302,7 @@ def test_a_renewal_keeps_the_whole_row_as_written(database: Database) -> None:
 def test_a_run_the_transaction_writes_early_does_not_fail_its_own_fence(database: Database) -> None:
     """A run ended by the advance (its row dirty), then a query that flushes it before
     the step's write: the fence is checked before that flush, not failed by it."""
-    direct = DirectRows(database.engine)
-    kept = _kept(database)
-    with _fenced(database) as s:
-        direct.lock_run(s, "r1")
+    direct, kept = _read_once(database)
     with _fenced(database) as s:
         run = direct.lock_run(s, "r1")
         assert run is not None
@@ -312,10 +315,7 @@ def test_a_run_the_transaction_writes_early_does_not_fail_its_own_fence(database
 
 
 def test_a_row_flagged_with_nothing_changed_writes_nothing(database: Database) -> None:
-    direct = DirectRows(database.engine)
-    kept = _kept(database)
-    with _fenced(database) as s:
-        direct.lock_run(s, "r1")
+    direct, kept = _read_once(database)
     with _fenced(database) as s:
         direct.lock_run(s, "r1")
         copy = s.merge(kept, load=False)
