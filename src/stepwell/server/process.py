@@ -68,8 +68,10 @@ def serve(name: str, app: Any, start: Callable[[], str], log_level: str = "INFO"
         print(f"stepwell-{name}: cannot start: {err}", file=sys.stderr, flush=True)
         app.stop()
         return 1
-    settle_heap()
+    # Listening now: said at once (the heap's settling takes the interpreter a while, and
+    # a scheduler's engine is already at work).
     print(f"stepwell-{name} listening on {where}", flush=True)
+    settle_heap()
     try:
         while not stopping.wait(0.5):
             pass

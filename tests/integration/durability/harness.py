@@ -149,7 +149,9 @@ class Scheduler:
     """One ``stepwell-scheduler`` process and a stub to it."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.service: ServiceProcess = start_service("scheduler", ["--port", "0"], env)
+        # With a failpoint set, it may die at it before it says it listens.
+        killed_by = "failpoint" if env.get("STEPWELL_SCHEDULER_FAILPOINTS") else ""
+        self.service: ServiceProcess = start_service("scheduler", ["--port", "0"], env, killed_by=killed_by)
         self.channel = make_channel(self.service.address)
         self.stub = scheduler_pb2_grpc.SchedulerStub(self.channel)
 
