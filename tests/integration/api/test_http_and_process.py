@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from stepwell.v1 import run_pb2, run_pb2_grpc
 from stepwell_api.app import ApiApp, create
 from stepwell_api.settings import ApiSettings
-from tests.processes import free_port
+from tests.processes import free_port, free_ports
 
 Api = Any  # conftest.py's RunningApi
 Fake = Any  # conftest.py's FakeScheduler
@@ -46,7 +46,7 @@ def test_grpc_health_reports_the_run_service(api: Api) -> None:
 
 def test_stop_releases_both_ports_and_a_restart_reuses_the_database(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'api.db'}"
-    grpc_port, http_port = free_port(), free_port()
+    grpc_port, http_port = free_ports(2)
     for _ in range(2):
         app = ApiApp(ApiSettings(home=tmp_path, database_url=db, scheduler_address=f"127.0.0.1:{free_port()}"))
         server = app.start(port=grpc_port, http_port=http_port)
