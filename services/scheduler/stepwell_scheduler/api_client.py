@@ -8,6 +8,8 @@ to build on (the first report of a run by this process, or the first to a new AP
 address), when an acknowledged task no longer exists (a retry deletes failed tasks), and
 when the run has ended: whatever happened to earlier reports, the API service's final
 record of a run is then exactly the scheduler's, at the cost of one full report per run.
+A final report the API service has acknowledged is not sent again while the run stays
+as it was (a late change to a task's bookkeeping marks an ended run again).
 A failed report leaves the baseline where it was, so the next one covers everything
 since the last acknowledged report.
 
@@ -19,9 +21,11 @@ after ``retry_seconds``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +42,8 @@ log = logging.getLogger(__name__)
 #: The gap after a report, as a multiple of what the report cost, and its upper bound.
 _SPACING_FACTOR = 3.0
 _MAX_SPACING = 1.0
+#: How many ended runs' final reports are remembered, so as not to send them twice.
+_ENDED_KEPT = 1024
 
 
 class ApiClient:
@@ -108,6 +114,8 @@ class ReportStats:
     partial: int = 0
     #: Task details carried by those reports.
     tasks: int = 0
+    #: Final reports not sent: the API service had acknowledged the same one.
+    repeats: int = 0
 
 
 @dataclass
@@ -138,6 +146,8 @@ class StatusReporter:
         # Only the reporter thread touches these two.
         self._delivered: dict[str, _Delivered] = {}
         self._stamps: dict[str, int] = {}  # run_id -> update_time of the last report sent (µs)
+        # run_id -> (address, digest) of the final report acknowledged, newest last.
+        self._ended: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
         self.stats = ReportStats()
 
     def start(self) -> None:
@@ -203,8 +213,22 @@ class StatusReporter:
         if delivered is not None and delivered.address != address:
             delivered = None  # another API service may know nothing of the run
         request, changed = report_request(snapshot, None if delivered is None else delivered.signatures)
+        ended = None
+        if snapshot.final:
+            body = request.SerializeToString(deterministic=True)  # before its time stamp
+            ended = (address, hashlib.blake2b(body, digest_size=16).digest())
+            if self._ended.get(run_id) == ended:
+                self.stats.repeats += 1
+                return
         request.update_time.CopyFrom(self._stamp(run_id))
         self._client.send(request)
+        if ended is None:
+            self._ended.pop(run_id, None)
+        else:
+            self._ended[run_id] = ended
+            self._ended.move_to_end(run_id)
+            while len(self._ended) > _ENDED_KEPT:
+                self._ended.popitem(last=False)
         if changed is None:
             self.stats.full += 1
         else:

@@ -84,6 +84,17 @@ def test_reports_after_the_first_carry_only_changed_tasks(stack: Stack, tmp_path
     # GetRunStatus still returns the whole run.
     assert len(stack.scheduler.service.status(run_id).task_details) == len(tasks)
 
+    # Marked again once ended (a late bookkeeping write does this), the run is not
+    # reported again: the API service has acknowledged that very final report.
+    reporter = stack.scheduler.reporter
+    sent, repeats = len(stack.api.for_run(run_id)), reporter.stats.repeats
+    reporter.mark(run_id)
+    deadline = time.monotonic() + 20
+    while reporter.stats.repeats == repeats and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert reporter.stats.repeats == repeats + 1
+    assert len(stack.api.for_run(run_id)) == sent
+
 
 def test_after_a_retry_from_failure_the_peer_has_exactly_the_schedulers_tasks(stack: Stack, tmp_path: Path) -> None:
     marker = tmp_path / "marker"

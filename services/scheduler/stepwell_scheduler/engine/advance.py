@@ -70,11 +70,18 @@ class AdvanceMixin:
         def _queue_changed(self) -> None: ...
 
     def _forget_view(self, run_id: str) -> None:
+        """Forgets what this engine knows of the run's rows, and that it knows which it wrote."""
+        self._forget_reads(run_id)
+        self._wrote(run_id, None)
+
+    def _forget_reads(self, run_id: str) -> None:
+        """Forgets the run's rows as read (the next advance reads them whole), keeping
+        the names of the rows written since the last status report: a step that wrote
+        nothing and is done again names the same rows."""
         self.direct.versions.forget(run_id)
         self._views.pop(run_id, None)
         self._touched.pop(run_id, None)
         self._loops.pop(run_id, None)
-        self._wrote(run_id, None)
 
     def _view(self, s: Session, run_id: str) -> tuple[dict[str, TaskRow], set[str] | None]:
         """The run's task rows: loaded whole the first time (and after a takeover, a

@@ -306,7 +306,7 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
                 log.debug("%s; settling again with the runs locked first", err)
                 self._queue_changed()
                 for run_id in {*fused, *(item[0] for item in ended)}:
-                    self._forget_view(run_id)
+                    self._forget_reads(run_id)
                 finals.clear()
                 claimed = self._settle_once(ended, fused, known, finals, fencing=False)
         except Exception:
