@@ -1,10 +1,10 @@
-"""An exit that waits is harvested before the engine's bookkeeping of earlier tasks
-(``ProcessMixin._record_pending_starts``, ``OutboxMixin._record_later``): a start's
-execution is recorded once no exit waits, or just before its own harvest; a result's
-outbox flag
-is cleared once no exit waits, and the run reported then. Nothing is lost either way:
-every task ends with exactly one execution, COMPLETE with its output, its id stored, and
-no flag left. Real scheduler, metadata service and task processes, both back ends."""
+"""The metadata records that follow a start are made on the recorder's thread
+(``engine.recorder``), and what they give is stored by the engine once no exit waits: a
+start's execution id, or just before its own harvest (which waits for the call when
+the attempt ended first); a result's outbox flag is cleared once no exit waits, and the
+run reported then. Nothing is lost either way: every task ends with exactly one
+execution, COMPLETE with its output, its id stored, and no flag left. Real scheduler,
+metadata service and task processes, both back ends."""
 
 from __future__ import annotations
 
@@ -78,42 +78,70 @@ def _submits_wait_for_exits(engine: Any, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_a_start_recorded_after_the_next_exit(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each creation of executions returns only once an exit is queued (in a chain, its
+    # own task's): the harvest then finds its call still in flight and waits for it.
     engine = stack.scheduler.engine
-    _submits_wait_for_exits(engine, monkeypatch)
-    real_record = engine._record_pending_starts
-    deferred: list[int] = []
+    exits: list[str] = []
+    real_on_exit = engine.executor.on_exit
 
-    def record(keys: set[str] | None = None) -> None:
-        if keys is not None and any(p.request.key in keys for p in engine._pending_starts):
-            deferred.append(len(engine._pending_starts))  # recorded just before its harvest
-        real_record(keys)
+    def on_exit(key: str) -> None:
+        exits.append(key)
+        real_on_exit(key)
 
-    monkeypatch.setattr(engine, "_record_pending_starts", record)
+    real_start = engine.metadata.start_executions
+
+    def start_executions(starts: Any) -> Any:
+        before = len(exits)
+        ids = real_start(starts)
+        _until(engine, lambda: len(exits) > before, seconds=5)
+        return ids
+
+    real_take = engine._take_records
+    waited: list[bool] = []
+
+    def take_records(keys: set[str] | None = None) -> None:
+        if keys and any(batch.keys & keys for batch in engine._in_flight):
+            waited.append(all(batch.future.done() for batch in engine._in_flight))
+        real_take(keys)
+
+    monkeypatch.setattr(engine.executor, "on_exit", on_exit)
+    monkeypatch.setattr(engine.metadata, "start_executions", start_executions)
+    monkeypatch.setattr(engine, "_take_records", take_records)
     run_id = _run_chain(stack)
-    assert len(deferred) >= len(NAMES) - 1, deferred
+    assert len(waited) >= len(NAMES) - 1, waited
     _assert_all_recorded(stack, run_id)
 
 
 def test_a_flag_cleared_after_the_next_exit(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Recording a result returns only once the next task's exit is queued: the flag is
-    # then cleared after that exit's harvest and start, and the run's end is reported
+    # Recording a result returns only once the engine has started another task (the
+    # chain's next-but-one, after the next one's exit and harvest): the engine does not
+    # wait for the recorder. The flag is cleared after, and the run's end is reported
     # once the last flag is cleared. The heartbeat's sweep, which would clear a flag
     # left behind (and let the run end), is off: the engine must clear them all.
     engine = stack.scheduler.engine
+    real_submit = engine.executor.submit_many
+    submits: list[int] = []
+
+    def submit_many(requests: Any) -> Any:
+        submits.append(len(requests))
+        return real_submit(requests)
+
     real_finish = engine.metadata.finish_executions
     waited: list[int] = []
 
     def finish_executions(ends: Any) -> Any:
         result = real_finish(ends)
-        _until(engine, lambda: _exit_queued(engine), seconds=5)
-        if _exit_queued(engine):
-            waited.append(len(engine._to_clear))
+        before = len(submits)
+        _until(engine, lambda: len(submits) > before, seconds=2)
+        if len(submits) > before:
+            waited.append(len(ends))
         return result
 
+    monkeypatch.setattr(engine.executor, "submit_many", submit_many)
     monkeypatch.setattr(engine.metadata, "finish_executions", finish_executions)
     monkeypatch.setattr(engine, "_record_left", lambda: 0)
     run_id = _run_chain(stack)
-    assert waited, "no exit came while a result was recorded"
+    assert waited, "no task started while a result was recorded"
     _assert_all_recorded(stack, run_id)
 
 

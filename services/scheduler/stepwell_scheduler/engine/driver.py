@@ -32,7 +32,7 @@ from stepwell_scheduler.engine.dag import now
 from stepwell_scheduler.engine.direct import DirectRows
 from stepwell_scheduler.engine.failpoints import Failpoints
 from stepwell_scheduler.engine.fences import FENCING, FenceFailed
-from stepwell_scheduler.engine.harvest import HarvestMixin, _Ended, _Known, _RowEnd
+from stepwell_scheduler.engine.harvest import HarvestMixin, _Known, _RowEnd
 from stepwell_scheduler.engine.launch import LaunchMixin, _Claim
 from stepwell_scheduler.engine.leases import Leases, new_worker_id
 from stepwell_scheduler.engine.loops import LoopProgress
@@ -41,6 +41,7 @@ from stepwell_scheduler.engine.plan import PipelinePlan
 from stepwell_scheduler.engine.processes import _SEP, _Prepared
 from stepwell_scheduler.engine.processes import task_key as _key
 from stepwell_scheduler.engine.provision import attempt_root
+from stepwell_scheduler.engine.recorder import Recorder, RecordsMixin, _Batch
 from stepwell_scheduler.engine.recovery import RecoveryMixin
 from stepwell_scheduler.executors import Executor, TaskHandle
 from stepwell_scheduler.metadata_client import MetadataClient
@@ -57,14 +58,10 @@ from stepwell_scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
 
-#: Results waiting to be recorded after the starts, and starts whose executions wait to be
-#: recorded, are recorded at the latest once this many have gathered, even while exits
-#: keep coming.
-_CARRY_LIMIT = 256
 
 
 
-class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin):
+class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecordsMixin, RecoveryMixin):
     """Drives runs: plans, dispatches, harvests and settles them."""
 
     def __init__(
@@ -96,7 +93,10 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         #: claim (after a lapse, they are read back).
         self._started: dict[str, tuple[RunRow, TaskRow, int]] = {}
         self._pending_starts: list[_Prepared] = []
+        self._in_flight: collections.deque[_Batch] = collections.deque()
         self._to_clear: list[tuple[str, int]] = []
+        #: Makes the metadata calls that follow the starts (see :mod:`.recorder`).
+        self.recorder = Recorder(lambda: self._wake.set())
         #: Runs this engine has begun to cancel (their rows are read at harvest).
         self._canceling: set[str] = set()
         self._timed_out: dict[str, str] = {}
@@ -152,6 +152,7 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         self.leases.stop_heartbeat()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self.recorder.shutdown()
         if kill_tasks:
             for handle in list(self._handles.values()):
                 self.executor.cancel(handle)
@@ -205,6 +206,10 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
                 log.exception("scheduler engine step failed; retrying")
                 self._stopping.wait(0.5)
                 self._wake.set()
+        try:
+            self._drain_records()
+        except Exception:
+            log.exception("could not store what the last metadata records gave")
 
     def _take_ids(self) -> None:
         """Ids for the next steps' new rows, taken ahead after a step (Postgres: see
@@ -218,27 +223,21 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
 
     def step(self) -> None:
         """Harvests, cancels, advances and dispatches until nothing more changes."""
-        # Results to record after the starts (see :mod:`.outbox`), carried over to the
-        # next round while exits wait to be harvested: each round's starts come first.
-        later: list[_Ended] = []
         try:
             for _ in range(100):
-                if not self._step_once(later):
+                if not self._step_once():
                     return
         finally:
-            if later:
-                self._record_later(later)
-            self._record_pending_starts()  # and the flags of those results
-            for run_id in {e.run.run_id for e in later}:
-                self.on_change(run_id)
+            self._send_starts()
+            self._take_records()  # what the recorder's calls gave, and the flags
 
-    def _step_once(self, later: list[_Ended]) -> bool:
+    def _step_once(self) -> bool:
         """One round of :meth:`step`; True when there is more to do."""
         with self._lock:
             exited = list(self._exited)
             self._exited.clear()
-        # An attempt whose execution is not recorded yet (it ended that soon) is first.
-        self._record_pending_starts(set(exited))
+        # An attempt whose execution is not recorded yet (it ended that soon) waits for it.
+        self._take_records(set(exited))
         handles = {key: self._handles[key] for key in exited if key in self._handles}
         try:
             touched, ended, ended_later, known = self._collect(exited)
@@ -249,7 +248,6 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
                 self._replay.update(exited)
                 self._exited.extend(exited)
             raise
-        later += ended_later
         with self._lock:
             cancels = list(self._cancels)
             self._cancels.clear()
@@ -259,20 +257,19 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecoveryMixin
         for run_id, reason in cancels:
             if self._apply_cancel(run_id, reason):
                 dirty.add(run_id)
-        claimed, failed = self._settle(ended, dirty, known)
-        changed = dirty | self._start(claimed)
-        # After the starts, and only while no exit waits: off the path from an exit to
-        # the next task's start. The starts' executions first (an attempt whose exit
-        # came before has it recorded on that path), their ids stored with the flags of
-        # results recorded before; then the results (taken out of the carried list: if
-        # recording raises, step() does not repeat it), whose flags wait for the next.
-        if not self._exit_waits() or len(self._pending_starts) >= _CARRY_LIMIT:
-            self._record_pending_starts()
-        if later and (not self._exit_waits() or len(later) >= _CARRY_LIMIT):
-            recording = list(later)
-            later.clear()
-            self._record_later(recording)
-            changed |= {e.run.run_id for e in recording}
+        try:
+            claimed, failed = self._settle(ended, dirty, known)
+            changed = dirty | self._start(claimed)
+            # The starts' executions, then these results, to the recorder (in this order:
+            # the next harvest waits for the first); the engine stores what they give
+            # once no exit waits, off the path from an exit to a start.
+            self._send_starts()
+        finally:
+            # Whatever became of the rows (a row not ended is harvested again, as a
+            # replay, recorded at once): the metadata service's end is idempotent.
+            self._send_results(ended_later)
+        if not self._exit_waits():
+            self._take_records()
         for run_id in changed:
             if run_id in self._written:
                 self.on_rows(run_id, self._written.pop(run_id))

@@ -7,8 +7,8 @@ was 1 to 2 ms of the engine's 7 to 10 ms. A successful attempt that produced par
 (no artifacts) need not be recorded before its consumers start: their executor input
 names no artifact ids of it, and their own executions link to nothing of it. So its
 row is ended with ``unrecorded`` set, in the same transaction that claims the tasks it
-lets start, and it is recorded right after they started (one call for the step), then
-the flag is cleared. An attempt that produced artifacts is recorded before, as its
+lets start, and it is recorded after they started (one call for the step, on the
+recorder's thread: :mod:`.recorder`), then the flag is cleared. An attempt that produced artifacts is recorded before, as its
 consumers' executor input and INPUT events carry the artifact ids it gets.
 
 The flag makes this an outbox: if the scheduler dies between the commit and the record,
@@ -31,9 +31,6 @@ from sqlalchemy import Update, select, update
 from stepwell.server import Database
 from stepwell_scheduler.engine.leases import Leases
 from stepwell_scheduler.models import SUCCEEDED, RunRow, TaskRow
-
-if TYPE_CHECKING:
-    from stepwell_scheduler.engine.harvest import _Ended
 
 log = logging.getLogger(__name__)
 
@@ -72,31 +69,17 @@ class OutboxMixin:
             self, run: RunRow, row: TaskRow, outputs: dict[str, Any], replay: bool = False
         ) -> None: ...
 
-    def _record_later(self, ended: list[_Ended]) -> None:
-        """Records the executions of attempts whose rows were ended ``unrecorded`` (one
-        metadata call), their cache entries, then clears the flag (one statement). A
-        metadata failure is logged, as for any result; a failure to clear the flag leaves
-        the rows to the next sweep, which records them again (idempotent). The flags are
-        cleared once no exit waits, with any execution ids the engine has to store (on one
-        connection, :meth:`~.processes.ProcessMixin._record_pending_starts`)."""
-        self._record_unrecorded([(e.run, e.row, e.outputs, e.state) for e in ended], replay=False, engine=True)
-
-    def _record_unrecorded(
-        self, ends: list[tuple[RunRow, TaskRow, dict[str, Any], str]], replay: bool, engine: bool = False
-    ) -> None:
+    def _record_unrecorded(self, ends: list[tuple[RunRow, TaskRow, dict[str, Any], str]], replay: bool) -> None:
         """Ends the executions of ``(run, row, outputs, state)`` in the metadata service,
-        adds the cache entries of the successful ones and clears the rows' flag."""
+        adds the cache entries of the successful ones and clears the rows' flag (the
+        sweep; the engine's own go through :meth:`~.recorder.RecordsMixin._send_results`)."""
         if not ends:
             return
         self._record_all([(run, row.execution_id, outputs, state) for run, row, outputs, state in ends if row.execution_id])
         for run, row, outputs, state in ends:
             if row.fingerprint and row.execution_id and state == SUCCEEDED:
                 self._put_cache_entry(run, row, outputs, replay=replay)
-        if engine:
-            # Cleared once no exit waits; their runs are reported again then (not final
-            # until the flag is gone).
-            self._to_clear += [(run.run_id, row.id) for run, row, _outputs, _state in ends]
-        elif self._clear_unrecorded([row.id for _run, row, _outputs, _state in ends]):
+        if self._clear_unrecorded([row.id for _run, row, _outputs, _state in ends]):
             for run_id in {run.run_id for run, _row, _outputs, _state in ends}:
                 self.on_change(run_id)  # it may be final now (after a crash, say)
 

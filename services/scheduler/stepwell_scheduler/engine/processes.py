@@ -21,23 +21,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Table, bindparam, exists, inspect, select, update
+from sqlalchemy import Connection, Table, bindparam, exists, inspect, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from stepwell.server import Database
 from stepwell_scheduler.engine.dag import job_placeholders, now
 from stepwell_scheduler.engine.failpoints import Failpoints
 from stepwell_scheduler.engine.leases import Leases
-from stepwell_scheduler.engine.outbox import recorded
 from stepwell_scheduler.engine.plan import PipelinePlan
 from stepwell_scheduler.engine.provision import (
     attempt_log_uri,
     build_task_file,
-    execution_properties,
     task_timeout,
 )
 from stepwell_scheduler.executors import Executor, LaunchRequest, TaskHandle
-from stepwell_scheduler.metadata_client import CONTAINER_EXECUTION, ExecutionStart, MetadataClient
+from stepwell_scheduler.metadata_client import MetadataClient
 from stepwell_scheduler.models import FAILED, RUNNING, RunRow, TaskRow
 from stepwell_scheduler.settings import SchedulerSettings
 
@@ -64,13 +62,10 @@ class ProcessMixin:
     work_dir: Path
     _handles: dict[str, TaskHandle]
     _started: dict[str, tuple[RunRow, TaskRow, int]]
-    #: Attempts started whose executions are not recorded yet (_record_pending_starts).
+    #: Attempts started whose executions are not recorded yet (see :mod:`.recorder`).
     _pending_starts: list[_Prepared]
     #: The runs this engine holds (see :mod:`.recovery`).
     _owned: set[str]
-    #: ``(run id, row id)`` of rows whose results are recorded and whose outbox flag is
-    #: not cleared yet.
-    _to_clear: list[tuple[str, int]]
     on_change: Callable[[str], None]
     _timers: bool
     failpoint: Failpoints
@@ -125,9 +120,9 @@ class ProcessMixin:
     def _launch(self, attempts: list[_Prepared]) -> None:
         """Starts a process for each stored attempt, in the durable order, batch by
         batch: task files written; the runs' leases renewed again if the claim is no
-        longer recent; processes started; pids stored (one statement). Then, once no
-        exit waits (:meth:`_record_pending_starts`): executions recorded (one metadata
-        call); execution ids stored (one statement).
+        longer recent; processes started; pids stored (one statement). Then, on the
+        recorder's thread (:mod:`.recorder`): executions recorded (one metadata call);
+        and, back on the engine's, execution ids stored (one statement).
 
         The execution is recorded after the process starts, so that it is not on the
         path from a claim to a running process, nor on the path from the next exit to
@@ -196,89 +191,8 @@ class ProcessMixin:
                 deadline_at=stamp + timedelta(seconds=p.timeout) if p.timeout else None,
             )
             self._started[p.request.key] = (p.run, p.row, p.epoch)
-        # Their executions are recorded once no exit waits (see _record_pending_starts).
+        # Their executions are recorded on the recorder's thread (see .recorder).
         self._pending_starts += started
-
-    def _record_pending_starts(self, keys: set[str] | None = None) -> None:
-        """Records the executions of attempts started and not yet recorded (one metadata
-        call), then stores their ids and clears the outbox flags of results recorded
-        since (:meth:`~.outbox.OutboxMixin._record_later`), on one connection. The engine
-        calls it once no exit waits to be harvested, so that the next task's start does
-        not wait behind the previous one's bookkeeping; and before it harvests an attempt
-        of these (``keys``: only if one of them is among them), whose end needs its
-        execution.
-
-        It does not raise: an attempt whose execution id could not be stored keeps its
-        lookup mark (its harvest finds the execution by run, task and attempt), and flags
-        not cleared are tried again at the next call (or by the sweep). Attempts of runs
-        this engine let go of meanwhile are left to the runs' new owners, who look them up
-        the same way."""
-        if keys is not None and not any(p.request is not None and p.request.key in keys for p in self._pending_starts):
-            return
-        started = [p for p in self._pending_starts if p.run.run_id in self._owned]
-        self._pending_starts = []
-        if started:
-            self._record_starts(started)
-            self.failpoint("execution-created", len(started))
-        recorded_ids = [p for p in started if p.execution_id]
-        clearing, self._to_clear = self._to_clear, []
-        if not recorded_ids and not clearing:
-            return
-        try:
-            with self.db.autocommit() as connection:
-                self._update_claimed(
-                    connection,
-                    [{"row_id": p.row.id, "execution_id": p.execution_id, "lookup_execution": False} for p in recorded_ids],
-                )
-                if clearing:
-                    connection.execute(recorded([row_id for _run_id, row_id in clearing]))
-        except Exception as err:
-            log.warning(
-                "could not store %d execution id(s) and clear %d result flag(s) (%s); the harvests look the "
-                "executions up, the flags are cleared later", len(recorded_ids), len(clearing), err,
-            )
-            self._to_clear += clearing
-            return
-        for run_id in {run_id for run_id, _row_id in clearing}:
-            self.on_change(run_id)  # it may be final now
-        for p in recorded_ids:
-            stored(p.row, execution_id=p.execution_id, lookup_execution=False)
-        if not all(self.leases.unbroken(p.epoch) for p in recorded_ids):
-            try:
-                self._close_orphaned(recorded_ids)
-            except Exception as err:
-                log.warning("could not check %d execution(s) recorded across a lapse of the leases: %s", len(recorded_ids), err)
-
-    def _close_orphaned(self, recorded: list[_Prepared]) -> None:
-        """After a lapse of the leases (this process stalled between a start and the
-        record of its execution): another scheduler may have taken the run over meanwhile
-        and recorded the attempt under an execution of its own, or queued the task again.
-        An execution recorded here that the row does not name (and cannot come to name:
-        a row waiting for a lookup finds it by run, task and attempt) is closed as FAILED,
-        so that every task ends with exactly one successful execution."""
-        with self.db.session() as s:
-            found = {
-                row_id: (attempt, execution_id)
-                for row_id, attempt, execution_id in s.execute(
-                    select(TaskRow.id, TaskRow.attempt, TaskRow.execution_id).where(
-                        TaskRow.id.in_([p.row.id for p in recorded])
-                    )
-                )
-            }
-        for p in recorded:
-            attempt, execution_id = found.get(p.row.id, (0, -1))
-            if attempt == p.attempt and execution_id in (0, p.execution_id):
-                continue
-            log.warning(
-                "task %s of run %s was taken over while this scheduler stalled; closing its execution %d",
-                p.row.qualified_name, p.run.run_id, p.execution_id,
-            )
-            try:
-                self.metadata.finish_execution(
-                    p.execution_id, FAILED, {}, error="another scheduler took this attempt over and recorded it itself"
-                )
-            except Exception as err:
-                log.warning("could not close execution %d: %s", p.execution_id, err)
 
     def _still_held(self, prepared: list[_Prepared]) -> list[_Prepared]:
         """The attempts whose runs this scheduler still holds. The claim renewed their
@@ -300,34 +214,6 @@ class ProcessMixin:
             if p.run.run_id not in held:
                 log.warning("not starting task %s of run %s: another scheduler took the run over", p.row.qualified_name, p.run.run_id)
         return [p for p in prepared if p.run.run_id in held]
-
-    def _record_starts(self, started: list[_Prepared]) -> None:
-        """Records the executions of started attempts: one metadata call for new tasks,
-        a lookup for tasks a lost attempt may have recorded already."""
-        fresh = [p for p in started if not p.lookup]
-        try:
-            ids = self.metadata.start_executions(
-                [
-                    ExecutionStart(
-                        execution_type=CONTAINER_EXECUTION,
-                        name=p.row.qualified_name,
-                        context_ids=[p.run.pipeline_context_id, p.run.run_context_id],
-                        inputs=(p.row.inputs or {}).get("parameters") or {},
-                        custom_properties=execution_properties(p.run, p.row, p.attempt, p.image),
-                        input_artifacts=(p.row.inputs or {}).get("artifacts") or {},
-                    )
-                    for p in fresh
-                ]
-            ) if fresh else []
-        except Exception as err:
-            log.warning("could not record %d task(s) in the metadata service at once (%s); one by one", len(fresh), err)
-            # One bad item fails a whole batch: the others are recorded one by one.
-            ids = [self._start_execution(p.run, p.row, CONTAINER_EXECUTION, p.attempt, p.image, lookup=False) for p in fresh]
-        for p, execution_id in zip(fresh, ids, strict=False):
-            p.execution_id = execution_id
-        for p in started:
-            if p.lookup:
-                p.execution_id = self._start_execution(p.run, p.row, CONTAINER_EXECUTION, p.attempt, p.image, lookup=True)
 
     def _write_task_file(self, p: _Prepared, env: dict[str, str]) -> None:
         """Fills in the request that starts the attempt, with its task file's content
