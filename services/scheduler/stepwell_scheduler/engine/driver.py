@@ -32,7 +32,7 @@ from stepwell_scheduler.engine.dag import now
 from stepwell_scheduler.engine.direct import DirectRows
 from stepwell_scheduler.engine.failpoints import Failpoints
 from stepwell_scheduler.engine.fences import FENCING, FenceFailed
-from stepwell_scheduler.engine.harvest import HarvestMixin, _Known, _RowEnd
+from stepwell_scheduler.engine.harvest import HarvestMixin, _Ended, _Known, _RowEnd
 from stepwell_scheduler.engine.launch import LaunchMixin, _Claim
 from stepwell_scheduler.engine.leases import Leases, new_worker_id
 from stepwell_scheduler.engine.loops import LoopProgress
@@ -94,6 +94,7 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecordsMixin,
         self._started: dict[str, tuple[RunRow, TaskRow, int]] = {}
         self._pending_starts: list[_Prepared] = []
         self._in_flight: collections.deque[_Batch] = collections.deque()
+        self._later: list[_Ended] = []
         self._to_clear: list[tuple[str, int]] = []
         #: Makes the metadata calls that follow the starts (see :mod:`.recorder`).
         self.recorder = Recorder(lambda: self._wake.set())
@@ -228,8 +229,8 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecordsMixin,
                 if not self._step_once():
                     return
         finally:
-            self._send_starts()
             self._take_records()  # what the recorder's calls gave, and the flags
+            self._send_records()
 
     def _step_once(self) -> bool:
         """One round of :meth:`step`; True when there is more to do."""
@@ -257,17 +258,15 @@ class Engine(AdvanceMixin, LaunchMixin, HarvestMixin, OutboxMixin, RecordsMixin,
         for run_id, reason in cancels:
             if self._apply_cancel(run_id, reason):
                 dirty.add(run_id)
-        try:
-            claimed, failed = self._settle(ended, dirty, known)
-            changed = dirty | self._start(claimed)
-            # The starts' executions, then these results, to the recorder (in this order:
-            # the next harvest waits for the first); the engine stores what they give
-            # once no exit waits, off the path from an exit to a start.
-            self._send_starts()
-        finally:
-            # Whatever became of the rows (a row not ended is harvested again, as a
-            # replay, recorded at once): the metadata service's end is idempotent.
-            self._send_results(ended_later)
+        # Whatever becomes of the rows (a row not ended is harvested again, as a replay,
+        # recorded at once): the metadata service's end is idempotent.
+        self._later += ended_later
+        claimed, failed = self._settle(ended, dirty, known)
+        changed = dirty | self._start(claimed)
+        # The starts' executions to the recorder (the results' at the end of the step);
+        # the engine stores what they give once no exit waits, off the path from an exit
+        # to a start.
+        self._send_records(results=False)
         if not self._exit_waits():
             self._take_records()
         for run_id in changed:

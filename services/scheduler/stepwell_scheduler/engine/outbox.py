@@ -65,6 +65,7 @@ class OutboxMixin:
     if TYPE_CHECKING:
 
         def _record_all(self, items: list[tuple[RunRow, int, dict[str, Any], str]]) -> None: ...
+        def _recording_ids(self) -> set[int]: ...
         def _put_cache_entry(
             self, run: RunRow, row: TaskRow, outputs: dict[str, Any], replay: bool = False
         ) -> None: ...
@@ -105,10 +106,12 @@ class OutboxMixin:
                 .limit(_SWEEP_BATCH)
             ).all()
         dead: dict[str, bool] = {}
+        mine = self._recording_ids()  # this engine's own, under way
         left = [
             (row, run)
             for row, run in found
-            if run.lease_owner == self.leases.owner or self.leases.abandoned(run.lease_owner, run.lease_expires_at, dead)
+            if row.id not in mine
+            and (run.lease_owner == self.leases.owner or self.leases.abandoned(run.lease_owner, run.lease_expires_at, dead))
         ]
         if not left:
             return 0

@@ -54,6 +54,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: Results ended ``unrecorded`` are handed over at the end of a step (nothing waits for
+#: their records but the run's final report), or once this many have gathered.
+_GATHER_RESULTS = 256
+
 
 class Recorder:
     """Runs calls one at a time, in the order given, on a thread of its own; ``on_done``
@@ -142,6 +146,8 @@ class RecordsMixin:
     _owned: set[str]
     #: Attempts started whose executions are not handed to the recorder yet.
     _pending_starts: list[_Prepared]
+    #: Attempts ended ``unrecorded`` whose records are not handed to the recorder yet.
+    _later: list[_Ended]
     #: Calls handed to the recorder whose outcome is not stored yet, oldest first.
     _in_flight: collections.deque[_Batch]
     #: ``(run id, row id)`` of rows whose results are recorded and whose outbox flag is
@@ -154,6 +160,18 @@ class RecordsMixin:
             self, run: RunRow, row: TaskRow, execution_type: str, attempt: int, image: str, lookup: bool | None = None
         ) -> int: ...
         def _update_claimed(self, connection: Connection, values: list[dict[str, Any]]) -> None: ...
+
+    def _send_records(self, results: bool = True, force: bool = False) -> None:
+        """Hands the executions of the attempts started since, then (``results``) the
+        records of the results ended ``unrecorded``, to the recorder; unless ``force``,
+        only when it is idle: while a call is under way, what comes meanwhile gathers
+        into the next one (a busy engine's calls grow instead of multiplying)."""
+        if not force and self._in_flight and not self._in_flight[-1].future.done():
+            return
+        self._send_starts()
+        if results or len(self._later) >= _GATHER_RESULTS:
+            later, self._later = self._later, []
+            self._send_results(later)
 
     def _send_starts(self) -> None:
         """Hands the executions of the attempts started since to the recorder (one call).
@@ -278,10 +296,19 @@ class RecordsMixin:
             except Exception as err:
                 log.warning("could not check %d execution(s) recorded across a lapse of the leases: %s", len(recorded_ids), err)
 
+    def _recording_ids(self) -> set[int]:
+        """Ids of the rows ended ``unrecorded`` whose records this engine has under way
+        (not handed over, in a call, or done with the flag not cleared yet): the sweep
+        leaves them alone."""
+        ids = {e.row.id for e in self._later}
+        ids.update(row_id for batch in self._in_flight for _run_id, row_id in batch.clears)
+        ids.update(row_id for _run_id, row_id in self._to_clear)
+        return ids
+
     def _drain_records(self) -> None:
         """Hands over what is left, waits for every call and stores what they gave (the
         engine stopping)."""
-        self._send_starts()
+        self._send_records(results=True, force=True)
         for batch in list(self._in_flight):
             batch.future.exception()
         self._take_records()
