@@ -8,6 +8,7 @@ metadata service and task processes, both back ends."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -164,3 +165,42 @@ def test_a_failure_to_store_execution_ids_loses_no_exit(stack: Stack, monkeypatc
     run_id = _run_chain(stack)
     assert len(failed) == 2
     _assert_all_recorded(stack, run_id)
+
+
+def test_the_sweep_leaves_alone_the_records_under_way(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first record of results is held on the recorder's thread while the heartbeat
+    # runs its sweep of rows left unrecorded: the rows of that record are the engine's
+    # own, under way, and are not recorded a second time.
+    engine = stack.scheduler.engine
+    entered, release, swept = threading.Event(), threading.Event(), threading.Event()
+    finished: list[int] = []
+    real_finish = engine.metadata.finish_executions
+
+    def finish_executions(ends: Any) -> Any:
+        if not entered.is_set() and threading.current_thread().name.startswith("metadata-recorder"):
+            entered.set()
+            release.wait(10)
+        finished.extend(end.execution_id for end in ends)
+        return real_finish(ends)
+
+    real_left = engine._record_left
+
+    def record_left() -> int:
+        count = real_left()
+        if entered.is_set():
+            swept.set()
+        return count
+
+    monkeypatch.setattr(engine.metadata, "finish_executions", finish_executions)
+    monkeypatch.setattr(engine, "_record_left", record_left)
+    run_id = uuid.uuid4().hex
+    stack.start(run_id, parameter_chain(NAMES, pipeline="exits-first"), {"salt": "s"})
+    assert entered.wait(30), "no result was recorded after its start"
+    engine._tick()  # the heartbeat
+    assert swept.wait(10), "the sweep did not run"
+    release.set()
+    assert stack.wait(run_id, timeout=60).state == common_pb2.SUCCEEDED
+    _until(stack, lambda: any(r.state == common_pb2.SUCCEEDED for r in stack.api.for_run(run_id)), seconds=10)
+    _assert_all_recorded(stack, run_id)
+    assert sorted(finished) == sorted(set(finished)), "an execution was ended twice"
+    assert len(finished) == len(NAMES)
