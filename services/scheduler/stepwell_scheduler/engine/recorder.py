@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import collections
 import logging
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -61,21 +63,34 @@ _GATHER_RESULTS = 256
 
 class Recorder:
     """Runs calls one at a time, in the order given, on a thread of its own; ``on_done``
-    is called (on that thread) after each."""
+    is called (on that thread) after each. A daemon thread: a call that never returns
+    (an in-process call has no deadline) holds up neither a stop nor the process's exit."""
 
     def __init__(self, on_done: Callable[[], None]) -> None:
         self._on_done = on_done
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="metadata-recorder")
+        self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="metadata-recorder", daemon=True)
+        self._thread.start()
 
     def submit(self, call: Callable[[], T]) -> Future[T]:
         """Schedules ``call``."""
-        future = self._pool.submit(call)
-        future.add_done_callback(lambda _f: self._on_done())
+        future: Future[T] = Future()
+        self._calls.put((call, future))
         return future
 
-    def shutdown(self) -> None:
-        """Waits for the calls given and stops the thread."""
-        self._pool.shutdown(wait=True)
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stops the thread once the calls given are done (waiting up to ``timeout``)."""
+        self._calls.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while (item := self._calls.get()) is not None:
+            call, future = item
+            try:
+                future.set_result(call())
+            except BaseException as err:
+                future.set_exception(err)
+            self._on_done()
 
 
 def _done(value: T) -> Future[T]:
