@@ -29,12 +29,17 @@ from stepwell.server import Database
 from stepwell_scheduler.engine.dag import now
 from stepwell_scheduler.engine.failpoints import Failpoints
 from stepwell_scheduler.engine.leases import Leases
-from stepwell_scheduler.engine.outbox import may_record_later
+from stepwell_scheduler.engine.outbox import (
+    cache_entry,
+    end_executions,
+    execution_end,
+    may_record_later,
+)
 from stepwell_scheduler.engine.plan import PipelinePlan
 from stepwell_scheduler.engine.processes import _SEP, read_json, task_file_path, task_key
 from stepwell_scheduler.engine.recovery import locked_runs
 from stepwell_scheduler.executors import Executor, TaskHandle
-from stepwell_scheduler.metadata_client import CONTAINER_EXECUTION, ExecutionEnd, MetadataClient
+from stepwell_scheduler.metadata_client import CONTAINER_EXECUTION, MetadataClient
 from stepwell_scheduler.models import (
     CANCELED,
     CANCELING,
@@ -263,15 +268,7 @@ class HarvestMixin:
                 entry = self.metadata.lookup_cache(run.pipeline_name, run.namespace, row.fingerprint)
                 if entry is not None and entry["execution_id"] == row.execution_id:
                     return
-            self.metadata.put_cache_entry(
-                pipeline_name=run.pipeline_name,
-                namespace=run.namespace,
-                fingerprint=row.fingerprint,
-                run_id=run.run_id,
-                task_name=row.qualified_name,
-                execution_id=row.execution_id,
-                outputs=outputs,
-            )
+            self.metadata.put_cache_entry(**cache_entry(run, row, outputs))
         except Exception as err:
             log.warning("could not store the cache entry of task %s: %s", row.qualified_name, err)
 
@@ -285,28 +282,8 @@ class HarvestMixin:
         """Ends executions in the metadata service in one call: produced artifacts of the
         successful ones (their ids are written into ``outputs``), final states, output
         parameters. A failure is logged and never fails a task."""
-        if not items:
-            return
-        ends = [
-            ExecutionEnd(
-                execution_id=execution_id,
-                state=state,
-                parameters=outputs.get("parameters") or {},
-                artifacts=(outputs.get("artifacts") or {}) if state == SUCCEEDED else {},
-                context_ids=[run.pipeline_context_id, run.run_context_id],
-            )
-            for run, execution_id, outputs, state in items
-        ]
-        try:
-            recorded = self.metadata.finish_executions(ends)
-        except Exception as err:
-            if len(items) > 1:  # one bad item fails a whole batch: record the others one by one
-                for item in items:
-                    self._record_all([item])
-                return
-            log.warning("could not record the outputs of execution %s: %s", ends[0].execution_id, err)
-            return
-        for (_run, _execution_id, outputs, state), ids in zip(items, recorded, strict=False):
+        ends = [execution_end(run, execution_id, outputs, state) for run, execution_id, outputs, state in items]
+        for (_run, _execution_id, outputs, state), ids in zip(items, end_executions(self.metadata, ends), strict=False):
             if state != SUCCEEDED:
                 continue
             for name, records in (outputs.get("artifacts") or {}).items():

@@ -30,12 +30,53 @@ from sqlalchemy import Update, select, update
 
 from stepwell.server import Database
 from stepwell_scheduler.engine.leases import Leases
+from stepwell_scheduler.metadata_client import ExecutionEnd, MetadataClient
 from stepwell_scheduler.models import SUCCEEDED, RunRow, TaskRow
 
 log = logging.getLogger(__name__)
 
 #: At most this many rows left unrecorded are recorded per heartbeat.
 _SWEEP_BATCH = 500
+
+
+def execution_end(run: RunRow, execution_id: int, outputs: dict[str, Any], state: str) -> ExecutionEnd:
+    """The metadata service's end of an attempt's execution: its final state, output
+    parameters, and (of a success) its produced artifacts."""
+    return ExecutionEnd(
+        execution_id=execution_id,
+        state=state,
+        parameters=outputs.get("parameters") or {},
+        artifacts=(outputs.get("artifacts") or {}) if state == SUCCEEDED else {},
+        context_ids=[run.pipeline_context_id, run.run_context_id],
+    )
+
+
+def end_executions(metadata: MetadataClient, ends: list[ExecutionEnd]) -> list[dict[str, list[int]]]:
+    """Ends the executions in one call, or, when it fails, one by one (one bad item
+    fails a whole batch). Per end, the ids of its output artifacts by name; ``{}`` for
+    one that could not be ended (logged: a metadata failure never fails a task)."""
+    if not ends:
+        return []
+    try:
+        return metadata.finish_executions(ends)
+    except Exception as err:
+        if len(ends) == 1:
+            log.warning("could not record the outputs of execution %s: %s", ends[0].execution_id, err)
+            return [{}]
+    return [(end_executions(metadata, [end]) or [{}])[0] for end in ends]
+
+
+def cache_entry(run: RunRow, row: TaskRow, outputs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of ``MetadataClient.put_cache_entry`` for a task's successful result."""
+    return dict(
+        pipeline_name=run.pipeline_name,
+        namespace=run.namespace,
+        fingerprint=row.fingerprint,
+        run_id=run.run_id,
+        task_name=row.qualified_name,
+        execution_id=row.execution_id,
+        outputs=outputs,
+    )
 
 
 def may_record_later(state: str, outputs: dict[str, Any], replay: bool) -> bool:

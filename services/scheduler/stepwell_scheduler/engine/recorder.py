@@ -36,7 +36,7 @@ from sqlalchemy import select
 from stepwell.server import Database
 from stepwell_scheduler.engine.failpoints import Failpoints
 from stepwell_scheduler.engine.leases import Leases
-from stepwell_scheduler.engine.outbox import recorded
+from stepwell_scheduler.engine.outbox import cache_entry, end_executions, execution_end, recorded
 from stepwell_scheduler.engine.processes import _Prepared, stored
 from stepwell_scheduler.engine.provision import execution_properties
 from stepwell_scheduler.metadata_client import (
@@ -104,7 +104,7 @@ class _Batch:
     """Calls handed to the recorder in one go: executions to create for ``starts`` (ids
     in their order) or results to end, whose rows' flags are cleared once done."""
 
-    future: Future[list[int]]
+    future: Future[Any]
     starts: list[_Prepared] = field(default_factory=list)
     keys: frozenset[str] = frozenset()
     clears: list[tuple[str, int]] = field(default_factory=list)
@@ -127,26 +127,15 @@ def create_executions(metadata: MetadataClient, starts: list[ExecutionStart]) ->
     return ids
 
 
-def finish_executions(metadata: MetadataClient, ends: list[ExecutionEnd], entries: list[dict[str, Any]]) -> list[int]:
-    """Ends the executions (one call; on failure one by one), then stores the cache
+def finish_executions(metadata: MetadataClient, ends: list[ExecutionEnd], entries: list[dict[str, Any]]) -> None:
+    """Ends the executions (:func:`~.outbox.end_executions`), then stores the cache
     entries. Failures are logged: the results are in the task rows, as for any result."""
-    try:
-        metadata.finish_executions(ends)
-    except Exception as err:
-        if len(ends) == 1:
-            log.warning("could not record the outputs of execution %s: %s", ends[0].execution_id, err)
-        else:  # one bad item fails a whole batch: the others one by one
-            for end in ends:
-                try:
-                    metadata.finish_executions([end])
-                except Exception as one:
-                    log.warning("could not record the outputs of execution %s: %s", end.execution_id, one)
+    end_executions(metadata, ends)
     for entry in entries:
         try:
             metadata.put_cache_entry(**entry)
         except Exception as err:
             log.warning("could not store the cache entry of task %s: %s", entry["task_name"], err)
-    return []
 
 
 class RecordsMixin:
@@ -226,29 +215,9 @@ class RecordsMixin:
         ends = [e for e in ended if e.row.execution_id]
         if not ends:
             return
-        calls = [
-            ExecutionEnd(
-                execution_id=e.row.execution_id,
-                state=e.state,
-                parameters=e.outputs.get("parameters") or {},
-                artifacts=e.outputs.get("artifacts") or {},  # none: see outbox.may_record_later
-                context_ids=[e.run.pipeline_context_id, e.run.run_context_id],
-            )
-            for e in ends
-        ]
-        entries = [
-            dict(
-                pipeline_name=e.run.pipeline_name,
-                namespace=e.run.namespace,
-                fingerprint=e.row.fingerprint,
-                run_id=e.run.run_id,
-                task_name=e.row.qualified_name,
-                execution_id=e.row.execution_id,
-                outputs=e.outputs,
-            )
-            for e in ends
-            if e.row.fingerprint and e.state == SUCCEEDED
-        ]
+        # Built here, on the engine thread: the recorder's reads nothing of the rows.
+        calls = [execution_end(e.run, e.row.execution_id, e.outputs, e.state) for e in ends]
+        entries = [cache_entry(e.run, e.row, e.outputs) for e in ends if e.row.fingerprint and e.state == SUCCEEDED]
         metadata = self.metadata
         future = self.recorder.submit(lambda: finish_executions(metadata, calls, entries))
         self._in_flight.append(_Batch(future, clears=[(e.run.run_id, e.row.id) for e in ends]))
